@@ -1,0 +1,21 @@
+package dev.condjl.integration.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** {@code condjl bench}: benchmarks that print one JSON line per case. */
+@Command(
+        name = "bench",
+        mixinStandardHelpOptions = true,
+        description = "Benchmarks; each prints one JSON line per case.",
+        subcommands = {})
+public final class Bench implements Runnable {
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    /** {@inheritDoc} */
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a benchmark name is required");
+    }
+}
