@@ -1,0 +1,420 @@
+package dev.condjl.cuda;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The JNI surface of {@code libcondjl_ops}: fused coordinate descent (the CoLT5 router's soft top-k) and its
+ * implicit-function gradient, on CPU (threads over rows) and CUDA (one launch for all iterations).
+ *
+ * <p>Forward, per row of {@code s} with validity mask {@code m}, sparsity {@code k} (or its log) and an
+ * {@link EpsSchedule}:
+ * {@code a = 0, b = −s}; {@code iters} times {@code z = (s + b)/e} (masked {@code z = −∞}),
+ * {@code a = e·(ln max(k, 1e−20) − logsumexp(z))}, {@code b = −relu(s + a)}; output
+ * {@code y = exp(((s + a) + b)/e_final)}, 0 where masked. Backward, for an upstream gradient {@code g}: with
+ * {@code w = y} where {@code y < 1} (else 0), {@code ds = (w/e_final)·(g − Σ(g·w)/Σw)} per row (0 where
+ * {@code Σw = 0}): the gradient of the converged solution, O(n), no stored iterations.
+ *
+ * <p>Loading never fails the caller: when the library cannot load, {@link #isAvailable()} is false, one warning is
+ * logged and callers use their pure-DJL path; likewise {@link #supports(Device)} for GPUs whose driver or
+ * architecture the CUDA kernels cannot use. Tensor entry points take DJL PyTorch arrays (fp32, or fp16 computed
+ * in fp32), validate dtype, shape, device, {@code k} and mask before touching data, copy non-contiguous inputs
+ * (broadcast views included), and throw {@link IllegalArgumentException} for bad input. Raw entry points take addresses (device pointers for
+ * CUDA, direct-buffer addresses for the CPU) and need no libtorch.
+ */
+public final class CondjlOps {
+
+    private static final Logger LOG = LogManager.getLogger(CondjlOps.class);
+    private static final String LOAD_FAILURE = NativeLibrary.load();
+    private static final AtomicBoolean GPU_WARNED = new AtomicBoolean();
+    private static volatile String cudaFailure;
+
+    static {
+        if (LOAD_FAILURE != null) {
+            LOG.warn("libcondjl_ops is unavailable ({}); fused coordinate descent falls back to DJL operations",
+                    LOAD_FAILURE);
+        }
+    }
+
+    private CondjlOps() {}
+
+    /**
+     * Whether the native library loaded (CPU kernels and raw entry points usable).
+     *
+     * @return true when loaded
+     */
+    public static boolean isAvailable() {
+        return LOAD_FAILURE == null;
+    }
+
+    /**
+     * Why the library did not load.
+     *
+     * @return the reason, or "" when {@link #isAvailable()}
+     */
+    public static String unavailableReason() {
+        return LOAD_FAILURE == null ? "" : LOAD_FAILURE;
+    }
+
+    /**
+     * Whether the library was built with its CUDA kernels (nvcc present at build time).
+     *
+     * @return true for a CUDA build
+     */
+    public static boolean cudaCompiled() {
+        return isAvailable() && nCudaCompiled();
+    }
+
+    /**
+     * Whether the CUDA kernels can run on this machine's first GPU (probed once with a tiny launch).
+     *
+     * @return true when usable
+     */
+    public static boolean cudaAvailable() {
+        return cudaUnavailableReason().isEmpty();
+    }
+
+    /**
+     * Why the CUDA kernels cannot run.
+     *
+     * @return the reason, or "" when {@link #cudaAvailable()}
+     */
+    public static String cudaUnavailableReason() {
+        if (!isAvailable()) {
+            return LOAD_FAILURE;
+        }
+        String reason = cudaFailure;
+        if (reason == null) {
+            reason = nCudaProbe();
+            cudaFailure = reason;
+        }
+        return reason;
+    }
+
+    /**
+     * Whether the fused kernels can run on {@code device}; logs one warning the first time a GPU is refused.
+     *
+     * @param device a CPU or GPU device
+     * @return true when {@link #coorDescent} runs there
+     */
+    public static boolean supports(Device device) {
+        if (!isAvailable()) {
+            return false;
+        }
+        if (device.isGpu()) {
+            boolean ok = cudaAvailable();
+            if (!ok && GPU_WARNED.compareAndSet(false, true)) {
+                LOG.warn("fused coordinate descent cannot use {} ({}); falling back to DJL operations", device,
+                        cudaUnavailableReason());
+            }
+            return ok;
+        }
+        return Device.Type.CPU.equals(device.getDeviceType());
+    }
+
+    /**
+     * Fused coordinate descent with one {@code k} for every row.
+     *
+     * @param s (..., n) scores, float32 or float16, PyTorch engine
+     * @param k sparsity, finite and {@code > 0}
+     * @param mask (..., n) bool validity mask (true = keep), or null
+     * @param eps the ε schedule
+     * @return (..., n) soft top-k weights in [0, 1], dtype of {@code s}, in {@code s}'s manager; no gradient
+     */
+    public static NDArray coorDescent(NDArray s, float k, NDArray mask, EpsSchedule eps) {
+        return forward(s, null, k, mask, eps);
+    }
+
+    /**
+     * Fused coordinate descent given {@code ln(max(k, 1e−20))} as a tensor, one value or one per row.
+     *
+     * @param s (..., n) scores, float32 or float16, PyTorch engine
+     * @param logk (1), (...) or (..., 1) log-sparsity on {@code s}'s device; converted to float32
+     * @param mask (..., n) bool validity mask (true = keep), or null
+     * @param eps the ε schedule
+     * @return (..., n) soft top-k weights in [0, 1], dtype of {@code s}, in {@code s}'s manager; no gradient
+     */
+    public static NDArray coorDescentLogK(NDArray s, NDArray logk, NDArray mask, EpsSchedule eps) {
+        if (logk == null) {
+            throw new IllegalArgumentException("logk must not be null");
+        }
+        NDArray logk32 = logk.getDataType() == DataType.FLOAT32 ? logk : logk.toType(DataType.FLOAT32, false);
+        try {
+            return forward(s, logk32, 0f, mask, eps);
+        } finally {
+            if (logk32 != logk) {
+                logk32.close();
+            }
+        }
+    }
+
+    /**
+     * The implicit-function gradient of a converged solution (see the class comment).
+     *
+     * @param y (..., n) output of {@link #coorDescent}
+     * @param grad (..., n) upstream gradient, same dtype and device as {@code y}
+     * @param epsFinal the final ε of the schedule that produced {@code y}
+     * @return (..., n) gradient with respect to the scores, in {@code y}'s manager
+     */
+    public static NDArray coorDescentBackward(NDArray y, NDArray grad, float epsFinal) {
+        ensureAvailable();
+        PtNDArray py = pytorch(y, "y");
+        PtNDArray pg = pytorch(grad, "grad");
+        return new PtNDArray((PtNDManager) py.getManager(), nBackward(py.getHandle(), pg.getHandle(), epsFinal));
+    }
+
+    private static NDArray forward(NDArray s, NDArray logk, float k, NDArray mask, EpsSchedule eps) {
+        ensureAvailable();
+        if (eps == null) {
+            throw new IllegalArgumentException("eps schedule must not be null");
+        }
+        PtNDArray ps = pytorch(s, "s");
+        long maskHandle = mask == null ? 0L : pytorch(mask, "mask").getHandle();
+        long logkHandle = logk == null ? 0L : pytorch(logk, "logk").getHandle();
+        long out = nForward(ps.getHandle(), maskHandle, logkHandle, k, eps.iters(), eps.epsAt(0), eps.epsDecay(),
+                eps.eps());
+        return new PtNDArray((PtNDManager) ps.getManager(), out);
+    }
+
+    private static PtNDArray pytorch(NDArray array, String name) {
+        if (array == null) {
+            throw new IllegalArgumentException(name + " must not be null");
+        }
+        if (!(array instanceof PtNDArray)) {
+            throw new IllegalArgumentException(name + " must be a PyTorch-engine NDArray, got "
+                    + array.getClass().getName());
+        }
+        return (PtNDArray) array;
+    }
+
+    private static void ensureAvailable() {
+        if (!isAvailable()) {
+            throw new IllegalStateException("libcondjl_ops is unavailable: " + LOAD_FAILURE);
+        }
+    }
+
+    // ---- raw buffers ---------------------------------------------------------------------------------------------
+
+    /**
+     * Fused coordinate descent on raw row-major buffers.
+     *
+     * @param cuda true: device pointers, CUDA kernels on {@code stream}; false: host addresses, CPU kernels
+     * @param s rows·n scores (float32, or float16 when {@code half})
+     * @param mask rows·n bytes (1 = keep), or 0 for none
+     * @param logk rows float32 values {@code ln(max(k, 1e−20))}, or 0 to use {@code k} for every row
+     * @param k sparsity of every row when {@code logk == 0}, finite and {@code > 0}
+     * @param rows number of rows
+     * @param n row length
+     * @param half float16 data instead of float32
+     * @param eps the ε schedule
+     * @param out rows·n outputs, same dtype as {@code s}
+     * @param stream CUDA stream ({@code cudaStream_t}), 0 for the default stream; ignored on the CPU
+     * @param launch CUDA launch configuration; ignored on the CPU
+     */
+    public static void coorDescentRaw(boolean cuda, long s, long mask, long logk, float k, long rows, long n,
+            boolean half, EpsSchedule eps, long out, long stream, LaunchConfig launch) {
+        ensureAvailable();
+        nForwardRaw(cuda, s, mask, logk, k, rows, n, half ? 1 : 0, eps.iters(), eps.epsAt(0), eps.epsDecay(),
+                eps.eps(), out, stream, launch.blocksPerRow(), launch.threads(), launch.mode().ordinal());
+    }
+
+    /**
+     * The implicit-function gradient on raw buffers.
+     *
+     * @param cuda true: device pointers, CUDA kernels; false: host addresses, CPU kernels
+     * @param y rows·n forward outputs
+     * @param grad rows·n upstream gradients
+     * @param out rows·n results; may equal {@code grad}
+     * @param rows number of rows
+     * @param n row length
+     * @param half float16 data instead of float32
+     * @param epsFinal final ε of the forward's schedule
+     * @param stream CUDA stream, 0 for the default stream
+     * @param launch CUDA launch configuration
+     */
+    public static void coorDescentBackwardRaw(boolean cuda, long y, long grad, long out, long rows, long n,
+            boolean half, float epsFinal, long stream, LaunchConfig launch) {
+        ensureAvailable();
+        nBackwardRaw(cuda, y, grad, out, rows, n, half ? 1 : 0, epsFinal, stream, launch.blocksPerRow(),
+                launch.threads(), launch.mode().ordinal());
+    }
+
+    /**
+     * The CUDA launch the library would use, e.g. {@code "cluster G=16 T=256 R=8 grid=32"}.
+     *
+     * @param rows number of rows
+     * @param n row length
+     * @param backward the backward kernel instead of the forward
+     * @param launch forced settings
+     * @return a description
+     */
+    public static String describeLaunch(long rows, long n, boolean backward, LaunchConfig launch) {
+        ensureAvailable();
+        return nDescribeLaunch(rows, n, backward, launch.blocksPerRow(), launch.threads(), launch.mode().ordinal());
+    }
+
+    /**
+     * The address of a direct buffer, for the CPU raw entry points.
+     *
+     * @param direct a direct ByteBuffer
+     * @return its address
+     */
+    public static long address(ByteBuffer direct) {
+        ensureAvailable();
+        return nAddress(direct);
+    }
+
+    /**
+     * {@code cudaMalloc}.
+     *
+     * @param bytes size
+     * @return device pointer
+     */
+    public static long cudaMalloc(long bytes) {
+        ensureAvailable();
+        return nCudaMalloc(bytes);
+    }
+
+    /**
+     * {@code cudaFree}.
+     *
+     * @param pointer device pointer from {@link #cudaMalloc}
+     */
+    public static void cudaFree(long pointer) {
+        ensureAvailable();
+        nCudaFree(pointer);
+    }
+
+    /**
+     * {@code cudaMemcpy} in any direction (unified addressing), synchronous.
+     *
+     * @param dst destination address
+     * @param src source address
+     * @param bytes size
+     */
+    public static void cudaMemcpy(long dst, long src, long bytes) {
+        ensureAvailable();
+        nCudaMemcpy(dst, src, bytes);
+    }
+
+    /**
+     * {@code cudaMemset}.
+     *
+     * @param dst device pointer
+     * @param value byte value
+     * @param bytes size
+     */
+    public static void cudaMemset(long dst, int value, long bytes) {
+        ensureAvailable();
+        nCudaMemset(dst, value, bytes);
+    }
+
+    /** {@code cudaDeviceSynchronize}; throws {@link IllegalStateException} for asynchronous kernel errors. */
+    public static void cudaSynchronize() {
+        ensureAvailable();
+        nCudaSynchronize();
+    }
+
+    /**
+     * {@code cudaEventCreate}.
+     *
+     * @return the event
+     */
+    public static long cudaEventCreate() {
+        ensureAvailable();
+        return nEventCreate();
+    }
+
+    /**
+     * {@code cudaEventRecord}.
+     *
+     * @param event an event
+     * @param stream a stream, 0 for the default stream
+     */
+    public static void cudaEventRecord(long event, long stream) {
+        ensureAvailable();
+        nEventRecord(event, stream);
+    }
+
+    /**
+     * Milliseconds between two recorded events; waits for {@code end}.
+     *
+     * @param start first event
+     * @param end second event
+     * @return elapsed milliseconds
+     */
+    public static float cudaEventElapsedMs(long start, long end) {
+        ensureAvailable();
+        return nEventElapsedMs(start, end);
+    }
+
+    /**
+     * {@code cudaEventDestroy}.
+     *
+     * @param event an event
+     */
+    public static void cudaEventDestroy(long event) {
+        ensureAvailable();
+        nEventDestroy(event);
+    }
+
+    /**
+     * The current CUDA device, e.g. {@code "NVIDIA H100 80GB HBM3 (compute capability 9.0, 132 multiprocessors)"}.
+     *
+     * @return a description
+     */
+    public static String cudaDeviceName() {
+        ensureAvailable();
+        return nDeviceName();
+    }
+
+    private static native long nForward(long s, long mask, long logk, float k, int iters, double epsStart,
+            double epsDecay, double eps);
+
+    private static native long nBackward(long y, long grad, float epsFinal);
+
+    private static native void nForwardRaw(boolean cuda, long s, long mask, long logk, float k, long rows, long n,
+            int dtype, int iters, double epsStart, double epsDecay, double eps, long out, long stream, int blocks,
+            int threads, int mode);
+
+    private static native void nBackwardRaw(boolean cuda, long y, long grad, long out, long rows, long n, int dtype,
+            float epsFinal, long stream, int blocks, int threads, int mode);
+
+    private static native boolean nCudaCompiled();
+
+    private static native String nCudaProbe();
+
+    private static native String nDescribeLaunch(long rows, long n, boolean backward, int blocks, int threads,
+            int mode);
+
+    private static native long nAddress(ByteBuffer direct);
+
+    private static native long nCudaMalloc(long bytes);
+
+    private static native void nCudaFree(long pointer);
+
+    private static native void nCudaMemcpy(long dst, long src, long bytes);
+
+    private static native void nCudaMemset(long dst, int value, long bytes);
+
+    private static native void nCudaSynchronize();
+
+    private static native long nEventCreate();
+
+    private static native void nEventRecord(long event, long stream);
+
+    private static native float nEventElapsedMs(long start, long end);
+
+    private static native void nEventDestroy(long event);
+
+    private static native String nDeviceName();
+}

@@ -1,0 +1,89 @@
+// Shared declarations of libcondjl_ops: the coordinate-descent problem descriptions, the CPU kernels, the CUDA
+// kernels (stubs in a CPU-only build) and the errors the JNI layer turns into Java exceptions.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace condjl {
+
+// Bad caller input; becomes java.lang.IllegalArgumentException.
+struct ArgumentError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Anything else that went wrong (CUDA errors, libtorch not bound); becomes java.lang.IllegalStateException.
+struct RuntimeError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class DType : int { F32 = 0, F16 = 1 };
+
+// The epsilon schedule of coor_descent, kept in double like the reference's Python floats: the iteration t uses
+// (float) e_t, with e_0 = start and e_{t+1} = max(e_t * decay, floor). The output uses (float) e_iters.
+struct EpsSchedule {
+    int iters;
+    double start;
+    double decay;
+    double floor;
+};
+
+// One coor_descent call on rows of n contiguous elements (row-major, rows * n in total).
+struct CdForward {
+    int64_t rows;
+    int64_t n;
+    DType dtype;
+    const void* s;        // scores, dtype
+    const uint8_t* mask;   // 1 = keep, 0 = masked; null for none
+    const float* logk;     // ln(max(k, 1e-20)) at logk[row * logk_stride]; null to use logk_scalar
+    int64_t logk_stride;   // 1: one value per row, 0: one value for all rows
+    float logk_scalar;
+    EpsSchedule eps;
+    void* out;            // dtype, rows * n
+};
+
+// The implicit-function gradient of a converged coor_descent solution y, for an upstream gradient g:
+// w = y where y < 1 else 0; out = (w / eps) * (g - sum(g w) / sum(w)) per row (0 where sum(w) = 0).
+struct CdBackward {
+    int64_t rows;
+    int64_t n;
+    DType dtype;
+    const void* y;
+    const void* g;
+    float eps_final;
+    void* out;  // may alias g
+};
+
+// Forces a CUDA launch configuration (tests and benchmarks); 0 = automatic.
+struct LaunchOverride {
+    int blocks_per_row = 0;
+    int threads = 0;
+    int mode = 0;  // 0 auto, 1 one block per row, 2 thread-block cluster, 3 cooperative grid
+};
+
+void cd_forward_cpu(const CdForward& p);
+void cd_backward_cpu(const CdBackward& p);
+
+// CUDA side. cuda_compiled() is false in a CPU-only build, where every other function throws RuntimeError.
+bool cuda_compiled();
+// Empty when the CUDA kernels can run on device 0, else the reason. Probes once and caches the answer.
+std::string cuda_probe();
+void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchOverride& ov);
+void cd_backward_cuda(const CdBackward& p, int device, void* stream, const LaunchOverride& ov);
+// A readable description of the launch the CUDA kernels would use, e.g. "cluster G=16 T=256 R=8 grid=32".
+std::string cuda_describe_launch(int64_t rows, int64_t n, bool backward, int device, const LaunchOverride& ov);
+
+// Raw device-memory helpers for tests and benchmarks on machines without libtorch.
+void* cuda_malloc(int64_t bytes);
+void cuda_free(void* p);
+void cuda_memcpy(void* dst, const void* src, int64_t bytes);
+void cuda_memset(void* dst, int value, int64_t bytes);
+void cuda_synchronize();
+void* cuda_event_create();
+void cuda_event_record(void* event, void* stream);
+float cuda_event_elapsed_ms(void* start, void* end);
+void cuda_event_destroy(void* event);
+std::string cuda_device_name();
+
+}  // namespace condjl

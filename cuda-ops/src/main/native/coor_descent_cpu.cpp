@@ -1,0 +1,228 @@
+// CPU twin of the CUDA kernels: one thread per block of rows, vectorisable inner loops (AVX2/FMA clone picked at
+// load time by the dynamic linker, plain x86-64 otherwise). Same operation order as the reference coor_descent:
+// z = (s + b) / e, a = e * (log k - lse(z)), b = -relu(s + a), y = exp(((s + a) + b) / e_final).
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "condjl_ops.h"
+
+namespace condjl {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// exp(x) to about 1 ulp, written so that the compiler vectorises it. Inputs below -87 give ~1e-38 instead of
+// the (sub)normal or zero result: harmless for sums of exponentials and for outputs in [0, 1].
+inline float vexp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    // round to nearest through the 1.5 * 2^23 trick, which vectorises everywhere (|x * log2 e| < 2^22)
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+float half_to_float(uint16_t h) {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {  // subnormal half: normalise
+        exp = 113;
+        while ((mant & 0x400u) == 0) {
+            mant <<= 1;
+            --exp;
+        }
+        bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t float_to_half(float f) {  // round to nearest even
+    uint32_t x;
+    std::memcpy(&x, &f, sizeof x);
+    const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+    const uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0);
+    if (ax >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: overflow
+    if (ax < 0x38800000u) {                        // half subnormal or zero
+        if (ax < 0x33000000u) return sign;
+        const uint32_t shift = 126 - (ax >> 23);
+        const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+        uint32_t h = mant >> (shift + 1);
+        const uint32_t rest = mant & ((1u << (shift + 1)) - 1);
+        const uint32_t half = 1u << shift;
+        if (rest > half || (rest == half && (h & 1u))) ++h;
+        return sign | static_cast<uint16_t>(h);
+    }
+    uint32_t h = ((ax >> 13) - (112u << 10));
+    const uint32_t rest = ax & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+    return sign | static_cast<uint16_t>(h);
+}
+
+// Runs body(row, scratch) for every row on up to hardware_concurrency threads; small problems stay on the caller.
+template <class Scratch, class Body>
+void for_each_row(int64_t rows, int64_t n, Body body) {
+    const int64_t work = rows * std::max<int64_t>(n, 1);
+    const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+    const int threads = static_cast<int>(std::min({hw, rows, std::max<int64_t>(1, work / 8192)}));
+    std::atomic<int64_t> next{0};
+    auto worker = [&]() {
+        Scratch scratch(n);
+        for (int64_t r = next.fetch_add(1); r < rows; r = next.fetch_add(1)) body(r, scratch);
+    };
+    if (threads <= 1) {
+        worker();
+        return;
+    }
+    std::vector<std::thread> pool;
+    pool.reserve(threads - 1);
+    for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+}
+
+struct ForwardScratch {
+    std::vector<float> s, z, y;
+    explicit ForwardScratch(int64_t n) : s(n), z(n), y(n) {}
+};
+
+struct BackwardScratch {
+    std::vector<float> y, g, out;
+    explicit BackwardScratch(int64_t n) : y(n), g(n), out(n) {}
+};
+
+// s holds the row with masked entries set to -inf; writes the output row to y.
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void forward_row(const float* __restrict s, int64_t n, float logk, const EpsSchedule& eps, float* __restrict z,
+                 float* __restrict y) {
+    float a = 0.0f;
+    double e = eps.start;
+    for (int t = 0; t < eps.iters; ++t) {
+        const float ef = static_cast<float>(e);
+        float m = kNegInf;
+        if (t == 0) {  // b = -s
+#pragma omp simd reduction(max : m)
+            for (int64_t i = 0; i < n; ++i) {
+                const float zi = s[i] == kNegInf ? kNegInf : (s[i] + (-s[i])) / ef;
+                z[i] = zi;
+                m = std::max(m, zi);
+            }
+        } else {
+#pragma omp simd reduction(max : m)
+            for (int64_t i = 0; i < n; ++i) {
+                const float sa = s[i] + a;
+                const float b = -(sa > 0.0f ? sa : 0.0f);
+                const float zi = s[i] == kNegInf ? kNegInf : (s[i] + b) / ef;
+                z[i] = zi;
+                m = std::max(m, zi);
+            }
+        }
+        float sum = 0.0f;
+        if (m != kNegInf) {
+#pragma omp simd reduction(+ : sum)
+            for (int64_t i = 0; i < n; ++i) sum += vexp(z[i] - m);
+        }
+        const float lse = m == kNegInf ? kNegInf : m + std::log(sum);
+        a = ef * (logk - lse);
+        e = std::max(e * eps.decay, eps.floor);
+    }
+    const float ef = static_cast<float>(e);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const float sa = s[i] + a;
+        const float b = -(sa > 0.0f ? sa : 0.0f);
+        y[i] = s[i] == kNegInf ? 0.0f : vexp((sa + b) / ef);
+    }
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void backward_row(const float* __restrict y, const float* __restrict g, int64_t n, float eps,
+                  float* __restrict out) {
+    float sgw = 0.0f, sw = 0.0f;
+#pragma omp simd reduction(+ : sgw, sw)
+    for (int64_t i = 0; i < n; ++i) {
+        const float w = y[i] < 1.0f ? y[i] : 0.0f;
+        sgw += g[i] * w;
+        sw += w;
+    }
+    const float r = sw > 0.0f ? sgw / sw : 0.0f;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+        const float w = y[i] < 1.0f ? y[i] : 0.0f;
+        out[i] = (w / eps) * (g[i] - r);
+    }
+}
+
+void load_row(const void* src, DType dtype, int64_t offset, int64_t n, float* dst) {
+    if (dtype == DType::F32) {
+        std::memcpy(dst, static_cast<const float*>(src) + offset, n * sizeof(float));
+    } else {
+        const uint16_t* h = static_cast<const uint16_t*>(src) + offset;
+        for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(h[i]);
+    }
+}
+
+void store_row(const float* src, int64_t n, DType dtype, int64_t offset, void* dst) {
+    if (dtype == DType::F32) {
+        std::memcpy(static_cast<float*>(dst) + offset, src, n * sizeof(float));
+    } else {
+        uint16_t* h = static_cast<uint16_t*>(dst) + offset;
+        for (int64_t i = 0; i < n; ++i) h[i] = float_to_half(src[i]);
+    }
+}
+
+}  // namespace
+
+void cd_forward_cpu(const CdForward& p) {
+    for_each_row<ForwardScratch>(p.rows, p.n, [&](int64_t row, ForwardScratch& sc) {
+        const int64_t off = row * p.n;
+        float* s = sc.s.data();
+        load_row(p.s, p.dtype, off, p.n, s);
+        if (p.mask != nullptr) {
+            const uint8_t* m = p.mask + off;
+            for (int64_t i = 0; i < p.n; ++i) s[i] = m[i] ? s[i] : kNegInf;
+        }
+        const float logk = p.logk != nullptr ? p.logk[row * p.logk_stride] : p.logk_scalar;
+        forward_row(s, p.n, logk, p.eps, sc.z.data(), sc.y.data());
+        store_row(sc.y.data(), p.n, p.dtype, off, p.out);
+    });
+}
+
+void cd_backward_cpu(const CdBackward& p) {
+    for_each_row<BackwardScratch>(p.rows, p.n, [&](int64_t row, BackwardScratch& sc) {
+        const int64_t off = row * p.n;
+        load_row(p.y, p.dtype, off, p.n, sc.y.data());
+        load_row(p.g, p.dtype, off, p.n, sc.g.data());
+        backward_row(sc.y.data(), sc.g.data(), p.n, p.eps_final, sc.out.data());
+        store_row(sc.out.data(), p.n, p.dtype, off, p.out);
+    });
+}
+
+}  // namespace condjl

@@ -1,0 +1,641 @@
+// CUDA kernels of coordinate descent: every iteration in one launch, each row held in registers by a group of G
+// blocks that combine their log-sum-exp partials once per iteration, through distributed shared memory when the
+// group is a thread-block cluster (sm_90, G <= 16) or through global memory and a grid barrier (cooperative launch)
+// for longer rows. Elements beyond what the registers hold are re-read every iteration, so no row is too long.
+#include <cooperative_groups.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include "condjl_ops.h"
+
+namespace cg = cooperative_groups;
+
+namespace condjl {
+namespace {
+
+constexpr int kModeAuto = 0;
+constexpr int kModeBlock = 1;
+constexpr int kModeCluster = 2;
+constexpr int kModeGrid = 3;
+constexpr int kMaxClusterBlocks = 16;
+constexpr int kMaxGridBlocks = 8192;
+constexpr int kPerThread = 8;  // elements per thread the planner aims for
+constexpr int kMaxCached = 16;  // elements per thread held in registers
+constexpr unsigned kFull = 0xffffffffu;
+
+// Per-block partials of the grid mode, double-buffered by reduction parity.
+__device__ float2 g_partials[2][kMaxGridBlocks];
+
+void check(cudaError_t err, const char* what) {
+    if (err != cudaSuccess) throw RuntimeError(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+template <typename T>
+__device__ __forceinline__ float load_f(const T* p, int64_t i);
+template <>
+__device__ __forceinline__ float load_f<float>(const float* p, int64_t i) {
+    return p[i];
+}
+template <>
+__device__ __forceinline__ float load_f<__half>(const __half* p, int64_t i) {
+    return __half2float(p[i]);
+}
+__device__ __forceinline__ void store_f(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+    return v;
+}
+
+__device__ __forceinline__ int pow2_at_least(int v) {
+    int p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+// (m, S) with S = sum exp(z - m): the state of a streaming log-sum-exp.
+struct MaxSumExp {
+    __device__ static float2 identity() { return make_float2(-INFINITY, 0.0f); }
+    // Combines the values of each group of `width` lanes (xor butterfly); every lane of a group gets the result.
+    __device__ static float2 lanes(float2 v, int width) {
+        float m = v.x;
+        for (int o = width >> 1; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(kFull, m, o));
+        float s = v.x == -INFINITY ? 0.0f : v.y * expf(v.x - m);
+        for (int o = width >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(kFull, s, o);
+        return make_float2(m, s);
+    }
+    __device__ static float2 merge(float2 a, float2 b) {
+        const float m = fmaxf(a.x, b.x);
+        if (m == -INFINITY) return identity();
+        return make_float2(m, a.y * expf(a.x - m) + b.y * expf(b.x - m));
+    }
+};
+
+// Two independent sums.
+struct SumSum {
+    __device__ static float2 identity() { return make_float2(0.0f, 0.0f); }
+    __device__ static float2 lanes(float2 v, int width) {
+        for (int o = width >> 1; o > 0; o >>= 1) {
+            v.x += __shfl_xor_sync(kFull, v.x, o);
+            v.y += __shfl_xor_sync(kFull, v.y, o);
+        }
+        return v;
+    }
+    __device__ static float2 merge(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
+};
+
+// How a row is spread over blocks; shared by both kernels.
+struct Layout {
+    int64_t rows;
+    int64_t n;
+    int64_t chunk;  // elements per block: ceil(n / G)
+    int G;          // blocks per row
+    int mode;
+};
+
+// This block's share [lo, hi) of row `row`. In grid mode blocks loop over rows in rounds; a block whose group has
+// no row left in the last round is inactive (empty share) but still joins the grid barriers.
+struct Slice {
+    int64_t row;
+    int64_t lo;
+    int64_t hi;
+    int64_t base;
+};
+
+__device__ __forceinline__ Slice slice_of(const Layout& L, int64_t round) {
+    const int part = blockIdx.x % L.G;
+    const int64_t groups = gridDim.x / L.G;
+    Slice sl;
+    sl.row = blockIdx.x / L.G + round * groups;
+    sl.lo = min(L.n, static_cast<int64_t>(part) * L.chunk);
+    sl.hi = sl.row < L.rows ? min(L.n, sl.lo + L.chunk) : sl.lo;
+    sl.base = sl.row * L.n;
+    return sl;
+}
+
+__device__ __forceinline__ int64_t rounds_of(const Layout& L) {
+    const int64_t groups = gridDim.x / L.G;
+    return L.mode == kModeGrid ? (L.rows + groups - 1) / groups : 1;
+}
+
+// Combines a per-warp value (identical in all lanes) over the whole row; every thread of every block of the row
+// gets the same result. `phase` counts the calls and picks the buffer half, so one barrier per call suffices.
+template <class Op>
+__device__ float2 row_reduce(float2 warp_value, const Layout& L, int& phase) {
+    __shared__ float2 warp_parts[2][32];
+    const int lane = threadIdx.x & 31;
+    const int warps = blockDim.x >> 5;
+    const int p = phase & 1;
+    ++phase;
+    if (lane == 0) warp_parts[p][threadIdx.x >> 5] = warp_value;
+    __syncthreads();
+    const int wb = pow2_at_least(warps);
+    const int wl = lane & (wb - 1);
+    const float2 v = Op::lanes(wl < warps ? warp_parts[p][wl] : Op::identity(), wb);
+    if (L.G == 1) return v;
+    if (L.mode == kModeCluster) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        __shared__ float2 block_parts[2];
+        cg::cluster_group cluster = cg::this_cluster();
+        if (threadIdx.x == 0) block_parts[p] = v;
+        cluster.sync();
+        const int cb = pow2_at_least(L.G);
+        const int cl = lane & (cb - 1);
+        const float2 u = cl < L.G ? *cluster.map_shared_rank(&block_parts[p], cl) : Op::identity();
+        return Op::lanes(u, cb);
+#else
+        __trap();
+#endif
+    }
+    if (threadIdx.x == 0) g_partials[p][blockIdx.x] = v;
+    cg::this_grid().sync();
+    const int first = (blockIdx.x / L.G) * L.G;
+    float2 u = Op::identity();
+    for (int j = lane; j < L.G; j += 32) u = Op::merge(u, __ldcg(&g_partials[p][first + j]));
+    return Op::lanes(u, 32);
+}
+
+// No block of a cluster may exit while a peer can still read its shared memory.
+__device__ __forceinline__ void finish(const Layout& L) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (L.mode == kModeCluster && L.G > 1) cg::this_cluster().sync();
+#endif
+}
+
+struct ForwardArgs {
+    Layout L;
+    const void* s;
+    const uint8_t* mask;
+    const float* logk;
+    int64_t logk_stride;
+    float logk_scalar;
+    int iters;
+    double eps_start;
+    double eps_decay;
+    double eps_floor;
+    void* out;
+};
+
+// Masked entries are carried as -inf and give z = -inf (the reference's finfo.min, whose exp is 0 as well).
+__device__ __forceinline__ float z_of(float s, float a, float e, bool first) {
+    if (s == -INFINITY) return -INFINITY;
+    const float b = first ? -s : -fmaxf(s + a, 0.0f);
+    return (s + b) / e;
+}
+
+__device__ __forceinline__ float y_of(float s, float a, float e) {
+    if (s == -INFINITY) return 0.0f;
+    const float sa = s + a;
+    const float b = -fmaxf(sa, 0.0f);
+    return expf((sa + b) / e);
+}
+
+template <typename T, int R>
+__global__ void __launch_bounds__(1024) forward_kernel(const ForwardArgs args) {
+    const Layout& L = args.L;
+    const int nt = blockDim.x;
+    const int64_t rounds = rounds_of(L);
+    int phase = 0;
+    for (int64_t round = 0; round < rounds; ++round) {
+        const Slice sl = slice_of(L, round);
+        // This thread's elements are at offsets j * nt < len from sp (and mp, out_p).
+        const int64_t start = sl.base + sl.lo + threadIdx.x;
+        const int64_t len = sl.hi - sl.lo - threadIdx.x;
+        const T* sp = static_cast<const T*>(args.s) + start;
+        const uint8_t* mp = args.mask != nullptr ? args.mask + start : nullptr;
+        T* out_p = static_cast<T*>(args.out) + start;
+        auto score = [&](int64_t off) -> float {
+            if (mp != nullptr && !mp[off]) return -INFINITY;
+            return load_f(sp, off);
+        };
+        float sv[R];
+#pragma unroll
+        for (int j = 0; j < R; ++j) sv[j] = j * nt < len ? score(j * nt) : -INFINITY;
+        const int64_t streamed = static_cast<int64_t>(R) * nt;
+        const bool active = sl.hi > sl.lo;
+        const float logk = active && args.logk != nullptr ? args.logk[sl.row * args.logk_stride] : args.logk_scalar;
+        float a = 0.0f;
+        double e = args.eps_start;
+        for (int t = 0; t < args.iters; ++t) {
+            const float ef = static_cast<float>(e);
+            const bool first = t == 0;
+            float z[R];
+            float m = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < R; ++j) {
+                z[j] = z_of(sv[j], a, ef, first);
+                m = fmaxf(m, z[j]);
+            }
+            for (int64_t off = streamed; off < len; off += nt) m = fmaxf(m, z_of(score(off), a, ef, first));
+            m = warp_max(m);
+            float sum = 0.0f;
+            if (m != -INFINITY) {
+#pragma unroll
+                for (int j = 0; j < R; ++j) sum += expf(z[j] - m);
+                for (int64_t off = streamed; off < len; off += nt) sum += expf(z_of(score(off), a, ef, first) - m);
+            }
+            const float2 total = row_reduce<MaxSumExp>(make_float2(m, warp_sum(sum)), L, phase);
+            const float lse = total.x == -INFINITY ? -INFINITY : total.x + logf(total.y);
+            a = ef * (logk - lse);
+            e = fmax(e * args.eps_decay, args.eps_floor);
+        }
+        const float ef = static_cast<float>(e);
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+            if (j * nt < len) store_f(out_p, j * nt, y_of(sv[j], a, ef));
+        }
+        for (int64_t off = streamed; off < len; off += nt) store_f(out_p, off, y_of(score(off), a, ef));
+    }
+    finish(L);
+}
+
+struct BackwardArgs {
+    Layout L;
+    const void* y;
+    const void* g;
+    float eps;
+    void* out;
+};
+
+template <typename T, int R>
+__global__ void __launch_bounds__(1024) backward_kernel(const BackwardArgs args) {
+    const Layout& L = args.L;
+    const int nt = blockDim.x;
+    const int64_t rounds = rounds_of(L);
+    int phase = 0;
+    for (int64_t round = 0; round < rounds; ++round) {
+        const Slice sl = slice_of(L, round);
+        const int64_t start = sl.base + sl.lo + threadIdx.x;
+        const int64_t len = sl.hi - sl.lo - threadIdx.x;
+        const T* yp = static_cast<const T*>(args.y) + start;
+        const T* gp = static_cast<const T*>(args.g) + start;
+        T* out_p = static_cast<T*>(args.out) + start;
+        auto weight = [&](int64_t off) {
+            const float v = load_f(yp, off);
+            return v < 1.0f ? v : 0.0f;
+        };
+        float wv[R];
+        float gv[R];
+        float sgw = 0.0f;
+        float sw = 0.0f;
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+            const bool in = j * nt < len;
+            wv[j] = in ? weight(j * nt) : 0.0f;
+            gv[j] = in ? load_f(gp, j * nt) : 0.0f;
+            sgw += gv[j] * wv[j];
+            sw += wv[j];
+        }
+        const int64_t streamed = static_cast<int64_t>(R) * nt;
+        for (int64_t off = streamed; off < len; off += nt) {
+            const float w = weight(off);
+            sgw += load_f(gp, off) * w;
+            sw += w;
+        }
+        const float2 total = row_reduce<SumSum>(make_float2(warp_sum(sgw), warp_sum(sw)), L, phase);
+        const float r = total.y > 0.0f ? total.x / total.y : 0.0f;
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+            if (j * nt < len) store_f(out_p, j * nt, (wv[j] / args.eps) * (gv[j] - r));
+        }
+        for (int64_t off = streamed; off < len; off += nt) {
+            store_f(out_p, off, (weight(off) / args.eps) * (load_f(gp, off) - r));
+        }
+    }
+    finish(L);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Host side
+
+template <typename T>
+const void* forward_for(int R) {
+    switch (R) {
+        case 4: return reinterpret_cast<const void*>(&forward_kernel<T, 4>);
+        case 8: return reinterpret_cast<const void*>(&forward_kernel<T, 8>);
+        default: return reinterpret_cast<const void*>(&forward_kernel<T, 16>);
+    }
+}
+
+template <typename T>
+const void* backward_for(int R) {
+    return R == 4 ? reinterpret_cast<const void*>(&backward_kernel<T, 4>)
+                  : reinterpret_cast<const void*>(&backward_kernel<T, 8>);
+}
+
+const void* kernel_for(bool backward, DType dtype, int R) {
+    if (backward) return dtype == DType::F32 ? backward_for<float>(R) : backward_for<__half>(R);
+    return dtype == DType::F32 ? forward_for<float>(R) : forward_for<__half>(R);
+}
+
+class DeviceGuard {
+   public:
+    explicit DeviceGuard(int device) {
+        check(cudaGetDevice(&previous_), "cudaGetDevice");
+        if (device >= 0 && device != previous_) check(cudaSetDevice(device), "cudaSetDevice");
+    }
+    ~DeviceGuard() { cudaSetDevice(previous_); }
+    DeviceGuard(const DeviceGuard&) = delete;
+    DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+   private:
+    int previous_ = 0;
+};
+
+struct DeviceInfo {
+    int sms;
+    int major;
+    int minor;
+};
+
+std::mutex g_cache_mutex;
+
+DeviceInfo device_info() {
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    static std::map<int, DeviceInfo> cache;
+    std::lock_guard<std::mutex> lock(g_cache_mutex);
+    auto it = cache.find(device);
+    if (it != cache.end()) return it->second;
+    DeviceInfo info{};
+    check(cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
+    check(cudaDeviceGetAttribute(&info.major, cudaDevAttrComputeCapabilityMajor, device), "compute capability");
+    check(cudaDeviceGetAttribute(&info.minor, cudaDevAttrComputeCapabilityMinor, device), "compute capability");
+    cache[device] = info;
+    return info;
+}
+
+// Blocks of `threads` threads that fit on one multiprocessor; for the cluster mode, whether a cluster of G fits.
+int blocks_per_sm(const void* kernel, int threads) {
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    static std::map<std::tuple<int, const void*, int>, int> cache;
+    std::lock_guard<std::mutex> lock(g_cache_mutex);
+    const auto key = std::make_tuple(device, kernel, threads);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    int n = 0;
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, 0), "occupancy");
+    cache[key] = n;
+    return n;
+}
+
+bool cluster_fits(const void* kernel, int threads, int G) {
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    static std::map<std::tuple<int, const void*, int, int>, bool> cache;
+    std::lock_guard<std::mutex> lock(g_cache_mutex);
+    const auto key = std::make_tuple(device, kernel, threads, G);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    if (G > 8) check(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "cluster size");
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(G);
+    cfg.blockDim = dim3(threads);
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = G;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    const bool fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0;
+    cudaGetLastError();
+    cache[key] = fits;
+    return fits;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Values per thread held in registers: 4, 8 or 16 (the backward holds two arrays and stops at 8).
+int elements_per_thread(int64_t chunk, int threads, bool backward) {
+    const int64_t need = ceil_div(chunk, threads);
+    return need <= 4 ? 4 : (need <= 8 || backward ? 8 : 16);
+}
+
+const char* mode_name(int mode) {
+    switch (mode) {
+        case kModeBlock: return "block";
+        case kModeCluster: return "cluster";
+        default: return "grid";
+    }
+}
+
+struct Plan {
+    int mode;
+    int G;
+    int threads;
+    int R;
+    int64_t chunk;
+    int64_t grid;
+    const void* kernel;
+
+    std::string describe() const {
+        return std::string(mode_name(mode)) + " G=" + std::to_string(G) + " T=" + std::to_string(threads) +
+               " R=" + std::to_string(R) + " grid=" + std::to_string(grid);
+    }
+};
+
+Plan make_plan(int64_t rows, int64_t n, bool backward, DType dtype, const LaunchOverride& ov) {
+    const DeviceInfo info = device_info();
+    const bool clusters = info.major >= 9;
+    Plan p{};
+    p.G = ov.blocks_per_row;
+    if (p.G < 0) throw ArgumentError("blocksPerRow must be >= 0, got " + std::to_string(p.G));
+    if (p.G == 0) {
+        // Spread rows over enough blocks to fill the device, but keep >= 1024 elements per block.
+        p.G = 1;
+        while (p.G < kMaxClusterBlocks && rows * p.G * 2 <= info.sms && n >= int64_t{2048} * p.G) p.G *= 2;
+        if (ceil_div(n, p.G) > int64_t{1024} * kMaxCached) {
+            p.G = static_cast<int>(std::min<int64_t>(kMaxGridBlocks, ceil_div(n, 1024 * kPerThread)));
+        }
+    }
+    p.mode = ov.mode;
+    if (p.mode == kModeAuto) {
+        p.mode = p.G == 1 ? kModeBlock : (p.G <= kMaxClusterBlocks && clusters ? kModeCluster : kModeGrid);
+    }
+    if (p.mode < kModeBlock || p.mode > kModeGrid) throw ArgumentError("unknown launch mode " + std::to_string(p.mode));
+    if (p.mode == kModeBlock && p.G != 1) throw ArgumentError("mode block needs blocksPerRow = 1");
+    if (p.mode == kModeCluster && (p.G > kMaxClusterBlocks || !clusters)) {
+        throw ArgumentError("mode cluster needs compute capability >= 9.0 and blocksPerRow <= 16, got G=" +
+                            std::to_string(p.G) + " on compute capability " + std::to_string(info.major) + "." +
+                            std::to_string(info.minor));
+    }
+    p.chunk = ceil_div(std::max<int64_t>(n, 1), p.G);
+    p.threads = ov.threads;
+    if (p.threads == 0) {
+        p.threads = static_cast<int>(std::clamp<int64_t>(ceil_div(ceil_div(p.chunk, kPerThread), 32) * 32, 32, 1024));
+    }
+    if (p.threads < 32 || p.threads > 1024 || p.threads % 32 != 0) {
+        throw ArgumentError("threads must be a multiple of 32 in [32, 1024], got " + std::to_string(p.threads));
+    }
+    p.R = elements_per_thread(p.chunk, p.threads, backward);
+    p.kernel = kernel_for(backward, dtype, p.R);
+    if (p.mode == kModeCluster && !cluster_fits(p.kernel, p.threads, p.G)) {
+        if (ov.mode == kModeCluster) throw RuntimeError("a cluster of " + std::to_string(p.G) + " blocks does not fit");
+        p.mode = kModeGrid;
+    }
+    if (p.mode == kModeGrid) {
+        const int64_t capacity =
+            std::min<int64_t>(kMaxGridBlocks, int64_t{blocks_per_sm(p.kernel, p.threads)} * info.sms);
+        if (p.G > capacity) {
+            if (ov.blocks_per_row != 0) {
+                throw ArgumentError("blocksPerRow " + std::to_string(p.G) + " exceeds the " +
+                                    std::to_string(capacity) + " co-resident blocks of the grid mode");
+            }
+            p.G = static_cast<int>(capacity);
+            p.chunk = ceil_div(n, p.G);
+            p.R = elements_per_thread(p.chunk, p.threads, backward);
+            p.kernel = kernel_for(backward, dtype, p.R);
+        }
+        p.grid = std::min<int64_t>(rows, capacity / p.G) * p.G;
+    } else {
+        p.grid = rows * p.G;
+        if (p.grid > 0x7fffffff) throw ArgumentError("too many rows for one launch: " + std::to_string(rows));
+    }
+    return p;
+}
+
+void launch(const Plan& p, void* stream, void* args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(p.grid));
+    cfg.blockDim = dim3(p.threads);
+    cfg.stream = static_cast<cudaStream_t>(stream);
+    cudaLaunchAttribute attr;
+    if (p.mode == kModeCluster) {
+        attr.id = cudaLaunchAttributeClusterDimension;
+        attr.val.clusterDim.x = p.G;
+        attr.val.clusterDim.y = 1;
+        attr.val.clusterDim.z = 1;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+    } else if (p.mode == kModeGrid) {
+        attr.id = cudaLaunchAttributeCooperative;
+        attr.val.cooperative = 1;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+    }
+    void* params[] = {args};
+    check(cudaLaunchKernelExC(&cfg, p.kernel, params), "kernel launch");
+    check(cudaGetLastError(), "kernel launch");
+}
+
+Layout layout_of(const Plan& p, int64_t rows, int64_t n) { return Layout{rows, n, p.chunk, p.G, p.mode}; }
+
+}  // namespace
+
+bool cuda_compiled() { return true; }
+
+std::string cuda_probe() {
+    static std::once_flag once;
+    static std::string reason;
+    std::call_once(once, [] {
+        int count = 0;
+        const cudaError_t err = cudaGetDeviceCount(&count);
+        if (err != cudaSuccess) {
+            reason = std::string("no usable CUDA driver (") + cudaGetErrorString(err) + ")";
+            cudaGetLastError();
+            return;
+        }
+        if (count == 0) {
+            reason = "no CUDA device";
+            return;
+        }
+        try {  // one tiny forward proves that the kernels have an image for this device and run
+            float host[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+            float* buf = static_cast<float*>(cuda_malloc(sizeof host * 2));
+            cuda_memcpy(buf, host, sizeof host);
+            CdForward p{1, 4, DType::F32, buf, nullptr, nullptr, 0, 0.7f, EpsSchedule{3, 1.0, 1.0, 1.0}, buf + 4};
+            cd_forward_cuda(p, 0, nullptr, LaunchOverride{});
+            cuda_synchronize();
+            cuda_free(buf);
+        } catch (const std::exception& e) {
+            reason = std::string("the CUDA kernels cannot run on device 0 (") + e.what() + ")";
+        }
+    });
+    return reason;
+}
+
+void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchOverride& ov) {
+    if (p.rows == 0 || p.n == 0) return;
+    DeviceGuard guard(device);
+    const Plan plan = make_plan(p.rows, p.n, false, p.dtype, ov);
+    ForwardArgs args{layout_of(plan, p.rows, p.n), p.s, p.mask, p.logk, p.logk_stride, p.logk_scalar,
+                     p.eps.iters, p.eps.start, p.eps.decay, p.eps.floor, p.out};
+    launch(plan, stream, &args);
+}
+
+void cd_backward_cuda(const CdBackward& p, int device, void* stream, const LaunchOverride& ov) {
+    if (p.rows == 0 || p.n == 0) return;
+    DeviceGuard guard(device);
+    const Plan plan = make_plan(p.rows, p.n, true, p.dtype, ov);
+    BackwardArgs args{layout_of(plan, p.rows, p.n), p.y, p.g, p.eps_final, p.out};
+    launch(plan, stream, &args);
+}
+
+std::string cuda_describe_launch(int64_t rows, int64_t n, bool backward, int device, const LaunchOverride& ov) {
+    DeviceGuard guard(device);
+    return make_plan(rows, n, backward, DType::F32, ov).describe();
+}
+
+void* cuda_malloc(int64_t bytes) {
+    void* p = nullptr;
+    check(cudaMalloc(&p, static_cast<size_t>(std::max<int64_t>(bytes, 1))), "cudaMalloc");
+    return p;
+}
+
+void cuda_free(void* p) { check(cudaFree(p), "cudaFree"); }
+
+void cuda_memcpy(void* dst, const void* src, int64_t bytes) {
+    check(cudaMemcpy(dst, src, static_cast<size_t>(bytes), cudaMemcpyDefault), "cudaMemcpy");
+}
+
+void cuda_memset(void* dst, int value, int64_t bytes) {
+    check(cudaMemset(dst, value, static_cast<size_t>(bytes)), "cudaMemset");
+}
+
+void cuda_synchronize() { check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
+void* cuda_event_create() {
+    cudaEvent_t e = nullptr;
+    check(cudaEventCreate(&e), "cudaEventCreate");
+    return e;
+}
+
+void cuda_event_record(void* event, void* stream) {
+    check(cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(stream)), "cudaEventRecord");
+}
+
+float cuda_event_elapsed_ms(void* start, void* end) {
+    check(cudaEventSynchronize(static_cast<cudaEvent_t>(end)), "cudaEventSynchronize");
+    float ms = 0.0f;
+    check(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)),
+          "cudaEventElapsedTime");
+    return ms;
+}
+
+void cuda_event_destroy(void* event) { check(cudaEventDestroy(static_cast<cudaEvent_t>(event)), "cudaEventDestroy"); }
+
+std::string cuda_device_name() {
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    cudaDeviceProp prop;
+    check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+    return std::string(prop.name) + " (compute capability " + std::to_string(prop.major) + "." +
+           std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) + " multiprocessors)";
+}
+
+}  // namespace condjl

@@ -1,0 +1,339 @@
+// JNI entry points of dev.condjl.cuda.CondjlOps. Every argument is validated before a data pointer is touched;
+// C++ exceptions become IllegalArgumentException (bad input) or IllegalStateException (anything else).
+#include <jni.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "condjl_ops.h"
+#include "torch_shim.h"
+
+using namespace condjl;
+
+namespace {
+
+void throw_java(JNIEnv* env, const char* cls, const char* msg) {
+    if (env->ExceptionCheck()) return;
+    jclass c = env->FindClass(cls);
+    if (c != nullptr) env->ThrowNew(c, msg);
+}
+
+template <typename R, typename F>
+R guarded(JNIEnv* env, R fallback, F body) {
+    try {
+        return body();
+    } catch (const ArgumentError& e) {
+        throw_java(env, "java/lang/IllegalArgumentException", e.what());
+    } catch (const std::exception& e) {
+        throw_java(env, "java/lang/IllegalStateException", e.what());
+    } catch (...) {
+        throw_java(env, "java/lang/IllegalStateException", "unknown native error in libcondjl_ops");
+    }
+    return fallback;
+}
+
+template <typename T>
+T* ptr(jlong address) {
+    return reinterpret_cast<T*>(static_cast<intptr_t>(address));
+}
+
+DType dtype_of(jint code) {
+    if (code == 0) return DType::F32;
+    if (code == 1) return DType::F16;
+    throw ArgumentError("dtype code must be 0 (float32) or 1 (float16), got " + std::to_string(code));
+}
+
+EpsSchedule schedule(jint iters, jdouble start, jdouble decay, jdouble floor) {
+    if (iters <= 0) throw ArgumentError("nIters must be > 0, got " + std::to_string(iters));
+    if (!(start > 0) || !(floor > 0) || !(decay > 0)) {
+        throw ArgumentError("eps, epsInit and epsDecay must be > 0, got eps=" + std::to_string(floor) +
+                            " start=" + std::to_string(start) + " decay=" + std::to_string(decay));
+    }
+    return EpsSchedule{iters, start, decay, floor};
+}
+
+void check_raw_shape(jlong rows, jlong n) {
+    if (rows < 0 || n < 0) {
+        throw ArgumentError("rows and n must be >= 0, got rows=" + std::to_string(rows) + " n=" + std::to_string(n));
+    }
+}
+
+LaunchOverride launch_override(jint blocks, jint threads, jint mode) {
+    LaunchOverride ov;
+    ov.blocks_per_row = blocks;
+    ov.threads = threads;
+    ov.mode = mode;
+    return ov;
+}
+
+bool same_device(const Tensor& a, const Tensor& b) {
+    return a.device_type() == b.device_type() && a.device_index() == b.device_index();
+}
+
+void check_device(const Tensor& s, const Tensor& other) {
+    if (!same_device(s, other)) {
+        throw ArgumentError(std::string(other.name()) + " is on " + other.device() + " but " + s.name() + " is on " +
+                            s.device());
+    }
+}
+
+// Checks s's dtype and device; returns its dtype.
+DType check_scores(const Tensor& s) {
+    const TorchShim& shim = torch_shim();
+    if (s.sizes().empty()) throw ArgumentError(std::string(s.name()) + " must have at least 1 dimension, got a scalar");
+    if (s.dtype() != shim.dtype_f32 && s.dtype() != shim.dtype_f16) {
+        throw ArgumentError(std::string(s.name()) + " must be float32 or float16, got " + s.dtype_name());
+    }
+    if (s.device_type() != shim.device_cpu && s.device_type() != shim.device_cuda) {
+        throw ArgumentError(std::string(s.name()) + " must be on the CPU or a CUDA device, got " + s.device());
+    }
+    return s.dtype() == shim.dtype_f32 ? DType::F32 : DType::F16;
+}
+
+// Runs on s's device: the CPU kernels, or the CUDA kernels on libtorch's current stream.
+template <typename P, typename Cpu, typename Cuda>
+void dispatch(const Tensor& s, const P& problem, Cpu cpu, Cuda cuda) {
+    const TorchShim& shim = torch_shim();
+    if (s.device_type() == shim.device_cpu) {
+        cpu(problem);
+        return;
+    }
+    const std::string reason = cuda_probe();
+    if (!reason.empty()) throw RuntimeError("the CUDA kernels are unavailable: " + reason);
+    void* stream = nullptr;
+    if (shim.current_cuda_stream != nullptr && shim.current_cuda_stream(s.device_index(), &stream) != 0) {
+        throw RuntimeError("libtorch could not report the current CUDA stream");
+    }
+    cuda(problem, s.device_index(), stream, LaunchOverride{});
+}
+
+float log_k(jfloat k) {
+    if (!(k > 0) || std::isinf(k)) throw ArgumentError("k must be a finite number > 0, got " + std::to_string(k));
+    return std::log(std::max(k, 1e-20f));
+}
+
+// logk_handle: a float32 tensor of one value, or one per row (shape s.shape[:-1], optionally with a trailing 1);
+// 0 to use ln(max(k, 1e-20)) for every row.
+jlong forward(jlong s_handle, jlong mask_handle, jlong logk_handle, jfloat k, EpsSchedule eps) {
+    Tensor s(ptr<void>(s_handle), "s");
+    const DType dtype = check_scores(s);
+    const std::vector<int64_t>& sizes = s.sizes();
+    const int64_t n = sizes.back();
+    const int64_t rows = n == 0 ? 0 : s.numel() / n;
+    CdForward p{rows, n, dtype, nullptr, nullptr, nullptr, 0, 0.0f, eps, nullptr};
+    std::unique_ptr<Tensor> mask;
+    std::unique_ptr<Tensor> logk;
+    const TorchShim& shim = torch_shim();
+    if (mask_handle != 0) {
+        mask = std::make_unique<Tensor>(ptr<void>(mask_handle), "mask");
+        if (mask->sizes() != sizes) {
+            throw ArgumentError("mask shape " + mask->shape() + " must equal s shape " + s.shape());
+        }
+        if (mask->dtype() != shim.dtype_bool) throw ArgumentError("mask must be bool, got " + mask->dtype_name());
+        check_device(s, *mask);
+    }
+    if (logk_handle != 0) {
+        logk = std::make_unique<Tensor>(ptr<void>(logk_handle), "logk");
+        std::vector<int64_t> row_shape(sizes.begin(), sizes.end() - 1);
+        std::vector<int64_t> with_unit = row_shape;
+        with_unit.push_back(1);
+        if (logk->numel() == 1) {
+            p.logk_stride = 0;
+        } else if (logk->sizes() == row_shape || logk->sizes() == with_unit) {
+            p.logk_stride = 1;
+        } else {
+            throw ArgumentError("logk must hold one value, or one per row with shape " + shape_string(row_shape) +
+                                " or " + shape_string(with_unit) + " for s " + s.shape() + ", got " + logk->shape());
+        }
+        if (logk->dtype() != shim.dtype_f32) throw ArgumentError("logk must be float32, got " + logk->dtype_name());
+        check_device(s, *logk);
+    } else {
+        p.logk_scalar = log_k(k);
+    }
+    TensorHandle out = empty_tensor(sizes, s.dtype(), s.device_type(), s.device_index());
+    try {
+        void* out_data = nullptr;
+        if (shim.get_data_ptr(out, &out_data) != 0) throw RuntimeError("libtorch get_data_ptr failed");
+        p.s = s.contiguous_data();
+        p.mask = mask ? static_cast<const uint8_t*>(mask->contiguous_data()) : nullptr;
+        p.logk = logk ? static_cast<const float*>(logk->contiguous_data()) : nullptr;
+        p.out = out_data;
+        dispatch(s, p, cd_forward_cpu, cd_forward_cuda);
+    } catch (...) {
+        shim.delete_tensor(out);
+        throw;
+    }
+    return reinterpret_cast<jlong>(out);
+}
+
+jlong backward(jlong y_handle, jlong g_handle, jfloat eps) {
+    Tensor y(ptr<void>(y_handle), "y");
+    Tensor g(ptr<void>(g_handle), "grad");
+    const DType dtype = check_scores(y);
+    if (g.sizes() != y.sizes()) throw ArgumentError("grad shape " + g.shape() + " must equal y shape " + y.shape());
+    if (g.dtype() != y.dtype()) {
+        throw ArgumentError("grad dtype " + g.dtype_name() + " must equal y dtype " + y.dtype_name());
+    }
+    check_device(y, g);
+    if (!(eps > 0)) throw ArgumentError("epsFinal must be > 0, got " + std::to_string(eps));
+    const int64_t n = y.sizes().back();
+    const int64_t rows = n == 0 ? 0 : y.numel() / n;
+    const TorchShim& shim = torch_shim();
+    TensorHandle out = empty_tensor(y.sizes(), y.dtype(), y.device_type(), y.device_index());
+    try {
+        void* out_data = nullptr;
+        if (shim.get_data_ptr(out, &out_data) != 0) throw RuntimeError("libtorch get_data_ptr failed");
+        CdBackward p{rows, n, dtype, y.contiguous_data(), g.contiguous_data(), eps, out_data};
+        dispatch(y, p, cd_backward_cpu, cd_backward_cuda);
+    } catch (...) {
+        shim.delete_tensor(out);
+        throw;
+    }
+    return reinterpret_cast<jlong>(out);
+}
+
+}  // namespace
+
+extern "C" {
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nForward(JNIEnv* env, jclass, jlong s, jlong mask,
+                                                                jlong logk, jfloat k, jint iters, jdouble start,
+                                                                jdouble decay, jdouble floor) {
+    return guarded<jlong>(env, 0, [&] { return forward(s, mask, logk, k, schedule(iters, start, decay, floor)); });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nBackward(JNIEnv* env, jclass, jlong y, jlong g, jfloat eps) {
+    return guarded<jlong>(env, 0, [&] { return backward(y, g, eps); });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nForwardRaw(JNIEnv* env, jclass, jboolean cuda, jlong s,
+                                                                  jlong mask, jlong logk, jfloat k, jlong rows,
+                                                                  jlong n, jint dtype, jint iters, jdouble start,
+                                                                  jdouble decay, jdouble floor, jlong out,
+                                                                  jlong stream, jint blocks, jint threads,
+                                                                  jint mode) {
+    guarded<int>(env, 0, [&] {
+        check_raw_shape(rows, n);
+        const CdForward p{rows, n, dtype_of(dtype), ptr<const void>(s), ptr<const uint8_t>(mask),
+                          ptr<const float>(logk), 1, logk == 0 ? log_k(k) : 0.0f,
+                          schedule(iters, start, decay, floor), ptr<void>(out)};
+        if (rows * n > 0 && (p.s == nullptr || p.out == nullptr)) throw ArgumentError("s and out must be non-null");
+        if (cuda) {
+            cd_forward_cuda(p, -1, ptr<void>(stream), launch_override(blocks, threads, mode));
+        } else {
+            cd_forward_cpu(p);
+        }
+        return 0;
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nBackwardRaw(JNIEnv* env, jclass, jboolean cuda, jlong y,
+                                                                   jlong g, jlong out, jlong rows, jlong n,
+                                                                   jint dtype, jfloat eps, jlong stream, jint blocks,
+                                                                   jint threads, jint mode) {
+    guarded<int>(env, 0, [&] {
+        check_raw_shape(rows, n);
+        if (!(eps > 0)) throw ArgumentError("epsFinal must be > 0, got " + std::to_string(eps));
+        const CdBackward p{rows, n, dtype_of(dtype), ptr<const void>(y), ptr<const void>(g), eps, ptr<void>(out)};
+        if (rows * n > 0 && (p.y == nullptr || p.g == nullptr || p.out == nullptr)) {
+            throw ArgumentError("y, grad and out must be non-null");
+        }
+        if (cuda) {
+            cd_backward_cuda(p, -1, ptr<void>(stream), launch_override(blocks, threads, mode));
+        } else {
+            cd_backward_cpu(p);
+        }
+        return 0;
+    });
+}
+
+JNIEXPORT jboolean JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaCompiled(JNIEnv*, jclass) {
+    return cuda_compiled() ? JNI_TRUE : JNI_FALSE;
+}
+
+JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaProbe(JNIEnv* env, jclass) {
+    return guarded<jstring>(env, nullptr, [&] { return env->NewStringUTF(cuda_probe().c_str()); });
+}
+
+JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_CondjlOps_nDescribeLaunch(JNIEnv* env, jclass, jlong rows, jlong n,
+                                                                         jboolean backward, jint blocks,
+                                                                         jint threads, jint mode) {
+    return guarded<jstring>(env, nullptr, [&] {
+        check_raw_shape(rows, n);
+        const std::string d = cuda_describe_launch(rows, n, backward, -1, launch_override(blocks, threads, mode));
+        return env->NewStringUTF(d.c_str());
+    });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nAddress(JNIEnv* env, jclass, jobject buffer) {
+    return guarded<jlong>(env, 0, [&] {
+        void* p = buffer == nullptr ? nullptr : env->GetDirectBufferAddress(buffer);
+        if (p == nullptr) throw ArgumentError("buffer must be a direct ByteBuffer");
+        return reinterpret_cast<jlong>(p);
+    });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaMalloc(JNIEnv* env, jclass, jlong bytes) {
+    return guarded<jlong>(env, 0, [&] { return reinterpret_cast<jlong>(cuda_malloc(bytes)); });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaFree(JNIEnv* env, jclass, jlong p) {
+    guarded<int>(env, 0, [&] {
+        cuda_free(ptr<void>(p));
+        return 0;
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaMemcpy(JNIEnv* env, jclass, jlong dst, jlong src,
+                                                                  jlong bytes) {
+    guarded<int>(env, 0, [&] {
+        cuda_memcpy(ptr<void>(dst), ptr<const void>(src), bytes);
+        return 0;
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaMemset(JNIEnv* env, jclass, jlong dst, jint value,
+                                                                  jlong bytes) {
+    guarded<int>(env, 0, [&] {
+        cuda_memset(ptr<void>(dst), value, bytes);
+        return 0;
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaSynchronize(JNIEnv* env, jclass) {
+    guarded<int>(env, 0, [&] {
+        cuda_synchronize();
+        return 0;
+    });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nEventCreate(JNIEnv* env, jclass) {
+    return guarded<jlong>(env, 0, [&] { return reinterpret_cast<jlong>(cuda_event_create()); });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nEventRecord(JNIEnv* env, jclass, jlong event, jlong stream) {
+    guarded<int>(env, 0, [&] {
+        cuda_event_record(ptr<void>(event), ptr<void>(stream));
+        return 0;
+    });
+}
+
+JNIEXPORT jfloat JNICALL Java_dev_condjl_cuda_CondjlOps_nEventElapsedMs(JNIEnv* env, jclass, jlong start, jlong end) {
+    return guarded<jfloat>(env, 0.0f, [&] { return cuda_event_elapsed_ms(ptr<void>(start), ptr<void>(end)); });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nEventDestroy(JNIEnv* env, jclass, jlong event) {
+    guarded<int>(env, 0, [&] {
+        cuda_event_destroy(ptr<void>(event));
+        return 0;
+    });
+}
+
+JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_CondjlOps_nDeviceName(JNIEnv* env, jclass) {
+    return guarded<jstring>(env, nullptr, [&] { return env->NewStringUTF(cuda_device_name().c_str()); });
+}
+
+}  // extern "C"

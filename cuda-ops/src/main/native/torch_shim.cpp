@@ -1,0 +1,159 @@
+#include "torch_shim.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "condjl_ops.h"
+
+namespace condjl {
+namespace {
+
+template <typename F>
+void bind(void* lib, const char* symbol, F& fn) {
+    fn = reinterpret_cast<F>(dlsym(lib, symbol));
+    if (fn == nullptr) throw RuntimeError(std::string("libtorch_cpu.so lacks ") + symbol);
+}
+
+int32_t constant(void* lib, const char* symbol) {
+    int32_t (*fn)() = nullptr;
+    bind(lib, symbol, fn);
+    return fn();
+}
+
+void check(int32_t err, const char* what) {
+    if (err != 0) throw RuntimeError(std::string("libtorch ") + what + " failed");
+}
+
+TorchShim bind_shim() {
+    // RTLD_NOLOAD: only the libtorch that DJL loaded; never a second copy.
+    void* cpu = dlopen("libtorch_cpu.so", RTLD_NOLOAD | RTLD_LAZY);
+    if (cpu == nullptr) {
+        throw RuntimeError("libtorch is not loaded in this process (load DJL's PyTorch engine first)");
+    }
+    TorchShim s{};
+    bind(cpu, "aoti_torch_get_data_ptr", s.get_data_ptr);
+    bind(cpu, "aoti_torch_get_dim", s.get_dim);
+    bind(cpu, "aoti_torch_get_sizes", s.get_sizes);
+    bind(cpu, "aoti_torch_get_strides", s.get_strides);
+    bind(cpu, "aoti_torch_get_dtype", s.get_dtype);
+    bind(cpu, "aoti_torch_get_device_type", s.get_device_type);
+    bind(cpu, "aoti_torch_get_device_index", s.get_device_index);
+    bind(cpu, "aoti_torch_empty_strided", s.empty_strided);
+    bind(cpu, "aoti_torch_copy_", s.copy);
+    bind(cpu, "aoti_torch_delete_tensor_object", s.delete_tensor);
+    s.dtype_f32 = constant(cpu, "aoti_torch_dtype_float32");
+    s.dtype_f16 = constant(cpu, "aoti_torch_dtype_float16");
+    s.dtype_bool = constant(cpu, "aoti_torch_dtype_bool");
+    s.device_cpu = constant(cpu, "aoti_torch_device_type_cpu");
+    s.device_cuda = constant(cpu, "aoti_torch_device_type_cuda");
+    void* cuda = dlopen("libtorch_cuda.so", RTLD_NOLOAD | RTLD_LAZY);
+    if (cuda != nullptr) {
+        s.current_cuda_stream =
+            reinterpret_cast<int32_t (*)(int32_t, void**)>(dlsym(cuda, "aoti_torch_get_current_cuda_stream"));
+    }
+    return s;
+}
+
+std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& sizes) {
+    std::vector<int64_t> strides(sizes.size());
+    int64_t step = 1;
+    for (size_t i = sizes.size(); i-- > 0;) {
+        strides[i] = step;
+        step *= std::max<int64_t>(sizes[i], 1);
+    }
+    return strides;
+}
+
+}  // namespace
+
+const TorchShim& torch_shim() {
+    static std::mutex mutex;
+    static bool bound = false;
+    static TorchShim shim;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!bound) {  // retried until it succeeds: DJL may load libtorch after this library
+        shim = bind_shim();
+        bound = true;
+    }
+    return shim;
+}
+
+Tensor::Tensor(TensorHandle handle, const char* name) : shim_(torch_shim()), name_(name), handle_(handle) {
+    if (handle == nullptr) throw ArgumentError(std::string(name) + " is null");
+    int64_t dim = 0;
+    int64_t* sizes = nullptr;
+    int64_t* strides = nullptr;
+    check(shim_.get_dim(handle, &dim), "get_dim");
+    check(shim_.get_sizes(handle, &sizes), "get_sizes");
+    check(shim_.get_strides(handle, &strides), "get_strides");
+    check(shim_.get_dtype(handle, &dtype_), "get_dtype");
+    check(shim_.get_device_type(handle, &device_type_), "get_device_type");
+    check(shim_.get_device_index(handle, &device_index_), "get_device_index");
+    sizes_.assign(sizes, sizes + dim);
+    strides_.assign(strides, strides + dim);
+}
+
+Tensor::~Tensor() {
+    if (copy_ != nullptr) shim_.delete_tensor(copy_);
+}
+
+int64_t Tensor::numel() const {
+    int64_t n = 1;
+    for (int64_t s : sizes_) n *= s;
+    return n;
+}
+
+std::string Tensor::device() const {
+    if (device_type_ == shim_.device_cpu) return "cpu";
+    if (device_type_ == shim_.device_cuda) return "cuda:" + std::to_string(device_index_);
+    return "device type " + std::to_string(device_type_);
+}
+
+std::string Tensor::shape() const { return shape_string(sizes_); }
+
+std::string Tensor::dtype_name() const {
+    if (dtype_ == shim_.dtype_f32) return "float32";
+    if (dtype_ == shim_.dtype_f16) return "float16";
+    if (dtype_ == shim_.dtype_bool) return "bool";
+    return "dtype code " + std::to_string(dtype_);
+}
+
+void* Tensor::contiguous_data() {
+    TensorHandle h = handle_;
+    bool contiguous = true;
+    int64_t step = 1;
+    for (size_t i = sizes_.size(); i-- > 0;) {
+        if (sizes_[i] != 1 && strides_[i] != step) contiguous = false;
+        step *= sizes_[i];
+    }
+    if (!contiguous && numel() > 0) {
+        if (copy_ == nullptr) {
+            copy_ = empty_tensor(sizes_, dtype_, device_type_, device_index_);
+            check(shim_.copy(copy_, handle_, 0), "copy_");
+        }
+        h = copy_;
+    }
+    void* data = nullptr;
+    check(shim_.get_data_ptr(h, &data), "get_data_ptr");
+    return data;
+}
+
+std::string shape_string(const std::vector<int64_t>& sizes) {
+    std::string out = "(";
+    for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+    return out + (sizes.size() == 1 ? ",)" : ")");
+}
+
+TensorHandle empty_tensor(const std::vector<int64_t>& sizes, int32_t dtype, int32_t device_type,
+                          int32_t device_index) {
+    const std::vector<int64_t> strides = contiguous_strides(sizes);
+    TensorHandle out = nullptr;
+    check(torch_shim().empty_strided(static_cast<int64_t>(sizes.size()), sizes.data(), strides.data(), dtype,
+                                     device_type, device_index, &out),
+          "empty_strided");
+    return out;
+}
+
+}  // namespace condjl

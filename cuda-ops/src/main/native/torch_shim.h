@@ -1,0 +1,76 @@
+// libtorch's stable C shim (torch/csrc/inductor/aoti_torch/c/shim.h), resolved at run time from the libtorch that
+// DJL has already loaded, so that this library needs neither libtorch headers nor a link against libtorch and
+// also loads where there is no libtorch (raw-buffer entry points only). A handle is DJL's PtNDArray handle, an
+// at::Tensor*.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace condjl {
+
+using TensorHandle = void*;
+
+struct TorchShim {
+    int32_t (*get_data_ptr)(TensorHandle, void**);
+    int32_t (*get_dim)(TensorHandle, int64_t*);
+    int32_t (*get_sizes)(TensorHandle, int64_t**);
+    int32_t (*get_strides)(TensorHandle, int64_t**);
+    int32_t (*get_dtype)(TensorHandle, int32_t*);
+    int32_t (*get_device_type)(TensorHandle, int32_t*);
+    int32_t (*get_device_index)(TensorHandle, int32_t*);
+    int32_t (*empty_strided)(int64_t, const int64_t*, const int64_t*, int32_t, int32_t, int32_t, TensorHandle*);
+    int32_t (*copy)(TensorHandle, TensorHandle, int32_t);
+    int32_t (*delete_tensor)(TensorHandle);
+    // From libtorch_cuda; null when that library is not loaded (then the legacy default stream is used).
+    int32_t (*current_cuda_stream)(int32_t, void**);
+    int32_t dtype_f32;
+    int32_t dtype_f16;
+    int32_t dtype_bool;
+    int32_t device_cpu;
+    int32_t device_cuda;
+};
+
+// Binds on first use; throws RuntimeError when no libtorch is loaded in this process.
+const TorchShim& torch_shim();
+
+// A tensor described through the shim. Borrows the caller's handle; when contiguous() had to copy, owns the copy.
+class Tensor {
+   public:
+    Tensor(TensorHandle handle, const char* name);
+    ~Tensor();
+    Tensor(const Tensor&) = delete;
+    Tensor& operator=(const Tensor&) = delete;
+
+    const char* name() const { return name_; }
+    const std::vector<int64_t>& sizes() const { return sizes_; }
+    int64_t numel() const;
+    int32_t dtype() const { return dtype_; }
+    int32_t device_type() const { return device_type_; }
+    int32_t device_index() const { return device_index_; }
+    std::string device() const;
+    std::string shape() const;
+    std::string dtype_name() const;
+    // The data pointer of a contiguous view: the tensor's own, or a contiguous copy made here.
+    void* contiguous_data();
+
+   private:
+    const TorchShim& shim_;
+    const char* name_;
+    TensorHandle handle_;
+    TensorHandle copy_ = nullptr;
+    std::vector<int64_t> sizes_;
+    std::vector<int64_t> strides_;
+    int32_t dtype_ = 0;
+    int32_t device_type_ = 0;
+    int32_t device_index_ = 0;
+};
+
+// "(2, 3)", "(4,)", "()".
+std::string shape_string(const std::vector<int64_t>& sizes);
+
+// A new contiguous tensor of the given sizes, dtype and device; the caller (DJL) owns the returned handle.
+TensorHandle empty_tensor(const std::vector<int64_t>& sizes, int32_t dtype, int32_t device_type, int32_t device_index);
+
+}  // namespace condjl

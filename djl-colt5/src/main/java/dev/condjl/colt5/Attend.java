@@ -1,0 +1,29 @@
+package dev.condjl.colt5;
+
+import ai.djl.ndarray.NDArray;
+
+/** The reference's {@code Attend}: plain scaled dot-product attention. */
+public final class Attend {
+
+    private Attend() {}
+
+    /**
+     * {@code softmax(q·kᵀ · dh^-0.5, masked to -finfo.max) · v}; a query whose keys are all masked averages the
+     * values uniformly, as the reference does.
+     *
+     * @param q (..., i, dh) queries
+     * @param k (..., j, dh) keys
+     * @param v (..., j, dv) values
+     * @param keep null, or a boolean mask broadcastable to (..., i, j), true = attend
+     * @return (..., i, dv)
+     */
+    public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray keep) {
+        int rank = k.getShape().dimension();
+        float scale = (float) Math.pow(q.getShape().tail(), -0.5);
+        NDArray sim = q.matMul(k.swapAxes(rank - 2, rank - 1)).mul(scale);
+        if (keep != null) {
+            sim = sim.add(Tensors.maskBias(keep));
+        }
+        return sim.softmax(-1).matMul(v);
+    }
+}

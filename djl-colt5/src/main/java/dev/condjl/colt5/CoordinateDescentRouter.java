@@ -1,0 +1,545 @@
+package dev.condjl.colt5;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.util.PairList;
+import dev.condjl.topk.Backend;
+import dev.condjl.topk.CoordinateDescent;
+import dev.condjl.topk.TieBreak;
+import dev.condjl.topk.TopK;
+
+/**
+ * The reference's {@code CoordinateDescentRouter} (spec colt5.md §2.5): picks the {@code K} tokens of each sequence
+ * that a heavy branch processes, with scores that carry a gradient back to the router.
+ *
+ * <p>For {@code x (b, n, d)}, optional {@code mask (b, n)} and {@code R} routing tokens {@code u (R, d)}:
+ *
+ * <ol>
+ *   <li>if {@code n <= K}: no routing, see {@link RouterReturn};
+ *   <li>with {@code routeBlockSize = w}: the first {@code ⌊n/w⌋·w} tokens are cut into {@code nb = ⌊n/w⌋} blocks and
+ *       {@code ⌈K/nb⌉} tokens are routed from each block;
+ *   <li>{@code s[b, r, j] = ⟨x_j, u_r⟩}, or {@code cosineSimScale · ⟨x_j/‖x_j‖, u_r/‖u_r‖⟩} with cosine routing;
+ *       with {@code learnedRoutingTokens} the tokens come from the forward call, shape (b, d) or (b, R, d);
+ *   <li>{@code scores = coor_descent(s, k = min(K·fetchKRatio, n), mask)} with the ε schedule
+ *       {@code (epsInit, epsDecay, eps)} and {@code nIters} iterations ({@link CoordinateDescent}, backend
+ *       {@link Backend#AUTO} by default); {@code random_route} replaces them by N(0, 1) noise (negative control);
+ *   <li>the top {@code K} per row ({@link TopK#select} with the configured {@link TieBreak});
+ *   <li>straight-through: {@code sel + (1 - sel).detach()}, exactly 1.0 forward with the gradient of {@code sel};
+ *       masked selections score 0;
+ *   <li>the selected tokens and mask entries are gathered from the input.
+ * </ol>
+ *
+ * <p>Parameter: {@code routing_token (R, d)} drawn from N(0, 1), absent with {@code learnedRoutingTokens}.
+ * Hyper-parameters are not part of a checkpoint; they must come from the training configuration.
+ *
+ * <p><b>Differences from the reference (bugs fixed):</b>
+ *
+ * <ul>
+ *   <li>With {@code R > 1} and batch {@code > 1} the reference gathers output row {@code i}'s tokens and mask from
+ *       input row {@code ⌊i/R⌋} (its R-times repeated batch); here every row gathers from itself.
+ *   <li>With {@code routeBlockSize} and two or more blocks the reference gathers from the folded blocks and raises
+ *       IndexError; here the tokens are gathered from the (truncated) sequence. As in the reference, the tail of
+ *       {@code n mod w} tokens after the last full block is never routed (so a feed-forward gives it 0 heavy output
+ *       and an attention its null token), each block routes {@code ⌈K/nb⌉} tokens (so {@code nb·⌈K/nb⌉ >= K} in
+ *       all), and with learned routing tokens each block uses its sequence's tokens.
+ *   <li>{@code n < routeBlockSize}, {@code ⌈K/nb⌉ > routeBlockSize}, {@code random_route} without a mask and
+ *       routing tokens of the wrong kind raise IllegalArgumentException (the reference divides by zero, fails in
+ *       topk, raises TypeError, or silently ignores the supplied tokens).
+ * </ul>
+ */
+public final class CoordinateDescentRouter extends AbstractBlock {
+
+    private static final byte VERSION = 1;
+
+    private final int dim;
+    private final boolean straightThrough;
+    private final double fetchKRatio;
+    private final int numRoutingTokens;
+    private final boolean cosineSimRouting;
+    private final float cosineSimScale;
+    private final Integer routeBlockSize;
+    private final TieBreak tieBreak;
+    private final CoordinateDescent.Options coorDescent;
+    private final Parameter routingToken;
+
+    private CoordinateDescentRouter(Builder builder) {
+        super(VERSION);
+        dim = builder.dim;
+        straightThrough = builder.straightThrough;
+        fetchKRatio = builder.fetchKRatio;
+        numRoutingTokens = builder.numRoutingTokens;
+        cosineSimRouting = builder.cosineSimRouting;
+        cosineSimScale = (float) builder.cosineSimScale;
+        routeBlockSize = builder.routeBlockSize;
+        tieBreak = builder.tieBreak;
+        coorDescent = CoordinateDescent.Options.builder()
+                .setIters(builder.nIters)
+                .optEps(builder.eps)
+                .optEpsInit(builder.epsInit)
+                .optEpsDecay(builder.epsDecay)
+                .optBackend(builder.backend)
+                .build();
+        routingToken = builder.learnedRoutingTokens
+                ? null
+                : addParameter(Parameter.builder().setName("routing_token").setType(Parameter.Type.OTHER)
+                        .optInitializer(new NormalInitializer(1f)).optShape(new Shape(numRoutingTokens, dim))
+                        .build());
+    }
+
+    /**
+     * Starts a builder.
+     *
+     * @return a builder with the reference's defaults (0.9.0 and later)
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Number of routing tokens {@code R}.
+     *
+     * @return R
+     */
+    public int getNumRoutingTokens() {
+        return numRoutingTokens;
+    }
+
+    /**
+     * Routes with this router's own routing tokens.
+     *
+     * @param ps the parameter store
+     * @param x (b, n, dim) tokens
+     * @param numTokens K, tokens to route per sequence (and route), {@code >= 1}
+     * @param mask null, or boolean (b, n), true = valid
+     * @param training whether in training mode
+     * @return indices, scores, routed tokens and mask
+     */
+    public RouterReturn route(ParameterStore ps, NDArray x, int numTokens, NDArray mask, boolean training) {
+        return route(ps, x, numTokens, mask, null, false, false, training);
+    }
+
+    /**
+     * Routes (the reference's {@code forward}).
+     *
+     * @param ps the parameter store
+     * @param x (b, n, dim) tokens
+     * @param numTokens K, tokens to route per sequence (and route), {@code >= 1}
+     * @param mask null, or boolean (b, n), true = valid
+     * @param routingTokens with {@code learnedRoutingTokens} the routing tokens, (b, dim) for R = 1 or (b, R, dim);
+     *     otherwise null
+     * @param randomRoute negative control: replace the scores by N(0, 1) noise (masked tokens last); needs a mask
+     * @param keepOneRouteDim keep the R axis in the outputs even when R = 1
+     * @param training whether in training mode
+     * @return indices, scores, routed tokens and mask
+     * @throws IllegalArgumentException on shapes that do not fit or arguments out of range
+     */
+    public RouterReturn route(
+            ParameterStore ps,
+            NDArray x,
+            int numTokens,
+            NDArray mask,
+            NDArray routingTokens,
+            boolean randomRoute,
+            boolean keepOneRouteDim,
+            boolean training) {
+        Inputs.checkTokens("x", x, dim);
+        Inputs.checkMask("mask", mask, x);
+        Inputs.checkCount("num_tokens", numTokens);
+        NDArray u = checkRoutingTokens(routingTokens, x);
+        if (randomRoute && mask == null) {
+            throw new IllegalArgumentException("random_route needs a mask (as in the reference)");
+        }
+        long b = x.getShape().get(0);
+        long n = x.getShape().get(1);
+        int r = numRoutingTokens;
+        boolean routeDim = keepOneRouteDim || r != 1;
+        if (n <= numTokens) {
+            return unrouted(x, mask, routeDim);
+        }
+
+        NDArray src = x;
+        NDArray srcMask = mask;
+        long blocks = 1;
+        long len = n;
+        int k = numTokens;
+        if (routeBlockSize != null) {
+            int w = routeBlockSize;
+            blocks = n / w;
+            if (blocks == 0) {
+                throw new IllegalArgumentException(
+                        "sequence length (" + n + ") must be >= routeBlockSize (" + w + ")");
+            }
+            k = (int) ((numTokens + blocks - 1) / blocks);
+            if (k > w) {
+                throw new IllegalArgumentException("tokens per route block ceil(" + numTokens + " / " + blocks
+                        + ") = " + k + " must be <= routeBlockSize (" + w + ")");
+            }
+            src = Tensors.slice(x, 1, 0, blocks * w);
+            srcMask = mask == null ? null : Tensors.slice(mask, 1, 0, blocks * w);
+            u = u == null ? null : u.repeat(0, blocks);
+            len = w;
+        }
+        NDArray xb = src.reshape(b * blocks, len, dim);
+        NDArray sim = similarity(ps, xb, u, training).reshape(-1, len);
+        NDArray maskRep = srcMask == null ? null : srcMask.reshape(b * blocks, len).repeat(0, r);
+
+        NDArray scores = CoordinateDescent.solve(sim, Math.min(k * fetchKRatio, len), maskRep, coorDescent);
+        if (randomRoute) {
+            NDArray noise = scores.getManager().randomNormal(scores.getShape());
+            scores = NDArrays.where(maskRep, noise, noise.zerosLike().add(Tensors.MASK_VALUE));
+        }
+        NDList selected = TopK.select(scores, sim, k, tieBreak);
+        NDArray selScores = selected.get(0);
+        NDArray indices = selected.get(1);
+        if (straightThrough) {
+            selScores = selScores.add(selScores.neg().add(1f).stopGradient());
+            if (maskRep != null) {
+                selScores = selScores.mul(maskRep.gather(indices, 1).toType(selScores.getDataType(), false));
+            }
+        }
+
+        // (b·blocks·R, k) -> (b, [R,] blocks·k), positions offset by their block's start
+        NDArray offsets = x.getManager().arange(0, (int) blocks, 1, DataType.INT64).mul(len)
+                .reshape(1, blocks, 1, 1);
+        selScores = unfold(selScores.reshape(b, blocks, r, k), routeDim);
+        indices = unfold(indices.reshape(b, blocks, r, k).add(offsets), routeDim);
+
+        NDArray routedTokens = Tensors.gatherTokens(src, indices);
+        NDArray routedMask = srcMask == null
+                ? null
+                : srcMask.gather(indices.reshape(b, -1), 1).reshape(indices.getShape());
+        return new RouterReturn(indices, selScores, routedTokens, routedMask);
+    }
+
+    /** (b, blocks, R, k) to (b, R, blocks·k), or (b, blocks·k) without a route dimension (R = 1). */
+    private static NDArray unfold(NDArray x, boolean routeDim) {
+        Shape s = x.getShape();
+        NDArray perRoute = x.transpose(0, 2, 1, 3).reshape(s.get(0), s.get(2), s.get(1) * s.get(3));
+        return routeDim ? perRoute : perRoute.squeeze(1);
+    }
+
+    private RouterReturn unrouted(NDArray x, NDArray mask, boolean routeDim) {
+        long b = x.getShape().get(0);
+        long n = x.getShape().get(1);
+        int r = numRoutingTokens;
+        if (!routeDim) {
+            return new RouterReturn(null, x.getManager().ones(new Shape(b, n), x.getDataType()), x, mask);
+        }
+        NDArray tokens = x.expandDims(1).broadcast(b, r, n, dim);
+        NDArray routedMask = mask == null ? null : mask.expandDims(1).broadcast(b, r, n);
+        return new RouterReturn(null, x.getManager().ones(new Shape(b, r, n), x.getDataType()), tokens, routedMask);
+    }
+
+    /** (B, n, d) tokens against the routing tokens: (B, R, n). */
+    private NDArray similarity(ParameterStore ps, NDArray x, NDArray supplied, boolean training) {
+        NDArray xs = cosineSimRouting ? x.normalize(2, -1, 1e-12) : x;
+        NDArray s;
+        if (supplied != null) {
+            NDArray u = cosineSimRouting ? supplied.normalize(2, -1, 1e-12) : supplied;
+            s = xs.matMul(u.transpose(0, 2, 1));
+        } else {
+            NDArray token = ps.getValue(routingToken, x.getDevice(), training);
+            NDArray u = Tensors.own(cosineSimRouting ? token.normalize(2, -1, 1e-12) : token.transpose(), x);
+            s = xs.matMul(cosineSimRouting ? u.transpose() : u);
+        }
+        s = s.transpose(0, 2, 1);
+        return cosineSimRouting ? s.mul(cosineSimScale) : s;
+    }
+
+    /** Validates externally supplied routing tokens and brings them to (b, R, d). */
+    private NDArray checkRoutingTokens(NDArray routingTokens, NDArray x) {
+        if (routingToken != null) {
+            if (routingTokens != null) {
+                throw new IllegalArgumentException(
+                        "routing_tokens given, but this router has its own (learnedRoutingTokens is false)");
+            }
+            return null;
+        }
+        if (routingTokens == null) {
+            throw new IllegalArgumentException("routing_tokens are required when learnedRoutingTokens is true");
+        }
+        long b = x.getShape().get(0);
+        NDArray u = routingTokens.getShape().dimension() == 2 ? routingTokens.expandDims(1) : routingTokens;
+        Shape expected = new Shape(b, numRoutingTokens, dim);
+        if (!u.getShape().equals(expected)) {
+            throw new IllegalArgumentException("routing_tokens must have shape " + expected
+                    + (numRoutingTokens == 1 ? " or (" + b + ", " + dim + ")" : "") + ", got "
+                    + routingTokens.getShape());
+        }
+        return u;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Inputs (by name, or in this order): {@code x}, optional {@code mask}, optional {@code routing_tokens}.
+     * Params: {@code num_tokens} (required), {@code random_route}, {@code keep_one_route_dim}. Outputs, named:
+     * {@code indices} (absent when not routed), {@code scores}, {@code routed_tokens}, {@code routed_mask} (absent
+     * without a mask).
+     */
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        Integer k = Inputs.integer(params, "num_tokens");
+        if (k == null) {
+            throw new IllegalArgumentException("param num_tokens is required");
+        }
+        return route(
+                ps,
+                Inputs.required(inputs, "x", 0),
+                k,
+                Inputs.tensor(inputs, "mask", 1),
+                Inputs.tensor(inputs, "routing_tokens", 2),
+                Inputs.flag(params, "random_route"),
+                Inputs.flag(params, "keep_one_route_dim"),
+                training)
+                .toNDList();
+    }
+
+    /**
+     * Not available: the output shapes depend on {@code num_tokens}, which is given at forward time.
+     *
+     * @param inputShapes ignored
+     * @return never
+     * @throws UnsupportedOperationException always
+     */
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        throw new UnsupportedOperationException(
+                "CoordinateDescentRouter output shapes depend on num_tokens, given at forward time");
+    }
+
+    /**
+     * Builder; options are the reference's keyword arguments ({@code use_triton} and
+     * {@code triton_checkpoint_segments} are replaced by {@link #optBackend}).
+     */
+    public static final class Builder {
+        private int dim;
+        private boolean straightThrough = true;
+        private int nIters = 20;
+        private double fetchKRatio = 9.0 / 8.0;
+        private double eps = 0.03;
+        private double epsDecay = 0.7;
+        private Double epsInit = 4.0;
+        private int numRoutingTokens = 1;
+        private boolean learnedRoutingTokens;
+        private boolean cosineSimRouting;
+        private double cosineSimScale = 8;
+        private Integer routeBlockSize;
+        private TieBreak tieBreak = TieBreak.REFERENCE;
+        private Backend backend = Backend.AUTO;
+
+        private Builder() {}
+
+        /**
+         * A copy of this builder, e.g. to use one as the {@code router_kwargs} of several modules.
+         *
+         * @return an independent builder with the same options
+         */
+        public Builder copy() {
+            Builder c = new Builder();
+            c.dim = dim;
+            c.straightThrough = straightThrough;
+            c.nIters = nIters;
+            c.fetchKRatio = fetchKRatio;
+            c.eps = eps;
+            c.epsDecay = epsDecay;
+            c.epsInit = epsInit;
+            c.numRoutingTokens = numRoutingTokens;
+            c.learnedRoutingTokens = learnedRoutingTokens;
+            c.cosineSimRouting = cosineSimRouting;
+            c.cosineSimScale = cosineSimScale;
+            c.routeBlockSize = routeBlockSize;
+            c.tieBreak = tieBreak;
+            c.backend = backend;
+            return c;
+        }
+
+        /**
+         * Sets the token width (required).
+         *
+         * @param dim {@code > 0}
+         * @return this builder
+         */
+        public Builder setDim(int dim) {
+            this.dim = dim;
+            return this;
+        }
+
+        /**
+         * Whether selected scores are straight-through (exactly 1.0 forward, gradient of the soft score).
+         *
+         * @param straightThrough default true
+         * @return this builder
+         */
+        public Builder optStraightThrough(boolean straightThrough) {
+            this.straightThrough = straightThrough;
+            return this;
+        }
+
+        /**
+         * Sets the coordinate-descent iterations.
+         *
+         * @param nIters default 20
+         * @return this builder
+         */
+        public Builder optNIters(int nIters) {
+            this.nIters = nIters;
+            return this;
+        }
+
+        /**
+         * Sets the ratio by which the soft top-k's k exceeds K.
+         *
+         * @param fetchKRatio default 9/8, {@code >= 1}
+         * @return this builder
+         */
+        public Builder optFetchKRatio(double fetchKRatio) {
+            this.fetchKRatio = fetchKRatio;
+            return this;
+        }
+
+        /**
+         * Sets the final (smallest) ε.
+         *
+         * @param eps default 0.03
+         * @return this builder
+         */
+        public Builder optEps(double eps) {
+            this.eps = eps;
+            return this;
+        }
+
+        /**
+         * Sets the per-iteration ε decay.
+         *
+         * @param epsDecay default 0.7
+         * @return this builder
+         */
+        public Builder optEpsDecay(double epsDecay) {
+            this.epsDecay = epsDecay;
+            return this;
+        }
+
+        /**
+         * Sets the initial ε (null: start at {@code eps}).
+         *
+         * @param epsInit default 4.0
+         * @return this builder
+         */
+        public Builder optEpsInit(Double epsInit) {
+            this.epsInit = epsInit;
+            return this;
+        }
+
+        /**
+         * Sets the number of routing tokens R (kv routes).
+         *
+         * @param numRoutingTokens default 1
+         * @return this builder
+         */
+        public Builder optNumRoutingTokens(int numRoutingTokens) {
+            this.numRoutingTokens = numRoutingTokens;
+            return this;
+        }
+
+        /**
+         * Whether the routing tokens are supplied at forward time instead of being a parameter.
+         *
+         * @param learnedRoutingTokens default false
+         * @return this builder
+         */
+        public Builder optLearnedRoutingTokens(boolean learnedRoutingTokens) {
+            this.learnedRoutingTokens = learnedRoutingTokens;
+            return this;
+        }
+
+        boolean isLearnedRoutingTokens() {
+            return learnedRoutingTokens;
+        }
+
+        /**
+         * Whether the similarity is a scaled cosine similarity.
+         *
+         * @param cosineSimRouting default false
+         * @return this builder
+         */
+        public Builder optCosineSimRouting(boolean cosineSimRouting) {
+            this.cosineSimRouting = cosineSimRouting;
+            return this;
+        }
+
+        /**
+         * Sets the cosine-similarity scale.
+         *
+         * @param cosineSimScale default 8
+         * @return this builder
+         */
+        public Builder optCosineSimScale(double cosineSimScale) {
+            this.cosineSimScale = cosineSimScale;
+            return this;
+        }
+
+        /**
+         * Routes evenly from blocks of this many tokens (null: from the whole sequence).
+         *
+         * @param routeBlockSize default null
+         * @return this builder
+         */
+        public Builder optRouteBlockSize(Integer routeBlockSize) {
+            this.routeBlockSize = routeBlockSize;
+            return this;
+        }
+
+        /**
+         * How the top-k orders equal scores (coordinate-descent scores saturate at exactly 1.0).
+         *
+         * @param tieBreak default {@link TieBreak#REFERENCE}
+         * @return this builder
+         */
+        public Builder optTieBreak(TieBreak tieBreak) {
+            this.tieBreak = tieBreak;
+            return this;
+        }
+
+        /**
+         * Sets the coordinate-descent backend.
+         *
+         * @param backend default {@link Backend#AUTO}
+         * @return this builder
+         */
+        public Builder optBackend(Backend backend) {
+            this.backend = backend;
+            return this;
+        }
+
+        /**
+         * Builds the router.
+         *
+         * @return the router
+         * @throws IllegalArgumentException if an option is out of range
+         */
+        public CoordinateDescentRouter build() {
+            Builders.positive("dim", dim);
+            Builders.positive("nIters", nIters);
+            Builders.positive("numRoutingTokens", numRoutingTokens);
+            if (!(fetchKRatio >= 1)) {
+                throw new IllegalArgumentException("fetchKRatio (" + fetchKRatio + ") must be >= 1");
+            }
+            if (routeBlockSize != null) {
+                Builders.positive("routeBlockSize", routeBlockSize);
+            }
+            if (tieBreak == null || backend == null) {
+                throw new IllegalArgumentException("tieBreak and backend must not be null");
+            }
+            return new CoordinateDescentRouter(this);
+        }
+    }
+}

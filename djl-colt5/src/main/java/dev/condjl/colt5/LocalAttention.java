@@ -1,0 +1,130 @@
+package dev.condjl.colt5;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+
+/**
+ * Windowed ("local") attention with look-around, the semantics of {@code local_attention.LocalAttention} with
+ * {@code autopad=True} (spec colt5.md §2.4a), used by the light branches.
+ *
+ * <p>The sequence is right-padded with zeros to a multiple {@code P} of the window size {@code w} and cut into
+ * windows. A query at position {@code i} sees the keys of {@code lookBackward} windows before and {@code
+ * lookForward} windows after its own, restricted to:
+ *
+ * <ul>
+ *   <li>real positions {@code 0 <= j < n} (look-around beyond the sequence and the zero padding are masked);
+ *   <li>causal: {@code j <= i}, and with {@code exactWindowsize} also {@code i - j <= w·lookBackward};
+ *   <li>non-causal with {@code exactWindowsize}: {@code i - w·lookBackward <= j <= i + w·lookForward};
+ *   <li>a key-padding {@code mask (b, n)}, if given.
+ * </ul>
+ *
+ * <p>Logits are {@code (q·dh^-0.5)·k}, masked entries {@code -finfo.max}, softmax over keys. Cost and memory are
+ * linear in {@code n}: {@code O(n · (lookBackward + lookForward + 1) · w)} logits.
+ *
+ * <p><b>Difference from the reference:</b> without a mask and with {@code n % w != 0}, the non-causal reference lets
+ * queries attend to the zero-padded keys (logit 0, value 0), which changes the outputs of the last tokens; here the
+ * padding is always masked, so outputs do not depend on the window-padding (spec §2.4 "QUIRK"). With a mask, or in
+ * the causal variant, both agree.
+ */
+public final class LocalAttention {
+
+    private LocalAttention() {}
+
+    /**
+     * The window layout.
+     *
+     * @param windowSize {@code w}, window length, {@code > 0}
+     * @param causal whether keys after the query are masked
+     * @param lookBackward windows before the query's own, {@code >= 0}
+     * @param lookForward windows after the query's own, {@code >= 0}
+     * @param exactWindowsize whether the visible range is exactly {@code w·lookBackward} back (and {@code
+     *     w·lookForward} forward when non-causal) rather than whole windows
+     */
+    public record Window(int windowSize, boolean causal, int lookBackward, int lookForward, boolean exactWindowsize) {
+
+        /** Validates the layout. */
+        public Window {
+            Builders.positive("windowSize", windowSize);
+            if (lookBackward < 0 || lookForward < 0) {
+                throw new IllegalArgumentException("lookBackward (" + lookBackward + ") and lookForward ("
+                        + lookForward + ") must be >= 0");
+            }
+        }
+
+        int lookAround() {
+            return lookBackward + lookForward + 1;
+        }
+    }
+
+    /**
+     * Local attention per head.
+     *
+     * @param q (b, h, n, dh) queries
+     * @param k (b, h, n, dh) keys
+     * @param v (b, h, n, dv) values
+     * @param mask null, or boolean (b, n) key-padding mask, true = valid
+     * @param window the window layout
+     * @return (b, h, n, dv)
+     */
+    public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, Window window) {
+        long b = q.getShape().get(0);
+        long h = q.getShape().get(1);
+        long n = q.getShape().get(2);
+        long dh = q.getShape().get(3);
+        long dv = v.getShape().get(3);
+        int w = window.windowSize();
+        long windows = (n + w - 1) / w;
+        long pad = windows * w - n;
+        float scale = (float) Math.pow(dh, -0.5);
+
+        NDArray bq = Tensors.padAxis(q, 2, 0, pad, 0).reshape(b, h, windows, w, dh).mul(scale);
+        NDArray bk = lookAround(Tensors.padAxis(k, 2, 0, pad, 0).reshape(b, h, windows, w, dh), 2, window, 0);
+        NDArray bv = lookAround(Tensors.padAxis(v, 2, 0, pad, 0).reshape(b, h, windows, w, dv), 2, window, 0);
+        NDArray sim = bq.matMul(bk.swapAxes(3, 4));
+
+        long span = (long) window.lookAround() * w;
+        NDArray keep = allowed(q.getManager(), n, windows, window).reshape(1, 1, windows, w, span);
+        if (mask != null) {
+            NDArray m = Tensors.padAxis(mask, 1, 0, pad, 0).reshape(b, windows, w);
+            keep = keep.logicalAnd(lookAround(m, 1, window, 0).reshape(b, 1, windows, 1, span));
+        }
+        NDArray out = sim.add(Tensors.maskBias(keep)).softmax(-1).matMul(bv);
+        return Tensors.slice(out.reshape(b, h, windows * w, dv), 2, 0, n);
+    }
+
+    /** Concatenates each window with its neighbours: axis {@code a} (windows) of x, gathered along {@code a+1}. */
+    private static NDArray lookAround(NDArray x, int axis, Window window, double padValue) {
+        long windows = x.getShape().get(axis);
+        NDArray padded = Tensors.padAxis(x, axis, window.lookBackward(), window.lookForward(), padValue);
+        NDList parts = new NDList(window.lookAround());
+        for (int i = 0; i < window.lookAround(); i++) {
+            parts.add(Tensors.slice(padded, axis, i, i + windows));
+        }
+        return parts.size() == 1 ? parts.head() : NDArrays.concat(parts, axis + 1);
+    }
+
+    /** Which (window, query offset, key slot) pairs may attend: boolean (windows, w, span). */
+    private static NDArray allowed(NDManager manager, long n, long windows, Window window) {
+        int w = window.windowSize();
+        long span = (long) window.lookAround() * w;
+        NDArray qPos = manager.arange(0, (int) (windows * w), 1, DataType.INT64).reshape(windows, w, 1);
+        NDArray kPos = manager.arange(0, (int) windows, 1, DataType.INT64).reshape(windows, 1, 1).mul(w)
+                .add(manager.arange(0, (int) span, 1, DataType.INT64).reshape(1, 1, span))
+                .sub((long) window.lookBackward() * w);
+        NDArray keep = kPos.gte(0).logicalAnd(kPos.lt(n));
+        long back = (long) w * window.lookBackward();
+        long forward = (long) w * window.lookForward();
+        if (window.causal()) {
+            keep = keep.logicalAnd(kPos.lte(qPos));
+            if (window.exactWindowsize()) {
+                keep = keep.logicalAnd(qPos.lte(kPos.add(back)));
+            }
+        } else if (window.exactWindowsize()) {
+            keep = keep.logicalAnd(kPos.sub(forward).lte(qPos)).logicalAnd(qPos.lte(kPos.add(back)));
+        }
+        return keep.broadcast(windows, w, span);
+    }
+}

@@ -1,0 +1,77 @@
+package dev.condjl.colt5;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.Initializer;
+import ai.djl.util.PairList;
+
+/**
+ * The reference's {@code RMSNorm(dim)}: {@code y = x / max(‖x‖₂, 1e-12) · √dim · gamma} over the last axis.
+ *
+ * <p>Parameter: {@code gamma (dim)}, initialised to ones. Input and output {@code (..., dim)}.
+ */
+public final class RMSNorm extends AbstractBlock {
+
+    private static final byte VERSION = 1;
+
+    private final int dim;
+    private final Parameter gamma;
+
+    /**
+     * Creates the norm.
+     *
+     * @param dim the size of the last axis, {@code > 0}
+     * @throws IllegalArgumentException if {@code dim <= 0}
+     */
+    public RMSNorm(int dim) {
+        super(VERSION);
+        if (dim <= 0) {
+            throw new IllegalArgumentException("dim (" + dim + ") must be > 0");
+        }
+        this.dim = dim;
+        gamma = addParameter(Parameter.builder().setName("gamma").setType(Parameter.Type.GAMMA)
+                .optInitializer(Initializer.ONES).optShape(new Shape(dim)).build());
+    }
+
+    /**
+     * The functional form.
+     *
+     * @param x (..., d) input
+     * @param gamma (d) scale
+     * @return (..., d) {@code normalize(x) · √d · gamma}
+     */
+    public static NDArray rmsNorm(NDArray x, NDArray gamma) {
+        float scale = (float) Math.sqrt(x.getShape().tail());
+        return x.normalize(2, -1, 1e-12).mul(scale).mul(gamma);
+    }
+
+    /**
+     * Normalises {@code x} with this block's {@code gamma}.
+     *
+     * @param ps the parameter store
+     * @param x (..., dim) input
+     * @param training whether in training mode
+     * @return (..., dim)
+     */
+    public NDArray apply(ParameterStore ps, NDArray x, boolean training) {
+        Inputs.checkLastDim("x", x, dim);
+        return rmsNorm(x, ps.getValue(gamma, x.getDevice(), training));
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        return new NDList(apply(ps, inputs.head(), training));
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        return new Shape[] {inputShapes[0]};
+    }
+}

@@ -1,0 +1,216 @@
+package dev.condjl.colt5;
+
+import ai.djl.nn.Block;
+import ai.djl.util.PairList;
+import dev.condjl.topk.Backend;
+import dev.condjl.topk.TieBreak;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
+
+/**
+ * Builds CoLT5 blocks from the reference's class name and keyword arguments (e.g. a training configuration saved as
+ * JSON), since hyper-parameters are not part of a checkpoint.
+ *
+ * <p>Names and keys are the reference's ({@code "ConditionalRoutedAttention"}, {@code num_heavy_tokens_q},
+ * {@code router_kwargs: {...}}), with its defaults. Accepted but without effect: {@code use_triton},
+ * {@code use_flash_attn}, {@code use_flash}, {@code triton_checkpoint_segments}, {@code num_sets_kv}. Extra router
+ * keys: {@code tie_break} ({@code "REFERENCE"} or {@code "BY_INPUT"}) and {@code backend} ({@code "AUTO"},
+ * {@code "UNROLLED"}). Unknown keys are an error.
+ */
+public final class ReferenceConfigs {
+
+    private static final Map<String, Function<Kwargs, Block>> MODULES = new LinkedHashMap<>();
+
+    static {
+        MODULES.put("RMSNorm", k -> new RMSNorm(k.requiredInt("dim")));
+        MODULES.put("FeedForward", k -> FeedForward.builder().setDim(k.requiredInt("dim"))
+                .optMult(k.getDouble("mult", 4)).build());
+        MODULES.put("SelfAttention", ReferenceConfigs::selfAttention);
+        MODULES.put("Attention", ReferenceConfigs::attention);
+        MODULES.put("LocalMHA", ReferenceConfigs::localMha);
+        MODULES.put("CoordinateDescentRouter", k -> router(k).setDim(k.requiredInt("dim")).build());
+        MODULES.put("ConditionalRoutedFeedForward", ReferenceConfigs::feedForward);
+        MODULES.put("ConditionalRoutedAttention", ReferenceConfigs::routedAttention);
+        MODULES.put("ConditionalRoutedTransformerBlock", ReferenceConfigs::transformerBlock);
+        MODULES.put("ConditionalRoutedCrossAttention", ReferenceConfigs::crossAttention);
+    }
+
+    private ReferenceConfigs() {}
+
+    /**
+     * The reference class names this factory builds.
+     *
+     * @return the names, in a stable order
+     */
+    public static Set<String> modules() {
+        return Collections.unmodifiableSet(MODULES.keySet());
+    }
+
+    /**
+     * Builds a block.
+     *
+     * @param module the reference's class name, e.g. {@code "ConditionalRoutedFeedForward"}
+     * @param config its keyword arguments (numbers, booleans, strings, null, nested maps for {@code router_kwargs})
+     * @return the uninitialised block, its parameters named as the reference's {@code state_dict}
+     * @throws IllegalArgumentException for an unknown module, an unknown or missing argument, or a bad value
+     */
+    public static Block build(String module, Map<String, ?> config) {
+        Function<Kwargs, Block> factory = MODULES.get(module);
+        if (factory == null) {
+            throw new IllegalArgumentException("unknown module '" + module + "'; known: " + MODULES.keySet());
+        }
+        Kwargs kwargs = new Kwargs(module, config);
+        Block block = factory.apply(kwargs);
+        kwargs.checkAllUsed();
+        return block;
+    }
+
+    /**
+     * The non-tensor forward arguments as the params of {@code Block.forward}: integral numbers become
+     * {@link Integer}, other values are kept.
+     *
+     * @param forward keyword arguments such as {@code {"num_heavy_tokens": 3}}
+     * @return the params pair list
+     */
+    public static PairList<String, Object> forwardParams(Map<String, ?> forward) {
+        PairList<String, Object> params = new PairList<>();
+        if (forward != null) {
+            forward.forEach((key, v) -> params.add(key,
+                    v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue()) ? n.intValue() : v));
+        }
+        return params;
+    }
+
+    private static SelfAttention selfAttention(Kwargs k) {
+        k.ignore("use_flash");
+        return SelfAttention.builder().setDim(k.requiredInt("dim")).optDimHead(k.getInt("dim_head", 64))
+                .optHeads(k.getInt("heads", 8)).optPrenorm(k.getBool("prenorm", false)).build();
+    }
+
+    private static Attention attention(Kwargs k) {
+        k.ignore("use_flash");
+        return Attention.builder().setDim(k.requiredInt("dim")).optDimHead(k.getInt("dim_head", 64))
+                .optHeads(k.getInt("heads", 8)).optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
+                .build();
+    }
+
+    private static LocalMHA localMha(Kwargs k) {
+        LocalMHA.Builder b = LocalMHA.builder().setDim(k.requiredInt("dim")).setWindowSize(k.requiredInt("window_size"))
+                .optDimHead(k.getInt("dim_head", 64)).optHeads(k.getInt("heads", 8))
+                .optPrenorm(k.getBool("prenorm", false)).optCausal(k.getBool("causal", false))
+                .optLookBackward(k.getInt("look_backward", 1))
+                .optExactWindowsize(k.getBool("exact_windowsize", true));
+        Integer lookForward = k.getOptInt("look_forward", null);
+        if (lookForward != null) {
+            b.optLookForward(lookForward);
+        }
+        if (k.getBool("use_rotary_pos_emb", false)) {
+            throw new IllegalArgumentException("LocalMHA: use_rotary_pos_emb is not supported (CoLT5 never uses it)");
+        }
+        return b.build();
+    }
+
+    /** A router builder from router keyword arguments (without {@code dim}). */
+    private static CoordinateDescentRouter.Builder router(Kwargs k) {
+        k.ignore("use_triton", "triton_checkpoint_segments");
+        return CoordinateDescentRouter.builder()
+                .optStraightThrough(k.getBool("straight_through", true))
+                .optNIters(k.getInt("n_iters", 20))
+                .optFetchKRatio(k.getDouble("fetch_k_ratio", 9.0 / 8.0))
+                .optEps(k.getDouble("eps", 0.03))
+                .optEpsDecay(k.getDouble("eps_decay", 0.7))
+                .optEpsInit(k.getOptDouble("eps_init", 4.0))
+                .optNumRoutingTokens(k.getInt("num_routing_tokens", 1))
+                .optLearnedRoutingTokens(k.getBool("learned_routing_tokens", false))
+                .optCosineSimRouting(k.getBool("cosine_sim_routing", false))
+                .optCosineSimScale(k.getDouble("cosine_sim_scale", 8))
+                .optRouteBlockSize(k.getOptInt("route_block_size", null))
+                .optTieBreak(TieBreak.valueOf(k.getString("tie_break", "REFERENCE").toUpperCase(Locale.ROOT)))
+                .optBackend(Backend.valueOf(k.getString("backend", "AUTO").toUpperCase(Locale.ROOT)));
+    }
+
+    private static CoordinateDescentRouter.Builder routerKwargs(Kwargs k) {
+        k.ignore("use_triton");
+        Kwargs inner = new Kwargs("router_kwargs", k.getMap("router_kwargs"));
+        CoordinateDescentRouter.Builder b = router(inner);
+        inner.checkAllUsed();
+        return b;
+    }
+
+    private static ConditionalRoutedFeedForward feedForward(Kwargs k) {
+        return ConditionalRoutedFeedForward.builder()
+                .setDim(k.requiredInt("dim"))
+                .setNumHeavyTokens(k.requiredInt("num_heavy_tokens"))
+                .optLightFfMult(k.getDouble("light_ff_mult", 0.5))
+                .optHeavyFfMult(k.getDouble("heavy_ff_mult", 4))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(routerKwargs(k))
+                .build();
+    }
+
+    private static ConditionalRoutedAttention routedAttention(Kwargs k) {
+        k.ignore("use_flash_attn");
+        return ConditionalRoutedAttention.builder()
+                .setDim(k.requiredInt("dim"))
+                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
+                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
+                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
+                .optHasLightAttn(k.getBool("has_light_attn", true))
+                .optLightDimHead(k.getInt("light_dim_head", 64))
+                .optLightHeads(k.getInt("light_heads", 8))
+                .optLightWindowSize(k.getInt("light_window_size", 128))
+                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
+                .optHeavyHeads(k.getInt("heavy_heads", 8))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(routerKwargs(k))
+                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
+                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
+                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+                .optRotaryEmb(k.getBool("rotary_emb", false))
+                .build();
+    }
+
+    private static ConditionalRoutedTransformerBlock transformerBlock(Kwargs k) {
+        k.ignore("use_flash_attn");
+        return ConditionalRoutedTransformerBlock.builder()
+                .setDim(k.requiredInt("dim"))
+                .setNumHeavyAttnTokensQ(k.requiredInt("num_heavy_attn_tokens_q"))
+                .setNumHeavyAttnTokensKv(k.requiredInt("num_heavy_attn_tokens_kv"))
+                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
+                .setNumHeavyFfTokens(k.requiredInt("num_heavy_ff_tokens"))
+                .optLightDimHead(k.getInt("light_dim_head", 64))
+                .optLightHeads(k.getInt("light_heads", 8))
+                .optLightWindowSize(k.getInt("light_window_size", 128))
+                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
+                .optHeavyHeads(k.getInt("heavy_heads", 8))
+                .optLightFfMult(k.getDouble("light_ff_mult", 0.5))
+                .optHeavyFfMult(k.getDouble("heavy_ff_mult", 4))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(routerKwargs(k))
+                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
+                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
+                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+                .build();
+    }
+
+    private static ConditionalRoutedCrossAttention crossAttention(Kwargs k) {
+        k.ignore("use_flash_attn", "num_sets_kv");
+        return ConditionalRoutedCrossAttention.builder()
+                .setDim(k.requiredInt("dim"))
+                .setNumTokensQ(k.requiredInt("num_tokens_q"))
+                .setNumTokensKv(k.requiredInt("num_tokens_kv"))
+                .optDimHead(k.getInt("dim_head", 64))
+                .optHeads(k.getInt("heads", 8))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(routerKwargs(k))
+                .optKvRoutingTokens(k.getInt("kv_routing_tokens", 1))
+                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
+                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+                .optRouteBlockSize(k.getOptInt("route_block_size", null))
+                .build();
+    }
+}

@@ -1,0 +1,111 @@
+package dev.condjl.colt5;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+/** Small tensor helpers shared by the CoLT5 blocks: token gather/scatter, masks as additive biases, padding. */
+final class Tensors {
+
+    /** The reference's masking value {@code -finfo(float32).max}. */
+    static final float MASK_VALUE = -Float.MAX_VALUE;
+
+    private Tensors() {}
+
+    /**
+     * Moves an array computed from a parameter into the manager of a batch array, so per-call temporaries do not
+     * accumulate in the model's manager (DJL attaches results to the first operand's manager). Never pass a
+     * parameter's own array.
+     *
+     * @param derived an array computed from parameters during this call
+     * @param batch an array of this call
+     * @return {@code derived}, now owned by {@code batch}'s manager
+     */
+    static NDArray own(NDArray derived, NDArray batch) {
+        derived.attach(batch.getManager());
+        return derived;
+    }
+
+    /**
+     * Rows of {@code x} picked per batch element: {@code out[b, j..] = x[b, indices[b, j..]]}.
+     *
+     * @param x (b, n, d...) tokens
+     * @param indices (b, m...) int64 positions in [0, n)
+     * @return (b, m..., d...) gathered tokens; differentiable w.r.t. {@code x}
+     */
+    static NDArray gatherTokens(NDArray x, NDArray indices) {
+        Shape xs = x.getShape();
+        Shape is = indices.getShape();
+        long b = xs.get(0);
+        Shape trailing = xs.slice(2);
+        NDArray flat = indices.reshape(b, -1);
+        long m = flat.getShape().get(1);
+        NDArray index = flat;
+        for (int i = 0; i < trailing.dimension(); i++) {
+            index = index.expandDims(-1);
+        }
+        index = index.broadcast(new Shape(b, m).addAll(trailing));
+        return x.gather(index, 1).reshape(is.addAll(trailing));
+    }
+
+    /**
+     * Writes routed rows back: a copy of {@code base} with {@code base[b, indices[b, j]] = values[b, j]}. Indices
+     * must be distinct within a row (top-k indices are), so nothing is accumulated.
+     *
+     * @param base (b, n, d) what unrouted positions keep
+     * @param indices (b, k) int64 positions
+     * @param values (b, k, d) rows to write; differentiable
+     * @return (b, n, d)
+     */
+    static NDArray scatterTokens(NDArray base, NDArray indices, NDArray values) {
+        NDArray index = indices.expandDims(-1).broadcast(values.getShape());
+        return base.scatter(index, values, 1);
+    }
+
+    /**
+     * A boolean keep-mask as an additive attention bias: 0 where kept, {@link #MASK_VALUE} where masked. Adding it
+     * equals the reference's {@code masked_fill(~mask, -finfo.max)} for logits of magnitude below 1e31.
+     *
+     * @param keep boolean mask, true = attend
+     * @return float32 bias of the same shape
+     */
+    static NDArray maskBias(NDArray keep) {
+        return keep.toType(DataType.FLOAT32, false).sub(1f).mul(Float.MAX_VALUE);
+    }
+
+    /**
+     * Pads one axis with a constant.
+     *
+     * @param x any array
+     * @param axis the axis to pad (negative counts from the end)
+     * @param before entries added in front
+     * @param after entries added at the end
+     * @param value the fill value (false/true for boolean arrays: 0/1)
+     * @return the padded array
+     */
+    static NDArray padAxis(NDArray x, int axis, long before, long after, double value) {
+        if (before == 0 && after == 0) {
+            return x;
+        }
+        int rank = x.getShape().dimension();
+        int a = axis < 0 ? axis + rank : axis;
+        long[] pairs = new long[2 * (rank - a)];
+        pairs[pairs.length - 2] = before;
+        pairs[pairs.length - 1] = after;
+        return x.pad(new Shape(pairs), value);
+    }
+
+    /**
+     * A slice along one axis.
+     *
+     * @param x any array
+     * @param axis the axis (non-negative)
+     * @param start first index
+     * @param end index after the last
+     * @return {@code x[..., start:end, ...]} at {@code axis}
+     */
+    static NDArray slice(NDArray x, int axis, long start, long end) {
+        return x.get(new NDIndex().addAllDim(axis).addSliceDim(start, end));
+    }
+}

@@ -1,0 +1,81 @@
+package dev.condjl.colt5.cdattention;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.util.PairList;
+
+/**
+ * {@code torch.nn.Embedding(count, dim)}: a lookup table {@code weight (count, dim)}, initialised from N(0, 1).
+ *
+ * <p>Maps integer ids {@code (...)} to rows {@code (..., dim)}.
+ */
+public final class Embedding extends AbstractBlock {
+
+    private static final byte VERSION = 1;
+
+    private final long count;
+    private final long dim;
+    private final Parameter weight;
+
+    /**
+     * Creates a table of {@code count} rows of size {@code dim}.
+     *
+     * @param count number of rows (vocabulary size or maximum position), at least 1
+     * @param dim row size, at least 1
+     * @throws IllegalArgumentException if a size is below 1
+     */
+    public Embedding(long count, long dim) {
+        super(VERSION);
+        if (count < 1 || dim < 1) {
+            throw new IllegalArgumentException("embedding size (" + count + ", " + dim + ") must be positive");
+        }
+        this.count = count;
+        this.dim = dim;
+        weight = addParameter(Parameter.builder()
+                .setName("weight")
+                .setType(Parameter.Type.WEIGHT)
+                .optInitializer(new NormalInitializer(1f))
+                .optShape(new Shape(count, dim))
+                .build());
+    }
+
+    /**
+     * Looks up rows.
+     *
+     * @param ps the parameter store
+     * @param inputs integer ids {@code (...)} in {@code [0, count)}
+     * @param training whether in training
+     * @param params unused
+     * @return {@code (..., dim)} rows of {@code weight}
+     */
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray ids = inputs.head();
+        NDArray w = ps.getValue(weight, ids.getDevice(), training);
+        NDArray index = ids.getDataType() == DataType.INT64 ? ids : ids.toType(DataType.INT64, false);
+        return index.getNDArrayInternal().embedding(index, w, SparseFormat.DENSE);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        return new Shape[] {inputShapes[0].add(dim)};
+    }
+
+    /**
+     * Returns the number of rows.
+     *
+     * @return the table size
+     */
+    public long getCount() {
+        return count;
+    }
+}

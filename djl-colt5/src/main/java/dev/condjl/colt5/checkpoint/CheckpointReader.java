@@ -1,0 +1,101 @@
+package dev.condjl.colt5.checkpoint;
+
+import java.io.Closeable;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A checkpoint opened for reading: the checked metadata of the selected tensors up front, their bytes on demand.
+ * Subclasses parse one format each; this class applies the options every format shares.
+ */
+abstract class CheckpointReader implements Closeable {
+
+    protected final Path file;
+    protected final ReadOptions options;
+    private Map<String, StoredTensor> tensors;
+    private String selectedKey;
+
+    CheckpointReader(Path file, ReadOptions options) {
+        this.file = file;
+        this.options = options;
+    }
+
+    /**
+     * Opens a checkpoint of either format.
+     *
+     * @throws CheckpointException if the file is unreadable, of an unknown or legacy format, or fails a check
+     */
+    static CheckpointReader open(Path file, ReadOptions options) throws CheckpointException {
+        switch (CheckpointFormat.detect(file)) {
+            case PYTORCH_ZIP:
+                return new TorchZipReader(file, options);
+            case SAFETENSORS:
+                return new SafetensorsReader(file, options);
+            default:
+                throw new AssertionError();
+        }
+    }
+
+    abstract CheckpointFormat format();
+
+    /**
+     * Reads the stored bytes of one tensor.
+     *
+     * @param tensor one of {@link #tensors()}
+     * @return {@link StoredTensor#spanBytes()} bytes from the tensor's first element on, in the file's byte order
+     * @throws CheckpointException if the data is damaged (short entry, checksum mismatch, I/O error)
+     */
+    abstract ByteBuffer elements(StoredTensor tensor) throws CheckpointException;
+
+    /** The selected tensors under their final keys (prefix stripped), in file order. */
+    final Map<String, StoredTensor> tensors() {
+        return tensors;
+    }
+
+    /** The top-level key of the nested state dict that was selected, or null. */
+    final String selectedKey() {
+        return selectedKey;
+    }
+
+    /**
+     * Records the selected tensors: strips the prefix and checks the total size against the options.
+     *
+     * @param selected checked tensors under the keys stored in the file
+     * @param fromKey the nested dict they came from, or null
+     */
+    final void select(Map<String, StoredTensor> selected, String fromKey) throws CheckpointException {
+        String prefix = options.stripPrefix();
+        Map<String, StoredTensor> out = new LinkedHashMap<>();
+        long total = 0;
+        for (Map.Entry<String, StoredTensor> e : selected.entrySet()) {
+            String key = e.getKey();
+            String stripped = prefix != null && key.startsWith(prefix) ? key.substring(prefix.length()) : key;
+            if (out.put(stripped, e.getValue()) != null) {
+                throw fail(null, key, "stripping prefix " + CheckpointException.quote(prefix)
+                        + " makes two keys equal to " + CheckpointException.quote(stripped));
+            }
+            total += e.getValue().outputBytes(true);
+            if (total > options.maxTotalBytes()) {
+                throw fail(null, key, "the tensors hold more than maxTotalBytes (" + options.maxTotalBytes()
+                        + ") bytes");
+            }
+        }
+        this.tensors = Collections.unmodifiableMap(out);
+        this.selectedKey = fromKey;
+    }
+
+    final CheckpointException fail(String entry, String key, String problem) {
+        return new CheckpointException(file, entry, key, problem);
+    }
+
+    final CheckpointException fail(String entry, String key, String problem, Throwable cause) {
+        return new CheckpointException(file, entry, key, problem, cause);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public abstract void close();
+}

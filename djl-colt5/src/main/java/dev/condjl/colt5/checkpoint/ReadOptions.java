@@ -1,0 +1,182 @@
+package dev.condjl.colt5.checkpoint;
+
+/**
+ * What to read from a checkpoint and the limits that protect the reader from damaged or hostile files.
+ *
+ * <p>{@code key} picks a nested state dict out of a training checkpoint ({@code {"model": ..., "optimizer": ...,
+ * "epoch": 3}}); without it a top-level dict of tensors is taken as is, and a top-level dict holding exactly one
+ * dict of tensors is unwrapped. {@code stripPrefix} removes a prefix such as {@code module.} (left by {@code
+ * DataParallel}) from the keys that carry it, like PyTorch's {@code consume_prefix_in_state_dict_if_present}.
+ *
+ * <p>Limits are checked before anything is allocated for the data they bound.
+ */
+public final class ReadOptions {
+
+    private static final ReadOptions DEFAULTS = builder().build();
+
+    private final String key;
+    private final String stripPrefix;
+    private final int maxEntries;
+    private final long maxPickleBytes;
+    private final long maxTotalBytes;
+
+    private ReadOptions(Builder builder) {
+        key = builder.key;
+        stripPrefix = builder.stripPrefix;
+        maxEntries = builder.maxEntries;
+        maxPickleBytes = builder.maxPickleBytes;
+        maxTotalBytes = builder.maxTotalBytes;
+    }
+
+    /**
+     * The default options: auto-detected state dict, no prefix stripping, default limits.
+     *
+     * @return shared default options
+     */
+    public static ReadOptions defaults() {
+        return DEFAULTS;
+    }
+
+    /**
+     * Starts building options.
+     *
+     * @return a builder holding the defaults
+     */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * The top-level key of the state dict inside a training checkpoint.
+     *
+     * @return the key, or null to auto-detect
+     */
+    public String key() {
+        return key;
+    }
+
+    /**
+     * The key prefix removed from the state dict's keys.
+     *
+     * @return the prefix, or null for none
+     */
+    public String stripPrefix() {
+        return stripPrefix;
+    }
+
+    /**
+     * The most zip entries, or safetensors tensors, a file may hold.
+     *
+     * @return the entry limit
+     */
+    public int maxEntries() {
+        return maxEntries;
+    }
+
+    /**
+     * The largest {@code data.pkl} read, in bytes; it bounds the objects the unpickler can create.
+     *
+     * @return the pickle size limit
+     */
+    public long maxPickleBytes() {
+        return maxPickleBytes;
+    }
+
+    /**
+     * The most bytes the selected tensors (as read) and, for zip files, all entries together may declare.
+     *
+     * @return the size limit
+     */
+    public long maxTotalBytes() {
+        return maxTotalBytes;
+    }
+
+    /** Builds {@link ReadOptions}; every option has a default. */
+    public static final class Builder {
+
+        private String key;
+        private String stripPrefix;
+        private int maxEntries = 100_000;
+        private long maxPickleBytes = 16L << 20;
+        private long maxTotalBytes = 64L << 30;
+
+        private Builder() {}
+
+        /**
+         * Picks the state dict stored under this top-level key ({@code model}, {@code state_dict}, ...).
+         *
+         * @param key the key, or null to auto-detect
+         * @return this builder
+         */
+        public Builder optKey(String key) {
+            this.key = key;
+            return this;
+        }
+
+        /**
+         * Removes this prefix ({@code module.}) from the keys that start with it.
+         *
+         * @param prefix the prefix, or null/empty for none
+         * @return this builder
+         */
+        public Builder optStripPrefix(String prefix) {
+            this.stripPrefix = prefix == null || prefix.isEmpty() ? null : prefix;
+            return this;
+        }
+
+        /**
+         * Sets the most zip entries or safetensors tensors a file may hold (default 100,000).
+         *
+         * @param maxEntries a positive count
+         * @return this builder
+         */
+        public Builder optMaxEntries(int maxEntries) {
+            this.maxEntries = maxEntries;
+            return this;
+        }
+
+        /**
+         * Sets the largest {@code data.pkl} read (default 16 MiB, enough for about 150,000 tensors).
+         *
+         * @param bytes a positive size
+         * @return this builder
+         */
+        public Builder optMaxPickleBytes(long bytes) {
+            this.maxPickleBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Sets the most bytes a file's tensors may declare in total (default 64 GiB).
+         *
+         * @param bytes a positive size
+         * @return this builder
+         */
+        public Builder optMaxTotalBytes(long bytes) {
+            this.maxTotalBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Builds the options.
+         *
+         * @return immutable options
+         * @throws IllegalArgumentException if a limit is not positive or the key is empty
+         */
+        public ReadOptions build() {
+            if (key != null && key.isEmpty()) {
+                throw new IllegalArgumentException("key must be null (auto-detect) or non-empty, got ''");
+            }
+            if (maxEntries <= 0 || maxPickleBytes <= 0 || maxTotalBytes <= 0) {
+                throw new IllegalArgumentException(
+                        "limits must be positive: maxEntries="
+                                + maxEntries
+                                + ", maxPickleBytes="
+                                + maxPickleBytes
+                                + ", maxTotalBytes="
+                                + maxTotalBytes);
+            }
+            return new ReadOptions(this);
+        }
+    }
+}

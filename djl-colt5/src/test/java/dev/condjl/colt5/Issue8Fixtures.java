@@ -1,0 +1,125 @@
+package dev.condjl.colt5;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.nn.Block;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+/**
+ * Golden fixtures of issue 8 ({@code src/test/resources/issue8/*.safetensors}, made by {@code gen_fixtures.py}
+ * beside them): state-dict entries under their reference names, inputs and outputs under names starting with
+ * {@code @}.
+ */
+public final class Issue8Fixtures {
+
+    /** The parity bound of the issue: max abs difference. */
+    public static final double TOLERANCE = 1e-4;
+
+    private static final Logger LOG = LogManager.getLogger(Issue8Fixtures.class);
+
+    private final NDList arrays;
+
+    private Issue8Fixtures(NDList arrays) {
+        this.arrays = arrays;
+    }
+
+    /**
+     * Reads one fixture file.
+     *
+     * @param manager owner of the arrays
+     * @param name file name under {@code issue8/}
+     * @return the fixture
+     */
+    public static Issue8Fixtures read(NDManager manager, String name) {
+        try (InputStream in = Issue8Fixtures.class.getResourceAsStream("/issue8/" + name)) {
+            if (in == null) {
+                throw new IllegalStateException("missing fixture issue8/" + name);
+            }
+            return new Issue8Fixtures(NDList.decode(manager, in));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Returns an input or output.
+     *
+     * @param name its name without the {@code @}
+     * @return the array
+     */
+    public NDArray get(String name) {
+        NDArray a = arrays.get("@" + name);
+        if (a == null) {
+            throw new IllegalStateException("fixture has no @" + name);
+        }
+        return a;
+    }
+
+    /**
+     * Returns the state-dict entries.
+     *
+     * @return reference name to array
+     */
+    public Map<String, NDArray> stateDict() {
+        Map<String, NDArray> out = new LinkedHashMap<>();
+        for (NDArray a : arrays) {
+            if (!a.getName().startsWith("@")) {
+                out.put(a.getName(), a);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Loads the state dict into an initialized block, requiring every key to line up.
+     *
+     * @param block the block
+     */
+    public void load(Block block) {
+        StateDicts.LoadReport report = StateDicts.load(block, stateDict(), true);
+        assertTrue(report.isComplete(), report.toString());
+    }
+
+    /**
+     * Asserts shape equality and a max abs difference within {@link #TOLERANCE}, and logs the difference.
+     *
+     * @param what label for the log and the failure message
+     * @param expected the reference values
+     * @param actual our values
+     * @return the max abs difference
+     */
+    public static double assertClose(String what, NDArray expected, NDArray actual) {
+        assertEquals(expected.getShape(), actual.getShape(), what + ": shape");
+        double diff = maxAbsDiff(expected, actual);
+        LOG.info(String.format(Locale.ROOT, "parity %s: max abs diff %.3g", what, diff));
+        assertTrue(diff <= TOLERANCE, what + ": max abs diff " + diff + " > " + TOLERANCE);
+        return diff;
+    }
+
+    /**
+     * The largest absolute element difference; NaN anywhere gives NaN.
+     *
+     * @param a first array
+     * @param b second array, same shape
+     * @return max |a − b|
+     */
+    public static double maxAbsDiff(NDArray a, NDArray b) {
+        NDArray d = a.toType(DataType.FLOAT64, false).sub(b.toType(DataType.FLOAT64, false)).abs();
+        if (d.isNaN().any().getBoolean()) {
+            return Double.NaN;
+        }
+        return d.size() == 0 ? 0 : d.max().getDouble();
+    }
+}

@@ -1,0 +1,159 @@
+package dev.condjl.colt5;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.Initializer;
+import ai.djl.util.PairList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Naming and loading by PyTorch {@code state_dict} keys. */
+class StateDictsTest {
+
+    /** A block shaped like a small reference module: a direct parameter, a buffer, nested children. */
+    private static final class Toy extends AbstractBlock {
+        private final Parameter token;
+        private final Parameter buffer;
+        private final Linear toQ;
+        private final Inner ff;
+
+        Toy() {
+            token = addParameter(Parameter.builder().setName("routing_token").setType(Parameter.Type.OTHER)
+                    .optInitializer(Initializer.ONES).optShape(new Shape(2, 4)).build());
+            buffer = addParameter(Parameter.builder().setName("inv_freq").setType(Parameter.Type.OTHER)
+                    .optInitializer(Initializer.ZEROS).optShape(new Shape(3)).optRequiresGrad(false).build());
+            toQ = addChildBlock("to_q", Linear.builder().setUnits(5).optBias(false).build());
+            ff = addChildBlock("ff", new Inner());
+        }
+
+        @Override
+        protected NDList forwardInternal(
+                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+            return inputs;
+        }
+
+        @Override
+        protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
+            toQ.initialize(manager, dataType, inputShapes);
+            ff.initialize(manager, dataType, inputShapes);
+        }
+
+        @Override
+        public Shape[] getOutputShapes(Shape[] inputShapes) {
+            return inputShapes;
+        }
+    }
+
+    private static final class Inner extends AbstractBlock {
+        private final Linear first;
+
+        Inner() {
+            first = addChildBlock("1", Linear.builder().setUnits(3).build());
+        }
+
+        @Override
+        protected NDList forwardInternal(
+                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+            return inputs;
+        }
+
+        @Override
+        protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
+            first.initialize(manager, dataType, inputShapes);
+        }
+
+        @Override
+        public Shape[] getOutputShapes(Shape[] inputShapes) {
+            return inputShapes;
+        }
+    }
+
+    @Test
+    void namesAreDottedStateDictKeys() {
+        Toy toy = new Toy();
+        assertEquals(
+                List.of("routing_token", "inv_freq", "to_q.weight", "ff.1.weight", "ff.1.bias"),
+                List.copyOf(StateDicts.parameters(toy).keySet()));
+        assertSame(toy.buffer, StateDicts.parameters(toy).get("inv_freq"));
+    }
+
+    @Test
+    void loadCopiesInPlaceAndKeepsRequiresGrad() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Toy toy = new Toy();
+            toy.initialize(m, DataType.FLOAT32, new Shape(1, 4));
+            NDArray before = toy.toQ.getParameters().get("weight").getArray();
+            Map<String, NDArray> sd = new LinkedHashMap<>();
+            sd.put("routing_token", m.arange(8f).reshape(2, 4));
+            sd.put("inv_freq", m.create(new double[] {1, 2, 3})); // float64 source: converted
+            sd.put("to_q.weight", m.ones(new Shape(5, 4)).mul(2));
+            sd.put("ff.1.weight", m.ones(new Shape(3, 4)));
+            sd.put("ff.1.bias", m.create(new float[] {7, 8, 9}));
+            StateDicts.LoadReport report = StateDicts.load(toy, sd, true);
+            assertTrue(report.isComplete(), report.toString());
+            assertEquals(5, report.loaded());
+            assertSame(before, toy.toQ.getParameters().get("weight").getArray());
+            assertArrayEquals(new float[] {0, 1, 2, 3, 4, 5, 6, 7}, toy.token.getArray().toFloatArray());
+            assertArrayEquals(new float[] {1, 2, 3}, toy.buffer.getArray().toFloatArray());
+            assertEquals(DataType.FLOAT32, toy.buffer.getArray().getDataType());
+            assertArrayEquals(new float[] {7, 8, 9}, StateDicts.parameters(toy).get("ff.1.bias").getArray()
+                    .toFloatArray());
+            assertTrue(toy.token.getArray().hasGradient());
+            assertFalse(toy.buffer.requiresGradient());
+        }
+    }
+
+    @Test
+    void reportsMissingUnexpectedAndMisShapedByName() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Toy toy = new Toy();
+            toy.initialize(m, DataType.FLOAT32, new Shape(1, 4));
+            float[] original = toy.token.getArray().toFloatArray();
+            float[] toQBefore = toy.toQ.getParameters().get("weight").getArray().toFloatArray();
+            Map<String, NDArray> sd = new LinkedHashMap<>();
+            sd.put("routing_token", m.zeros(new Shape(1, 4)));
+            sd.put("to_q.weight", m.zeros(new Shape(5, 4)));
+            sd.put("ff.2.weight", m.zeros(new Shape(3)));
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> StateDicts.load(toy, sd, true));
+            assertTrue(e.getMessage().contains("inv_freq"), e.getMessage());
+            assertTrue(e.getMessage().contains("ff.2.weight"), e.getMessage());
+            assertTrue(e.getMessage().contains("routing_token"), e.getMessage());
+            assertArrayEquals(toQBefore, toQ(toy), "strict failure must copy nothing");
+
+            StateDicts.LoadReport report = StateDicts.load(toy, sd, false);
+            assertEquals(List.of("inv_freq", "ff.1.weight", "ff.1.bias"), report.missing());
+            assertEquals(List.of("ff.2.weight"), report.unexpected());
+            assertEquals(List.of("routing_token"), List.copyOf(report.mismatched().keySet()));
+            assertEquals(1, report.loaded());
+            assertArrayEquals(new float[5 * 4], toQ(toy));
+            assertArrayEquals(original, toy.token.getArray().toFloatArray());
+        }
+    }
+
+    private static float[] toQ(Toy toy) {
+        return toy.toQ.getParameters().get("weight").getArray().toFloatArray();
+    }
+
+    @Test
+    void uninitializedBlockIsRejected() {
+        Toy toy = new Toy();
+        assertThrows(IllegalStateException.class, () -> StateDicts.load(toy, Map.of(), false));
+    }
+}

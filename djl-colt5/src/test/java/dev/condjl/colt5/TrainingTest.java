@@ -1,0 +1,150 @@
+package dev.condjl.colt5;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Every block trains with DJL's Trainer: the loss decreases over a few Adam steps on a fixed batch, and every
+ * trainable parameter receives a non-zero gradient, the routing tokens included (through the straight-through
+ * scores).
+ */
+class TrainingTest {
+
+    private static final int DIM = 16;
+    private static final int STEPS = 6;
+
+    private static ConditionalRoutedAttention.Builder smallAttention() {
+        return ConditionalRoutedAttention.builder().setDim(DIM).setNumHeavyTokensQ(6).setNumHeavyTokensKv(8)
+                .optLightDimHead(8).optLightHeads(2).optLightWindowSize(8).optHeavyDimHead(8).optHeavyHeads(4);
+    }
+
+    @Test
+    void buildingBlocks() {
+        trains(FeedForward.builder().setDim(DIM).optMult(2).build(), m -> new NDList(x(m, 9)));
+        trains(SelfAttention.builder().setDim(DIM).optDimHead(8).optHeads(2).optPrenorm(true).build(),
+                m -> new NDList(x(m, 9)));
+        trains(LocalMHA.builder().setDim(DIM).setWindowSize(4).optDimHead(8).optHeads(2).optPrenorm(true).build(),
+                m -> new NDList(x(m, 11), mask(m, 11)));
+        trains(Attention.builder().setDim(DIM).optDimHead(8).optHeads(4).build(), m -> {
+            NDArray context = m.randomNormal(new Shape(2, 2, 7, DIM));
+            context.setName("context");
+            NDArray q = x(m, 5);
+            q.setName("x");
+            return new NDList(q, context);
+        });
+    }
+
+    @Test
+    void routerGradientReachesRoutingToken() {
+        CoordinateDescentRouter router = CoordinateDescentRouter.builder().setDim(DIM).optNumRoutingTokens(2).build();
+        trains(router, m -> new NDList(x(m, 24)), out -> {
+            // a heavy "branch" that uses the routed tokens weighted by their scores
+            NDArray tokens = out.get("routed_tokens");
+            return tokens.mul(out.get("scores").expandDims(-1)).sum(new int[] {3}).square().mean();
+        });
+    }
+
+    @Test
+    void routedFeedForward() {
+        trains(ConditionalRoutedFeedForward.builder().setDim(DIM).setNumHeavyTokens(6).build(),
+                m -> new NDList(x(m, 23), mask(m, 23)));
+    }
+
+    @Test
+    void routedAttention() {
+        trains(smallAttention().optNumRoutedKv(2).optRotaryEmb(true).optMultiplyKeysByScore(true)
+                        .optMultiplyQueriesByScore(true).build(),
+                m -> new NDList(x(m, 21), mask(m, 21)));
+    }
+
+    @Test
+    void routedTransformerBlock() {
+        trains(ConditionalRoutedTransformerBlock.builder().setDim(DIM).setNumHeavyAttnTokensQ(6)
+                        .setNumHeavyAttnTokensKv(8).setNumHeavyFfTokens(7).optLightDimHead(8).optLightHeads(2)
+                        .optLightWindowSize(8).optHeavyDimHead(8).optHeavyHeads(4).build(),
+                m -> new NDList(x(m, 22), mask(m, 22)));
+    }
+
+    @Test
+    void routedCrossAttention() {
+        trains(ConditionalRoutedCrossAttention.builder().setDim(DIM).setNumTokensQ(5).setNumTokensKv(9)
+                        .optDimHead(8).optHeads(4).optKvRoutingTokens(2).optRouteBlockSize(8).build(),
+                m -> new NDList(x(m, 12), x(m, 30)));
+    }
+
+    private static NDArray x(NDManager m, int n) {
+        return m.randomNormal(new Shape(2, n, DIM));
+    }
+
+    private static NDArray mask(NDManager m, int n) {
+        return m.arange(n).lt(n - 4).expandDims(0).concat(m.ones(new Shape(1, n)).gt(0), 0);
+    }
+
+    private static void trains(Block block, Function<NDManager, NDList> inputs) {
+        NDArray[] target = new NDArray[1];
+        trains(block, inputs, out -> {
+            NDArray y = out.head();
+            if (target[0] == null) {
+                target[0] = y.getManager().randomNormal(y.getShape());
+            }
+            return y.sub(target[0]).square().mean();
+        });
+    }
+
+    private static void trains(Block block, Function<NDManager, NDList> inputs, Function<NDList, NDArray> loss) {
+        Engine.getInstance().setRandomSeed(7);
+        try (Model model = Model.newInstance("colt5-train")) {
+            model.setBlock(block);
+            DefaultTrainingConfig config = new DefaultTrainingConfig(Loss.l2Loss())
+                    .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(3e-2f)).build());
+            try (Trainer trainer = model.newTrainer(config)) {
+                NDList batch = inputs.apply(trainer.getManager());
+                trainer.initialize(batch.getShapes());
+                List<Float> losses = new ArrayList<>();
+                for (int step = 0; step < STEPS; step++) {
+                    try (GradientCollector gc = trainer.newGradientCollector()) {
+                        NDArray l = loss.apply(trainer.forward(batch));
+                        losses.add(l.getFloat());
+                        gc.backward(l);
+                    }
+                    if (step == 0) {
+                        assertEveryParameterHasGradient(block);
+                    }
+                    trainer.step();
+                }
+                assertTrue(losses.get(STEPS - 1) < losses.get(0),
+                        block.getClass().getSimpleName() + ": loss did not decrease: " + losses);
+            }
+        }
+    }
+
+    private static void assertEveryParameterHasGradient(Block block) {
+        for (Map.Entry<String, Parameter> e : StateDicts.parameters(block).entrySet()) {
+            Parameter p = e.getValue();
+            if (!p.requiresGradient()) {
+                continue;
+            }
+            float g = p.getArray().getGradient().abs().sum().getFloat();
+            assertTrue(g > 0, block.getClass().getSimpleName() + ": no gradient for " + e.getKey());
+        }
+    }
+}

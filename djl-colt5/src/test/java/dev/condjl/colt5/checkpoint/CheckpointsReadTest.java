@@ -1,0 +1,168 @@
+package dev.condjl.colt5.checkpoint;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import dev.condjl.colt5.Sequential;
+import dev.condjl.colt5.StateDicts;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import java.util.zip.ZipEntry;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Reading PyTorch-written fixtures: every dtype, views and shared storages, nested checkpoints, options. */
+class CheckpointsReadTest {
+
+    private static NDManager manager;
+
+    @TempDir Path dir;
+
+    @BeforeAll
+    static void setUp() {
+        manager = NDManager.newBaseManager();
+    }
+
+    @AfterAll
+    static void tearDown() {
+        manager.close();
+    }
+
+    @Test
+    void readsEveryDtypeFromTorchSave() throws Exception {
+        Map<String, NDArray> sd = Checkpoints.read(Fixtures.path("dtypes.pt"), manager);
+        Fixtures.assertStateDict("dtypes.pt", sd);
+        assertSame(manager, sd.get("bf16").getManager(), "arrays belong to the caller's manager");
+        assertEquals("bf16", sd.get("bf16").getName());
+    }
+
+    @Test
+    void readsEveryDtypeFromSafetensors() throws Exception {
+        Fixtures.assertStateDict("dtypes.safetensors", Checkpoints.read(Fixtures.path("dtypes.safetensors"), manager));
+    }
+
+    @Test
+    void readsViewsAndSharedStorages() throws Exception {
+        // transposed, sliced with offset 8, stepped, a column, stride-0 expand, tied weights, bf16 transposed
+        Fixtures.assertStateDict("views.pt", Checkpoints.read(Fixtures.path("views.pt"), manager));
+    }
+
+    @Test
+    void readsParametersSavedWithKeepVars() throws Exception {
+        Fixtures.assertStateDict("parameters.pt", Checkpoints.read(Fixtures.path("parameters.pt"), manager));
+    }
+
+    @Test
+    void unwrapsTheOnlyStateDictOfATrainingCheckpoint() throws Exception {
+        Fixtures.assertStateDict("nested.pt", Checkpoints.read(Fixtures.path("nested.pt"), manager));
+        assertEquals("model", Checkpoints.inspect(Fixtures.path("nested.pt")).selectedKey());
+    }
+
+    @Test
+    void picksTheKeyAndStripsThePrefix() throws Exception {
+        ReadOptions options = ReadOptions.builder().optKey("model").optStripPrefix("module.").build();
+        Map<String, NDArray> sd = Checkpoints.read(Fixtures.path("nested.pt"), manager, options);
+        List<String> stripped = Fixtures.expectedKeys("nested.pt").stream()
+                .map(k -> k.substring("module.".length()))
+                .collect(Collectors.toList());
+        assertEquals(List.of("proj.weight", "proj.bias", "norm.weight", "norm.bias", "head.weight"), stripped);
+        assertEquals(stripped, List.copyOf(sd.keySet()));
+        for (String key : Fixtures.expectedKeys("nested.pt")) {
+            Fixtures.assertTensor(Fixtures.expected("nested.pt").getAsJsonObject(key),
+                    sd.get(key.substring("module.".length())), key);
+        }
+    }
+
+    @Test
+    void refusesKeysThatAreNotStateDicts() {
+        CheckpointException optimizer = assertThrows(CheckpointException.class, () -> Checkpoints.read(
+                Fixtures.path("nested.pt"), manager, ReadOptions.builder().optKey("optimizer").build()));
+        assertTrue(optimizer.getMessage().contains("key 'state': value of type dict is not a tensor"), optimizer.getMessage());
+        CheckpointException epoch = assertThrows(CheckpointException.class, () -> Checkpoints.read(
+                Fixtures.path("nested.pt"), manager, ReadOptions.builder().optKey("epoch").build()));
+        assertTrue(epoch.getMessage().contains("value of type int is not a dict; top-level keys: ['model', 'optimizer',"
+                + " 'epoch']"), epoch.getMessage());
+        CheckpointException missing = assertThrows(CheckpointException.class, () -> Checkpoints.read(
+                Fixtures.path("nested.pt"), manager, ReadOptions.builder().optKey("state_dict").build()));
+        assertTrue(missing.getMessage().contains("key 'state_dict': no such top-level key"), missing.getMessage());
+        assertEquals("state_dict", missing.getKey());
+        assertTrue(missing.getEntry().endsWith("/data.pkl"), missing.getEntry());
+    }
+
+    @Test
+    void inspectDescribesWithoutReading() throws Exception {
+        CheckpointInfo info = Checkpoints.inspect(Fixtures.path("dtypes.pt"));
+        assertEquals(CheckpointFormat.PYTORCH_ZIP, info.format());
+        assertNull(info.selectedKey());
+        assertEquals(Fixtures.expectedKeys("dtypes.pt"),
+                info.tensors().stream().map(TensorEntry::key).collect(Collectors.toList()));
+        TensorEntry bf16 = info.tensors().get(2);
+        assertEquals(new TensorEntry("bf16", CheckpointDType.BFLOAT16, new Shape(2, 2), 8), bf16);
+        // f32 6x4 + f16 5x2 + bf16 4x2 + f64 3x8 + i64 4x8 + i32 3x4 + i16 3x2 + i8 3 + u8 3 + bool 3 + scalar 4
+        assertEquals(24 + 10 + 8 + 24 + 32 + 12 + 6 + 3 + 3 + 3 + 4, info.totalBytes());
+        CheckpointInfo st = Checkpoints.inspect(Fixtures.path("dtypes.safetensors"));
+        assertEquals(CheckpointFormat.SAFETENSORS, st.format());
+        assertEquals(info.tensors(), st.tensors());
+    }
+
+    @Test
+    void refusesLegacyAndTorchScriptFilesWithAHint() {
+        CheckpointException legacy = assertThrows(CheckpointException.class,
+                () -> Checkpoints.read(Fixtures.path("legacy.pt"), manager));
+        assertTrue(legacy.getMessage().contains("re-save it with torch >= 1.6"), legacy.getMessage());
+        CheckpointException script = assertThrows(CheckpointException.class,
+                () -> Checkpoints.read(Fixtures.path("torchscript.pt"), manager));
+        assertTrue(script.getMessage().contains("TorchScript archive"), script.getMessage());
+    }
+
+    @Test
+    void readsBigEndianArchives() throws Exception {
+        ByteBuffer data = ByteBuffer.allocate(12).order(ByteOrder.BIG_ENDIAN).putFloat(1.5f).putFloat(-2f)
+                .putFloat(7.25f);
+        Map<String, byte[]> entries = new LinkedHashMap<>();
+        entries.put("archive/data.pkl", HostileFiles.oneTensor(3, 1, new long[] {2}, new long[] {1}));
+        entries.put("archive/byteorder", "big".getBytes(StandardCharsets.US_ASCII));
+        entries.put("archive/data/0", data.array());
+        Path file = HostileFiles.zip(dir.resolve("be.pt"), entries, ZipEntry.STORED);
+        assertArrayEquals(new float[] {-2f, 7.25f}, Checkpoints.read(file, manager).get("w").toFloatArray());
+    }
+
+    @Test
+    void loadsIntoABlockByStateDictName() throws Exception {
+        Sequential block = new Sequential();
+        block.add(Linear.builder().setUnits(3).build()).add(Linear.builder().setUnits(2).build());
+        try (NDManager model = NDManager.newBaseManager()) {
+            block.initialize(model, DataType.FLOAT32, new Shape(1, 4));
+            StateDicts.LoadReport report = Checkpoints.loadInto(block, Fixtures.path("sequential.pt"),
+                    ReadOptions.defaults(), true);
+            assertTrue(report.isComplete(), report.toString());
+            assertEquals(4, report.loaded());
+            StateDicts.parameters(block).forEach((key, p) -> Fixtures.assertTensor(
+                    Fixtures.expected("sequential.pt").getAsJsonObject(key), p.getArray(), key));
+            try (NDManager batch = model.newSubManager()) {
+                NDArray y = block.forward(new ParameterStore(batch, false), new NDList(
+                        batch.ones(new Shape(1, 4))), false).singletonOrThrow();
+                assertEquals(new Shape(1, 2), y.getShape());
+            }
+        }
+    }
+}

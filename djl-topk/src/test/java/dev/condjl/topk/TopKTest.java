@@ -1,0 +1,173 @@
+package dev.condjl.topk;
+
+import static dev.condjl.topk.CoordinateDescentTest.assertMessage;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+/** Spec colt5.md §2.11 ({@link TopK#topk}) and §2.13 item 1 ({@link TopK#select} with {@link TieBreak}). */
+class TopKTest {
+
+    private NDManager manager;
+
+    @BeforeEach
+    void setUp() {
+        manager = NDManager.newBaseManager();
+        Engine.getInstance().setRandomSeed(11);
+    }
+
+    @AfterEach
+    void tearDown() {
+        manager.close();
+    }
+
+    @Test
+    void matchesReferenceForwardAndGradient() {
+        Map<String, NDArray> tensors = Fixtures.tensors(manager, "topk");
+        for (JsonElement element : Fixtures.cases("topk")) {
+            JsonObject c = element.getAsJsonObject();
+            String name = c.get("name").getAsString();
+            NDArray x = tensors.get(name + ".x");
+            x.setRequiresGradient(true);
+            TopKResult result;
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                result = TopK.topk(x, c.get("k").getAsInt(), tensors.get(name + ".mask"), options(c));
+                collector.backward(result.values().mul(tensors.get(name + ".grad_values")).sum()
+                        .add(result.coorDescentValues().mul(tensors.get(name + ".grad_coor_descent_values")).sum())
+                        .add(result.gates().mul(tensors.get(name + ".grad_gates")).sum()));
+            }
+            assertArrayEquals(tensors.get(name + ".indices").toLongArray(), result.indices().toLongArray(), name);
+            Fixtures.assertClose(tensors.get(name + ".values"), result.values(), 1e-5, name + " values");
+            Fixtures.assertClose(tensors.get(name + ".coor_descent_values"), result.coorDescentValues(), 1e-5,
+                    name + " coor_descent_values");
+            Fixtures.assertClose(tensors.get(name + ".gates"), result.gates(), 0, name + " gates");
+            Fixtures.assertGradientClose(tensors.get(name + ".grad_x"), x.getGradient(), name + " grad_x");
+        }
+    }
+
+    private static TopK.Options options(JsonObject c) {
+        TopK.Options.Builder builder = TopK.Options.builder();
+        if (c.has("n_iters")) {
+            builder.optIters(c.get("n_iters").getAsInt());
+        }
+        if (c.has("eps")) {
+            builder.optEps(c.get("eps").getAsDouble());
+        }
+        if (c.has("eps_init")) {
+            builder.optEpsInit(c.get("eps_init").getAsDouble());
+        }
+        if (c.has("eps_decay")) {
+            builder.optEpsDecay(c.get("eps_decay").getAsDouble());
+        }
+        return builder.build();
+    }
+
+    @Test
+    void gatesAreExactlyOneAndValuesAreTheHardTopK() {
+        NDArray x = manager.randomNormal(new Shape(4, 40));
+        // Masking the largest entries: the hard top-k still returns them, with soft score 0 and gate 1.0.
+        NDArray mask = x.lt(1.5);
+        TopKResult result = TopK.topk(x, 6, mask, TopK.Options.builder().build());
+        NDList hard = x.topK(6, -1);
+        assertArrayEquals(hard.get(1).toLongArray(), result.indices().toLongArray());
+        assertArrayEquals(hard.get(0).toFloatArray(), result.values().toFloatArray());
+        for (float gate : result.gates().toFloatArray()) {
+            assertEquals(1f, gate);
+        }
+        float[] soft = result.coorDescentValues().toFloatArray();
+        boolean[] selectedValid = mask.gather(result.indices(), -1).toBooleanArray();
+        for (int i = 0; i < soft.length; i++) {
+            assertTrue(selectedValid[i] ? soft[i] > 0 : soft[i] == 0f, "selected entry " + i + " soft " + soft[i]);
+        }
+    }
+
+    @Test
+    void nonDifferentiableModeReturnsThePlainTopKOnly() {
+        NDArray x = manager.randomNormal(new Shape(3, 9));
+        TopKResult result = TopK.topk(x, 4, null, TopK.Options.builder().optNonDifferentiable(true).build());
+        NDList hard = x.topK(4, -1);
+        assertArrayEquals(hard.get(0).toFloatArray(), result.values().toFloatArray());
+        assertArrayEquals(hard.get(1).toLongArray(), result.indices().toLongArray());
+        assertNull(result.coorDescentValues());
+        assertNull(result.gates());
+    }
+
+    @Test
+    void byInputBreaksTiesByRawScoreThenIndex() {
+        NDArray scores = manager.create(new float[] {1, 1, 1, 0.5f, 1, Float.NaN, 1}).reshape(1, 7);
+        NDArray raw = manager.create(new float[] {0.1f, 0.9f, 0.5f, 2f, 0.9f, 0f, 0.9f}).reshape(1, 7);
+        NDList selected = TopK.select(scores, raw, 5, TieBreak.BY_INPUT);
+        assertArrayEquals(new long[] {5, 1, 4, 6, 2}, selected.get(1).toLongArray());
+        assertEquals(DataType.INT64, selected.get(1).getDataType());
+        assertEquals(new Shape(1, 5), selected.get(0).getShape());
+        assertTrue(Float.isNaN(selected.get(0).getFloat(0, 0)));
+    }
+
+    @Test
+    void byInputKeepsTheOrderOfUnequalScores() {
+        NDArray scores = manager.randomNormal(new Shape(5, 3, 30));
+        NDArray raw = manager.randomNormal(new Shape(5, 3, 30));
+        NDList reference = TopK.select(scores, null, 12, TieBreak.REFERENCE);
+        NDList byInput = TopK.select(scores, raw, 12, TieBreak.BY_INPUT);
+        assertArrayEquals(reference.get(1).toLongArray(), byInput.get(1).toLongArray());
+        assertArrayEquals(reference.get(0).toFloatArray(), byInput.get(0).toFloatArray());
+        NDArray single = manager.create(new float[] {3}).reshape(1, 1);
+        assertArrayEquals(new long[] {0}, TopK.select(single, single, 1, TieBreak.BY_INPUT).get(1).toLongArray());
+    }
+
+    @Test
+    void byInputOnSaturatedSoftScoresSelectsTheTopKOfTheRawScores() {
+        // Inputs ×10 under the router schedule: far more than k entries per row saturate at 1.0 (spec §2.13 item 1).
+        NDArray s = manager.randomNormal(new Shape(6, 64)).mul(10);
+        NDArray soft = CoordinateDescent.solve(s, 9, null, CoordinateDescent.Options.builder()
+                .setIters(20).optEps(0.03).optEpsInit(4.0).optEpsDecay(0.7).build());
+        assertTrue(soft.eq(1f).sum(new int[] {-1}).max().getLong() > 8, "more than k saturated in some row");
+        NDList selected = TopK.select(soft, s, 8, TieBreak.BY_INPUT);
+        assertArrayEquals(s.topK(8, -1).get(1).toLongArray(), selected.get(1).toLongArray());
+    }
+
+    @Test
+    void selectedValuesCarryTheGradient() {
+        NDArray scores = manager.create(new float[] {0.2f, 0.9f, 0.9f, 0.1f});
+        scores.setRequiresGradient(true);
+        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            collector.backward(TopK.select(scores, scores.stopGradient(), 2, TieBreak.BY_INPUT).get(0).sum());
+        }
+        assertArrayEquals(new float[] {0, 1, 1, 0}, scores.getGradient().toFloatArray());
+    }
+
+    @Test
+    void rejectsBadArgumentsNamingThem() {
+        NDArray x = manager.randomNormal(new Shape(2, 6));
+        TopK.Options defaults = TopK.Options.builder().build();
+        assertMessage("k (0)", () -> TopK.topk(x, 0, null, defaults));
+        assertMessage("k (7) must be in [1, 6]", () -> TopK.topk(x, 7, null, defaults));
+        assertMessage("coorDescentKRatio (0.5)", () -> TopK.Options.builder().optCoorDescentKRatio(0.5).build());
+        assertMessage("iters (0)", () -> TopK.Options.builder().optIters(0).build());
+        assertMessage("eps (0.0)", () -> TopK.Options.builder().optEps(0).build());
+        assertMessage("x must be float16, float32 or float64, got int64",
+                () -> TopK.topk(x.toType(DataType.INT64, false), 2, null, defaults));
+        assertMessage("mask shape (3)",
+                () -> TopK.topk(x, 2, manager.ones(new Shape(3), DataType.BOOLEAN), defaults));
+        assertMessage("raw shape (2, 5)",
+                () -> TopK.select(x, manager.ones(new Shape(2, 5)), 2, TieBreak.BY_INPUT));
+    }
+}

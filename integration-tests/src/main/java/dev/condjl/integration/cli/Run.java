@@ -1,0 +1,168 @@
+package dev.condjl.integration.cli;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+
+import dev.condjl.integration.cases.CaseArgs;
+import dev.condjl.integration.cases.ReferenceCases;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+
+/**
+ * {@code condjl run}: runs one reference function or module ({@link ReferenceCases}) on named tensors.
+ *
+ * <p>The case file is {@code {"module": NAME, "config": {reference kwargs}, "forward": {non-tensor forward
+ * kwargs}}}; input and output tensors are named as the reference's arguments and return fields. Every error (unknown
+ * module, missing tensor, bad shape, unreadable file) ends the command with exit code 1 and one line on stderr.
+ */
+@Command(
+        name = "run",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Runs one reference function or module on named tensors and prints what it computed.",
+            "CASE.json: {\"module\": NAME, \"config\": {...}, \"forward\": {...}}."
+        })
+public final class Run implements Callable<Integer> {
+
+    private static final Logger LOGGER = LogManager.getLogger(Run.class);
+    private static final int SHOWN_VALUES = 6;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--spec", paramLabel = "CASE.json", description = "The case file.")
+    Path caseFile;
+
+    @Option(names = "--input", paramLabel = "IN.safetensors", description = "Input tensors.")
+    Path input;
+
+    @Option(names = "--output", paramLabel = "OUT.safetensors", description = "Where to write the output tensors.")
+    Path output;
+
+    @Option(names = "--weights", paramLabel = "W", description = "Checkpoint for modules with parameters.")
+    Path weights;
+
+    @Option(names = "--example", paramLabel = "MODULE",
+            description = "Run the example case shipped in the jar instead of --spec/--input.")
+    String example;
+
+    /** {@inheritDoc} */
+    @Override
+    public Integer call() {
+        if (example == null && (caseFile == null || input == null)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "give --spec and --input, or --example");
+        }
+        PrintWriter err = spec.commandLine().getErr();
+        try (NDManager manager = NDManager.newBaseManager()) {
+            JsonObject caseJson;
+            Map<String, NDArray> inputs;
+            if (example == null) {
+                caseJson = readCase(caseFile);
+                inputs = SafetensorsFiles.read(input, manager);
+            } else {
+                try (InputStream json = exampleResource(".json"); InputStream tensors = exampleResource(".safetensors")) {
+                    caseJson = parseCase(new InputStreamReader(json, StandardCharsets.UTF_8), "example " + example);
+                    inputs = SafetensorsFiles.read(tensors, manager);
+                }
+            }
+            CaseArgs top = new CaseArgs("case file", caseJson);
+            String module = top.getString("module", null);
+            if (module == null) {
+                throw new IllegalArgumentException("case file: \"module\" is required (known: "
+                        + String.join(", ", ReferenceCases.names()) + ")");
+            }
+            JsonObject config = top.getObject("config");
+            JsonObject forward = top.getObject("forward");
+            top.rejectUnknown();
+            Map<String, NDArray> outputs = ReferenceCases.get(module)
+                    .run(manager, config, forward, inputs, Optional.ofNullable(weights));
+            if (output != null) {
+                SafetensorsFiles.write(output, outputs);
+            }
+            print(module, outputs, spec.commandLine().getOut());
+            return 0;
+        } catch (IOException | RuntimeException e) {
+            LOGGER.debug("condjl run failed", e);
+            err.println("condjl run: " + oneLine(e));
+            err.flush();
+            return 1;
+        }
+    }
+
+    private InputStream exampleResource(String suffix) throws IOException {
+        InputStream in = Run.class.getResourceAsStream("/examples/" + example + suffix);
+        if (in == null) {
+            throw new IOException("no example '" + example + "' (examples: " + String.join(", ",
+                    ReferenceCases.names().stream().filter(n -> Run.class.getResource("/examples/" + n + ".json")
+                            != null).collect(Collectors.toList())) + ")");
+        }
+        return in;
+    }
+
+    private static JsonObject readCase(Path file) throws IOException {
+        Reader reader;
+        try {
+            reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IOException("cannot read case file " + file + ": " + SafetensorsFiles.reason(e), e);
+        }
+        return parseCase(reader, "case file " + file);
+    }
+
+    private static JsonObject parseCase(Reader reader, String source) throws IOException {
+        try (reader) {
+            JsonElement json = JsonParser.parseReader(reader);
+            if (!json.isJsonObject()) {
+                throw new IOException(source + " is not a JSON object");
+            }
+            return json.getAsJsonObject();
+        } catch (JsonParseException e) {
+            throw new IOException(source + " is not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /** Prints one line per output: name, dtype, shape and the first values. */
+    private static void print(String module, Map<String, NDArray> outputs, PrintWriter out) {
+        out.println(module + ": " + outputs.size() + " output tensor(s)");
+        for (Map.Entry<String, NDArray> entry : outputs.entrySet()) {
+            NDArray array = entry.getValue();
+            double[] values = array.toType(DataType.FLOAT64, false).toDoubleArray();
+            String shown = Arrays.stream(values, 0, Math.min(SHOWN_VALUES, values.length))
+                    .mapToObj(v -> String.format(Locale.ROOT, "%.6g", v))
+                    .collect(Collectors.joining(", ", "[", values.length > SHOWN_VALUES ? ", ...]" : "]"));
+            out.println("  " + entry.getKey() + " " + array.getDataType() + " " + array.getShape() + " " + shown);
+        }
+        out.flush();
+    }
+
+    private static String oneLine(Exception e) {
+        String message = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        int newline = message.indexOf('\n');
+        return newline < 0 ? message : message.substring(0, newline);
+    }
+}
