@@ -343,15 +343,22 @@ const void* kernel_for(bool backward, DType dtype, int R) {
 class DeviceGuard {
    public:
     explicit DeviceGuard(int device) {
+        if (device < 0) return;
         check(cudaGetDevice(&previous_), "cudaGetDevice");
-        if (device >= 0 && device != previous_) check(cudaSetDevice(device), "cudaSetDevice");
+        if (device != previous_) {
+            check(cudaSetDevice(device), "cudaSetDevice");
+            changed_ = true;
+        }
     }
-    ~DeviceGuard() { cudaSetDevice(previous_); }
+    ~DeviceGuard() {
+        if (changed_) cudaSetDevice(previous_);
+    }
     DeviceGuard(const DeviceGuard&) = delete;
     DeviceGuard& operator=(const DeviceGuard&) = delete;
 
    private:
     int previous_ = 0;
+    bool changed_ = false;
 };
 
 struct DeviceInfo {

@@ -48,6 +48,10 @@ TorchShim bind_shim() {
     s.dtype_bool = constant(cpu, "aoti_torch_dtype_bool");
     s.device_cpu = constant(cpu, "aoti_torch_device_type_cpu");
     s.device_cuda = constant(cpu, "aoti_torch_device_type_cuda");
+    for (const char* name : {"float32", "float16", "bfloat16", "float64", "bool", "uint8", "int8", "int16", "int32",
+                             "int64", "complex64", "complex128"}) {
+        s.dtype_names.emplace_back(constant(cpu, ("aoti_torch_dtype_" + std::string(name)).c_str()), name);
+    }
     void* cuda = dlopen("libtorch_cuda.so", RTLD_NOLOAD | RTLD_LAZY);
     if (cuda != nullptr) {
         s.current_cuda_stream =
@@ -114,9 +118,9 @@ std::string Tensor::device() const {
 std::string Tensor::shape() const { return shape_string(sizes_); }
 
 std::string Tensor::dtype_name() const {
-    if (dtype_ == shim_.dtype_f32) return "float32";
-    if (dtype_ == shim_.dtype_f16) return "float16";
-    if (dtype_ == shim_.dtype_bool) return "bool";
+    for (const auto& entry : shim_.dtype_names) {
+        if (entry.first == dtype_) return entry.second;
+    }
     return "dtype code " + std::to_string(dtype_);
 }
 

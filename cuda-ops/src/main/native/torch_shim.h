@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace condjl {
@@ -30,6 +31,7 @@ struct TorchShim {
     int32_t dtype_bool;
     int32_t device_cpu;
     int32_t device_cuda;
+    std::vector<std::pair<int32_t, std::string>> dtype_names;  // for error messages
 };
 
 // Binds on first use; throws RuntimeError when no libtorch is loaded in this process.

@@ -12,6 +12,9 @@ nested training checkpoints, a legacy (non-zip) file, a TorchScript archive, a s
 below; the safetensors package is not installed), three hostile pickles crafted from opcodes (never executed;
 checked with pickletools), and expected.json: every tensor's dtype, shape and values as plain JSON numbers.
 
+Copies of nested.pt and hostile_os_system.pt go to integration-tests/src/test/resources/checkpoint/ for the
+tests of `condjl convert` and `condjl inspect`.
+
 `verify` loads the safetensors files the Java tests wrote back into PyTorch (load_state_dict, strict) and
 compares them with the tensors this script saved. Its log is committed as roundtrip.log.
 """
@@ -20,6 +23,7 @@ import io
 import json
 import os
 import pickletools
+import shutil
 import struct
 import sys
 import zipfile
@@ -148,11 +152,10 @@ def read_safetensors(path):
 def torch_like_zip(path, pickle_bytes, storages=None):
     """A zip laid out like torch.save: <name>/data.pkl, <name>/data/<key>, <name>/version."""
     folder = os.path.splitext(os.path.basename(path))[0]
+    entries = [("data.pkl", pickle_bytes)] + [("data/" + k, v) for k, v in (storages or {}).items()]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        z.writestr(folder + "/data.pkl", pickle_bytes)
-        for key, data in (storages or {}).items():
-            z.writestr(folder + "/data/" + key, data)
-        z.writestr(folder + "/version", b"3\n")
+        for name, data in entries + [("version", b"3\n")]:
+            z.writestr(zipfile.ZipInfo(folder + "/" + name, date_time=(1980, 1, 1, 0, 0, 0)), data)
 
 
 def u(s):
@@ -228,6 +231,13 @@ def generate():
             strings = [arg for name_, arg in ops if name_ == "SHORT_BINUNICODE"]
             globals_.append(" ".join(strings[:2]) + " (STACK_GLOBAL)")
         log.append("%s: well-formed pickle (pickletools, %d opcodes), calls %s" % (name, len(ops), globals_))
+
+    # the CLI tests of integration-tests use two of these files
+    cli_fixtures = os.path.join(HERE, "..", "..", "..", "..", "..", "integration-tests", "src", "test", "resources",
+                                "checkpoint")
+    os.makedirs(cli_fixtures, exist_ok=True)
+    for name in ("nested.pt", "hostile_os_system.pt"):
+        shutil.copyfile(os.path.join(HERE, name), os.path.join(cli_fixtures, name))
 
     with open(os.path.join(HERE, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=False)

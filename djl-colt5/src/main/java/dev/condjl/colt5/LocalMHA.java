@@ -30,7 +30,7 @@ public final class LocalMHA extends AbstractBlock {
     private final int dimHead;
     private final int heads;
     private final LocalAttention.Window window;
-    private final LastAxisLayerNorm norm;
+    private final LayerNorm norm;
     private final Linear toQkv;
     private final Linear toOut;
 
@@ -41,7 +41,7 @@ public final class LocalMHA extends AbstractBlock {
         heads = builder.heads;
         window = builder.window();
         long hidden = (long) dimHead * heads;
-        norm = builder.prenorm ? addChildBlock("norm", new LastAxisLayerNorm(dim)) : null;
+        norm = builder.prenorm ? addChildBlock("norm", new LayerNorm()) : null;
         toQkv = addChildBlock("to_qkv", Linears.of(dim, 3 * hidden, false));
         toOut = addChildBlock("to_out", Linears.of(hidden, dim, false));
     }
@@ -76,7 +76,7 @@ public final class LocalMHA extends AbstractBlock {
     public NDArray apply(ParameterStore ps, NDArray x, NDArray mask, boolean training) {
         Inputs.checkTokens("x", x, dim);
         Inputs.checkMask("mask", mask, x);
-        NDArray h = norm == null ? x : norm.apply(ps, x, training);
+        NDArray h = norm == null ? x : norm.forward(ps, new NDList(x), training).head();
         NDList qkv = MultiHead.split(toQkv.forward(ps, new NDList(h), training).head(), 3, heads);
         NDArray out = LocalAttention.attend(qkv.get(0), qkv.get(1), qkv.get(2), mask, window);
         return toOut.forward(ps, new NDList(MultiHead.merge(out)), training).head();

@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.function.Function;
 
 /**
@@ -24,6 +25,13 @@ import java.util.function.Function;
 public final class ReferenceConfigs {
 
     private static final Map<String, Function<Kwargs, Block>> MODULES = new LinkedHashMap<>();
+    private static final Map<String, Set<String>> FORWARD_KWARGS = Map.of(
+            "CoordinateDescentRouter", Set.of("num_tokens", "random_route", "keep_one_route_dim"),
+            "ConditionalRoutedFeedForward", Set.of("num_heavy_tokens"),
+            "ConditionalRoutedAttention", Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv"),
+            "ConditionalRoutedTransformerBlock",
+            Set.of("num_heavy_attn_tokens_q", "num_heavy_attn_tokens_kv", "num_heavy_ff_tokens"),
+            "ConditionalRoutedCrossAttention", Set.of("num_tokens_q", "num_tokens_kv"));
 
     static {
         MODULES.put("RMSNorm", k -> new RMSNorm(k.requiredInt("dim")));
@@ -73,14 +81,23 @@ public final class ReferenceConfigs {
      * The non-tensor forward arguments as the params of {@code Block.forward}: integral numbers become
      * {@link Integer}, other values are kept.
      *
+     * @param module the reference's class name
      * @param forward keyword arguments such as {@code {"num_heavy_tokens": 3}}
      * @return the params pair list
+     * @throws IllegalArgumentException for an argument the module's forward does not take
      */
-    public static PairList<String, Object> forwardParams(Map<String, ?> forward) {
+    public static PairList<String, Object> forwardParams(String module, Map<String, ?> forward) {
+        Set<String> known = FORWARD_KWARGS.getOrDefault(module, Set.of());
         PairList<String, Object> params = new PairList<>();
         if (forward != null) {
-            forward.forEach((key, v) -> params.add(key,
-                    v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue()) ? n.intValue() : v));
+            forward.forEach((key, v) -> {
+                if (!known.contains(key)) {
+                    throw new IllegalArgumentException(module + ".forward: unknown argument '" + key + "' (known: "
+                            + new TreeSet<>(known) + ")");
+                }
+                params.add(key, v instanceof Number n && n.doubleValue() == Math.rint(n.doubleValue())
+                        ? n.intValue() : v);
+            });
         }
         return params;
     }

@@ -74,7 +74,7 @@ class ParityTest {
                 inputs.add(io.get(name));
             }
             NDList out = block.forward(new ParameterStore(m, false), inputs, false,
-                    ReferenceConfigs.forwardParams(c.forward()));
+                    ReferenceConfigs.forwardParams(c.module(), c.forward()));
             Map<String, NDArray> actual = new HashMap<>();
             for (NDArray a : out) {
                 actual.put(a.getName() == null ? "output" : a.getName(), a);

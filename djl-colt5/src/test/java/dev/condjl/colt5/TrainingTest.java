@@ -7,15 +7,20 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import ai.djl.util.PairList;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -55,12 +60,8 @@ class TrainingTest {
 
     @Test
     void routerGradientReachesRoutingToken() {
-        CoordinateDescentRouter router = CoordinateDescentRouter.builder().setDim(DIM).optNumRoutingTokens(2).build();
-        trains(router, m -> new NDList(x(m, 24)), out -> {
-            // a heavy "branch" that uses the routed tokens weighted by their scores
-            NDArray tokens = out.get("routed_tokens");
-            return tokens.mul(out.get("scores").expandDims(-1)).sum(new int[] {3}).square().mean();
-        });
+        trains(new RoutedSum(CoordinateDescentRouter.builder().setDim(DIM).optNumRoutingTokens(2).build(), 6),
+                m -> new NDList(x(m, 24)));
     }
 
     @Test
@@ -87,8 +88,41 @@ class TrainingTest {
     @Test
     void routedCrossAttention() {
         trains(ConditionalRoutedCrossAttention.builder().setDim(DIM).setNumTokensQ(5).setNumTokensKv(9)
-                        .optDimHead(8).optHeads(4).optKvRoutingTokens(2).optRouteBlockSize(8).build(),
+                        .optDimHead(8).optHeads(4).optKvRoutingTokens(2).optRouteBlockSize(8)
+                        .optRouterKwargs(CoordinateDescentRouter.builder().optCosineSimRouting(true)).build(),
                 m -> new NDList(x(m, 12), x(m, 30)));
+    }
+
+    /** The router under a stand-in heavy branch: a linear map of the routed tokens, weighted by their scores. */
+    private static final class RoutedSum extends AbstractBlock {
+        private final CoordinateDescentRouter router;
+        private final Linear proj;
+        private final int k;
+
+        RoutedSum(CoordinateDescentRouter router, int k) {
+            this.router = addChildBlock("router", router);
+            this.proj = addChildBlock("proj", Linear.builder().setUnits(DIM).build());
+            this.k = k;
+        }
+
+        @Override
+        protected NDList forwardInternal(
+                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+            RouterReturn r = router.route(ps, inputs.head(), k, null, training);
+            NDArray heavy = proj.forward(ps, new NDList(r.routedTokens()), training).head();
+            return new NDList(heavy.mul(r.scores().expandDims(-1)).sum(new int[] {1}));
+        }
+
+        @Override
+        protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
+            router.initialize(manager, dataType, inputShapes);
+            proj.initialize(manager, dataType, new Shape(1, DIM));
+        }
+
+        @Override
+        public Shape[] getOutputShapes(Shape[] inputShapes) {
+            return inputShapes;
+        }
     }
 
     private static NDArray x(NDManager m, int n) {
@@ -100,17 +134,6 @@ class TrainingTest {
     }
 
     private static void trains(Block block, Function<NDManager, NDList> inputs) {
-        NDArray[] target = new NDArray[1];
-        trains(block, inputs, out -> {
-            NDArray y = out.head();
-            if (target[0] == null) {
-                target[0] = y.getManager().randomNormal(y.getShape());
-            }
-            return y.sub(target[0]).square().mean();
-        });
-    }
-
-    private static void trains(Block block, Function<NDManager, NDList> inputs, Function<NDList, NDArray> loss) {
         Engine.getInstance().setRandomSeed(7);
         try (Model model = Model.newInstance("colt5-train")) {
             model.setBlock(block);
@@ -118,11 +141,14 @@ class TrainingTest {
                     .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(3e-2f)).build());
             try (Trainer trainer = model.newTrainer(config)) {
                 NDList batch = inputs.apply(trainer.getManager());
+                NDArray target = null;
                 trainer.initialize(batch.getShapes());
                 List<Float> losses = new ArrayList<>();
                 for (int step = 0; step < STEPS; step++) {
                     try (GradientCollector gc = trainer.newGradientCollector()) {
-                        NDArray l = loss.apply(trainer.forward(batch));
+                        NDArray y = trainer.forward(batch).head();
+                        target = target != null ? target : trainer.getManager().randomNormal(y.getShape());
+                        NDArray l = y.sub(target).square().mean();
                         losses.add(l.getFloat());
                         gc.backward(l);
                     }

@@ -81,6 +81,22 @@ class CoordinateDescentTest {
     }
 
     @Test
+    void runsInTheInputDtype() {
+        NDArray s = manager.randomNormal(new Shape(2, 16));
+        NDArray mask = s.gt(-1);
+        NDArray reference = CoordinateDescent.solve(s, 4, mask, ROUTER);
+        for (DataType type : new DataType[] {DataType.FLOAT64, DataType.FLOAT16}) {
+            NDArray y = CoordinateDescent.solve(s.toType(type, false), 4, mask, ROUTER);
+            assertEquals(type, y.getDataType());
+            double tolerance = type == DataType.FLOAT64 ? 1e-5 : 2e-2;
+            assertTrue(y.toType(DataType.FLOAT32, false).sub(reference).abs().max().getFloat() < tolerance, type
+                    + " agrees with float32");
+            assertTrue(y.toType(DataType.FLOAT32, false).mul(mask.logicalNot()).eq(0).all().getBoolean(), type
+                    + " masked entries are 0");
+        }
+    }
+
+    @Test
     void oneIterationHasTheClosedForm() {
         // z ≡ 0 in the first iteration, so a = e·(ln k − ln n) and y = min(1, exp((s + a) / e)).
         NDArray s = manager.randomNormal(new Shape(2, 10)).mul(0.05);

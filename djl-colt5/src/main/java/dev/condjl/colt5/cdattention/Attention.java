@@ -139,13 +139,13 @@ public final class Attention extends AbstractBlock {
             k = nullB.get(":, 0").concat(k, 2);
             v = nullB.get(":, 1").concat(v, 2);
         }
-        NDArray sim = q.mul(Math.pow(dimHead, -0.5)).matMul(k.transpose(0, 1, 3, 2));
+        NDArray sim = q.mul(constant(q, Math.pow(dimHead, -0.5))).matMul(k.transpose(0, 1, 3, 2));
         NDArray allowed = causalMask(x.getManager(), n, nullKv).broadcast(sim.getShape());
         NDArray attn;
         if (useCoorDescent) {
             if (toLearnedK != null) {
                 NDArray kappa = Activation.sigmoid(toLearnedK.forward(ps, new NDList(xn), training).head())
-                        .mul(sparsityK - 1)
+                        .mul(constant(x, sparsityK - 1))
                         .add(1)
                         .transpose(0, 2, 1);
                 attn = CoordinateDescent.solve(sim, kappa, allowed, options);
@@ -345,6 +345,19 @@ public final class Attention extends AbstractBlock {
             }
             return new Attention(this);
         }
+    }
+
+    /**
+     * A 0-dim constant for products on the gradient path. {@code NDArray.mul(Number)} would wrap the number in a
+     * {@code from_blob} tensor over a Java buffer and close it at once; autograd keeps that tensor for backward, so a
+     * GC before backward corrupts the gradient. {@code full} allocates natively and is safe.
+     *
+     * @param like gives the manager and dtype
+     * @param value the constant
+     * @return a 0-dim array in {@code like}'s manager
+     */
+    static NDArray constant(NDArray like, double value) {
+        return like.getManager().full(new Shape(), (float) value, like.getDataType());
     }
 
     static void requireAtLeast(String name, long value, long min) {

@@ -100,6 +100,12 @@ public class CheckpointException extends IOException {
         if (key != null) {
             sb.append(entry == null ? ": key " : ", key ").append(quote(key));
         }
-        return sb.append(": ").append(problem).toString();
+        sb.append(": ");
+        // library messages may span lines or echo file bytes; keep the message one printable line
+        for (int i = 0; i < problem.length(); i++) {
+            char c = problem.charAt(i);
+            sb.append(c == '\n' || c == '\r' || c == '\t' ? ' ' : c < 0x20 || (c >= 0x7f && c <= 0x9f) ? '?' : c);
+        }
+        return sb.toString();
     }
 }

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.HexFormat;
 
@@ -29,6 +30,8 @@ public enum CheckpointFormat {
         byte[] head;
         try (InputStream in = Files.newInputStream(file)) {
             head = in.readNBytes(SNIFF_BYTES);
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException(file, null, null, "no such file", e);
         } catch (IOException | RuntimeException e) {
             throw new CheckpointException(file, null, null, "cannot read the file: " + e, e);
         }

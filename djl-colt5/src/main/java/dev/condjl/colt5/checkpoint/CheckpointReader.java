@@ -72,6 +72,9 @@ abstract class CheckpointReader implements Closeable {
         long total = 0;
         for (Map.Entry<String, StoredTensor> e : selected.entrySet()) {
             String key = e.getKey();
+            if (key.chars().anyMatch(c -> c < 0x20 || (c >= 0x7f && c <= 0x9f))) {
+                throw fail(null, key, "key contains control characters");
+            }
             String stripped = prefix != null && key.startsWith(prefix) ? key.substring(prefix.length()) : key;
             if (out.put(stripped, e.getValue()) != null) {
                 throw fail(null, key, "stripping prefix " + CheckpointException.quote(prefix)

@@ -18,6 +18,8 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Reads safetensors files: an 8-byte little-endian header length {@code n}, {@code n} bytes of UTF-8 JSON
@@ -38,6 +40,7 @@ final class SafetensorsReader extends CheckpointReader {
     static final String METADATA = "__metadata__";
     private static final String HEADER = "header";
     private static final int MAX_JSON_NESTING = 4;
+    private static final Pattern POSITION = Pattern.compile(" at line \\d+ column \\d+");
 
     private final FileChannel channel;
     private final Map<String, long[]> ranges = new LinkedHashMap<>();
@@ -137,10 +140,20 @@ final class SafetensorsReader extends CheckpointReader {
             if (e instanceof CheckpointException) {
                 throw e;
             }
-            throw fail(HEADER, null, "malformed JSON header: " + e.getMessage(), e);
+            throw fail(HEADER, null, "malformed JSON header: " + jsonProblem(e), e);
         }
         checkTiling(fileSize - dataStart);
         return tensors;
+    }
+
+    /** Gson's first message line, without its advice to parse leniently. */
+    private static String jsonProblem(Exception e) {
+        String first = String.valueOf(e.getMessage()).lines().findFirst().orElse("");
+        if (!first.startsWith("Use JsonReader.setStrictness")) {
+            return first;
+        }
+        Matcher where = POSITION.matcher(first);
+        return "syntax error" + (where.find() ? where.group() : "");
     }
 
     private static void skipMetadata(JsonReader json) throws IOException {

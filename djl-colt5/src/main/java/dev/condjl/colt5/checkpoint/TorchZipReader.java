@@ -243,8 +243,7 @@ final class TorchZipReader extends CheckpointReader {
     }
 
     private static boolean isTensorDict(Map<?, ?> map) {
-        return !map.isEmpty() && map.entrySet().stream()
-                .allMatch(e -> e.getKey() instanceof String && e.getValue() instanceof PickledTensor);
+        return !map.isEmpty() && map.values().stream().allMatch(v -> v instanceof PickledTensor);
     }
 
     private static String keyList(Map<?, ?> map) {

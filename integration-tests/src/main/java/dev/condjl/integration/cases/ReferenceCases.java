@@ -8,7 +8,8 @@ public final class ReferenceCases {
 
     private static final List<ReferenceCase> CASES = List.of(
             new CoorDescentCase(),
-            new TopKCase());
+            new TopKCase(),
+            Colt5Case.ROUTER, Colt5Case.FEED_FORWARD, Colt5Case.ATTENTION, Colt5Case.BLOCK, Colt5Case.CROSS_ATTENTION);
 
     private ReferenceCases() {}
 

@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
         name = "bench",
         mixinStandardHelpOptions = true,
         description = "Benchmarks; each prints one JSON line per case.",
-        subcommands = {CoorDescentBench.class, StochasticDepthBench.class, LearnedDropoutBench.class, WeightDropoutBench.class})
+        subcommands = {Colt5Bench.class, CoorDescentBench.class, StochasticDepthBench.class, LearnedDropoutBench.class, WeightDropoutBench.class})
 public final class Bench implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "condjl 0.1.0",
         description = "Conditional-compute transformer blocks for DJL.",
-        subcommands = {Run.class, Bench.class})
+        subcommands = {Run.class, Bench.class, Convert.class, Inspect.class})
 public final class Condjl implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

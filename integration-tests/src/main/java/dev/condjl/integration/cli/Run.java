@@ -151,11 +151,15 @@ public final class Run implements Callable<Integer> {
         out.println(module + ": " + outputs.size() + " output tensor(s)");
         for (Map.Entry<String, NDArray> entry : outputs.entrySet()) {
             NDArray array = entry.getValue();
-            double[] values = array.toType(DataType.FLOAT64, false).toDoubleArray();
-            String shown = Arrays.stream(values, 0, Math.min(SHOWN_VALUES, values.length))
-                    .mapToObj(v -> String.format(Locale.ROOT, "%.6g", v))
-                    .collect(Collectors.joining(", ", "[", values.length > SHOWN_VALUES ? ", ...]" : "]"));
-            out.println("  " + entry.getKey() + " " + array.getDataType() + " " + array.getShape() + " " + shown);
+            boolean floating = array.getDataType().isFloating();
+            NDArray shown = array.flatten().get("0:" + SHOWN_VALUES);
+            String values = floating
+                    ? Arrays.stream(shown.toType(DataType.FLOAT64, false).toDoubleArray())
+                            .mapToObj(v -> String.format(Locale.ROOT, "%.6g", v)).collect(Collectors.joining(", "))
+                    : Arrays.stream(shown.toType(DataType.INT64, false).toLongArray())
+                            .mapToObj(Long::toString).collect(Collectors.joining(", "));
+            String more = array.size() > SHOWN_VALUES ? ", ...]" : "]";
+            out.println("  " + entry.getKey() + " " + array.getDataType() + " " + array.getShape() + " [" + values + more);
         }
         out.flush();
     }

@@ -312,7 +312,8 @@ public final class StochasticDepthBench implements Callable<Integer> {
         r.addProperty("steps", steps);
         r.addProperty("warmup", warmup);
         r.addProperty("torch_threads", JniUtils.getNumThreads());
-        r.addProperty("ms_median", round(sorted[steps / 2]));
+        double median = (sorted[(steps - 1) / 2] + sorted[steps / 2]) / 2;
+        r.addProperty("ms_median", round(median));
         r.addProperty("ms_mean", round(Arrays.stream(ms).average().orElse(Double.NaN)));
         r.addProperty("ms_min", round(sorted[0]));
         r.addProperty("peak_rss_mib", round(peakMib));

@@ -54,6 +54,7 @@ class RunTest {
     void shippedExampleRunsWithoutFiles() {
         assertEquals(0, run("run", "--example", "topk"), err.toString());
         assertTrue(out.toString().startsWith("topk: 4 output tensor(s)"), out.toString());
+        assertTrue(out.toString().matches("(?s).*indices int64 \\(2, 4\\) \\[\\d+, \\d+, .*"), out.toString());
         assertEquals(1, run("run", "--example", "nope"));
         assertOneLineError("no example 'nope' (examples: coor_descent, topk)");
     }

@@ -1,0 +1,94 @@
+package dev.condjl.colt5;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
+import org.junit.jupiter.api.Test;
+
+/** {@link ConditionalRoutedImageAttention} (spec colt5.md §2.10) against {@code issue8/gen_fixtures.py}. */
+class ConditionalRoutedImageAttentionTest {
+
+    private static NDArray run(NDManager manager, ConditionalRoutedImageAttention block, String fixture) {
+        Issue8Fixtures fx = Issue8Fixtures.read(manager, fixture);
+        NDArray x = fx.get("x");
+        block.initialize(manager, DataType.FLOAT32, x.getShape());
+        fx.load(block);
+        NDArray y = block.apply(new ParameterStore(manager, false), x, null, null, false);
+        Issue8Fixtures.assertClose(fixture, fx.get("y"), y);
+        return y;
+    }
+
+    @Test
+    void routesPerWindowWithTwoKvRoutes() {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            // 8x8 map, 4x4 windows of 16 tokens: 6 queries and 2 routes of 10 keys/values per window
+            ConditionalRoutedImageAttention block = ConditionalRoutedImageAttention.builder()
+                    .setDim(16)
+                    .setNumHeavyTokensQ(6)
+                    .setNumHeavyTokensKv(10)
+                    .optNumRoutedKv(2)
+                    .optLightDimHead(8)
+                    .optLightHeads(2)
+                    .optLightWindowSize(4)
+                    .optHeavyDimHead(8)
+                    .optHeavyHeads(4)
+                    .optRouterKwargs(CoordinateDescentRouter.builder().optEps(0.3))
+                    .build();
+            run(manager, block, "image_attention.safetensors");
+        }
+    }
+
+    @Test
+    void channelFirstWithEveryQueryHeavy() {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            // Kq = 4 = w²: the reference crashes; here the whole window goes through the heavy branch
+            ConditionalRoutedImageAttention block = ConditionalRoutedImageAttention.builder()
+                    .setDim(16)
+                    .setNumHeavyTokensQ(4)
+                    .setNumHeavyTokensKv(3)
+                    .optLightDimHead(8)
+                    .optLightHeads(2)
+                    .optLightWindowSize(2)
+                    .optHeavyDimHead(8)
+                    .optHeavyHeads(2)
+                    .optMultiplyQueriesByScore(true)
+                    .optChannelFirst(true)
+                    .optRouterKwargs(CoordinateDescentRouter.builder().optEps(0.3))
+                    .build();
+            NDArray y = run(manager, block, "image_attention_all_heavy.safetensors");
+            assertEquals(new Shape(2, 16, 4, 6), y.getShape());
+        }
+    }
+
+    @Test
+    void rejectsAMapNotDivisibleByTheWindow() {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            ConditionalRoutedImageAttention block = ConditionalRoutedImageAttention.builder()
+                    .setDim(8)
+                    .setNumHeavyTokensQ(2)
+                    .setNumHeavyTokensKv(2)
+                    .optLightWindowSize(4)
+                    .optLightDimHead(4)
+                    .optLightHeads(1)
+                    .optHeavyDimHead(4)
+                    .optHeavyHeads(1)
+                    .build();
+            block.initialize(manager, DataType.FLOAT32, new Shape(1, 8, 8, 8));
+            ParameterStore ps = new ParameterStore(manager, false);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> block.apply(ps, manager.zeros(new Shape(1, 6, 8, 8)), null, null, false));
+            assertEquals("feature map height and width (6, 8) must be divisible by lightWindowSize (4); x has shape"
+                    + " (1, 6, 8, 8)", e.getMessage());
+            IllegalArgumentException channels = assertThrows(IllegalArgumentException.class,
+                    () -> block.apply(ps, manager.zeros(new Shape(1, 8, 8, 3)), null, null, false));
+            assertEquals("x must have shape (b, H, W, 8), got (1, 8, 8, 3)", channels.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> ConditionalRoutedImageAttention.builder()
+                    .setDim(8).setNumHeavyTokensQ(1).setNumHeavyTokensKv(1).optNumRoutedKv(3).build());
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package dev.condjl.colt5;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
+import dev.condjl.topk.TieBreak;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+
+/** Router properties of spec colt5.md §2.5 that the fixtures cannot pin down: ties, straight-through, random route. */
+class RouterTest {
+
+    private static final int DIM = 8;
+
+    private static CoordinateDescentRouter router(NDManager m, CoordinateDescentRouter.Builder b) {
+        CoordinateDescentRouter r = b.setDim(DIM).build();
+        r.initialize(m, DataType.FLOAT32, new Shape(1, 1, DIM));
+        return r;
+    }
+
+    /** Large similarities saturate many scores at exactly 1.0; BY_INPUT then picks the top-K raw similarities. */
+    @Test
+    void byInputTieBreakSelectsTopRawSimilarity() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Engine.getInstance().setRandomSeed(11);
+            CoordinateDescentRouter r = router(m, CoordinateDescentRouter.builder().optTieBreak(TieBreak.BY_INPUT));
+            NDArray x = m.randomNormal(new Shape(3, 40, DIM)).mul(10);
+            ParameterStore ps = new ParameterStore(m, false);
+            RouterReturn out = r.route(ps, x, 5, null, false);
+            NDArray token = StateDicts.parameters(r).get("routing_token").getArray();
+            NDArray sim = x.matMul(token.transpose()).squeeze(-1);
+            for (int row = 0; row < 3; row++) {
+                long[] expected = sim.get(row).argSort(0, false).get(":5").toLongArray();
+                long[] actual = out.indices().get(row).toLongArray();
+                Arrays.sort(expected);
+                Arrays.sort(actual);
+                assertArrayEquals(expected, actual, "row " + row);
+            }
+        }
+    }
+
+    private static void assertArrayEquals(long[] expected, long[] actual, String message) {
+        assertEquals(Arrays.toString(expected), Arrays.toString(actual), message);
+    }
+
+    /** Straight-through scores are exactly 1.0 forward, masked selections exactly 0. */
+    @Test
+    void straightThroughScoresAreExactlyOneAndMaskedZero() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            CoordinateDescentRouter r = router(m, CoordinateDescentRouter.builder());
+            NDArray x = m.randomNormal(new Shape(2, 10, DIM));
+            // row 1 has only 3 valid tokens, fewer than K = 5
+            NDArray mask = m.ones(new Shape(1, 10)).gt(0).concat(m.arange(10).lt(3).expandDims(0), 0);
+            RouterReturn out = r.route(new ParameterStore(m, false), x, 5, mask, false);
+            float[] row0 = out.scores().get(0).toFloatArray();
+            for (float s : row0) {
+                assertEquals(1.0f, s);
+            }
+            float[] row1 = out.scores().get(1).toFloatArray();
+            boolean[] valid = out.routedMask().get(1).toBooleanArray();
+            int ones = 0;
+            for (int j = 0; j < 5; j++) {
+                assertEquals(valid[j] ? 1.0f : 0.0f, row1[j]);
+                ones += valid[j] ? 1 : 0;
+            }
+            assertEquals(3, ones, "all 3 valid tokens are selected");
+        }
+    }
+
+    /** random_route: random scores, but masked tokens still come last. */
+    @Test
+    void randomRouteSelectsValidTokensFirst() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            CoordinateDescentRouter r = router(m, CoordinateDescentRouter.builder());
+            NDArray x = m.randomNormal(new Shape(1, 30, DIM));
+            NDArray mask = m.arange(30).lt(6).expandDims(0);
+            RouterReturn out = r.route(new ParameterStore(m, false), x, 6, mask, null, true, false, false);
+            assertTrue(out.routedMask().all().getBoolean());
+            long[] idx = out.indices().toLongArray();
+            assertTrue(Arrays.stream(idx).allMatch(i -> i < 6));
+        }
+    }
+}

@@ -1,0 +1,110 @@
+package dev.condjl.integration.cases;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.JsonUtils;
+
+import com.google.gson.JsonObject;
+import com.google.gson.reflect.TypeToken;
+
+import dev.condjl.colt5.ReferenceConfigs;
+import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.colt5.checkpoint.ReadOptions;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A CoLT5 module ({@code CoordinateDescentRouter}, {@code ConditionalRoutedFeedForward},
+ * {@code ConditionalRoutedAttention}, {@code ConditionalRoutedTransformerBlock},
+ * {@code ConditionalRoutedCrossAttention}) built from the reference's keyword arguments by
+ * {@link ReferenceConfigs}, with {@code --weights} (safetensors or {@code torch.save}) loaded strictly by
+ * {@code state_dict} name, run in inference mode.
+ *
+ * <p>Inputs: {@code x}, optional boolean {@code mask}; the cross attention also {@code context} and optional
+ * {@code context_mask}; the router optionally {@code routing_tokens}. Forward: the reference's non-tensor keyword
+ * arguments (e.g. {@code num_tokens} for the router, {@code num_heavy_tokens} for the feed-forward). Output
+ * {@code output}; the router's {@code indices} (absent when not routed), {@code scores}, {@code routed_tokens},
+ * {@code routed_mask} (absent without a mask). Without {@code --weights} the parameters are freshly initialised.
+ */
+final class Colt5Case implements ReferenceCase {
+
+    /** {@code CoordinateDescentRouter}. */
+    static final Colt5Case ROUTER = new Colt5Case("CoordinateDescentRouter", List.of("x", "mask", "routing_tokens"));
+    /** {@code ConditionalRoutedFeedForward}. */
+    static final Colt5Case FEED_FORWARD = new Colt5Case("ConditionalRoutedFeedForward", List.of("x", "mask"));
+    /** {@code ConditionalRoutedAttention}. */
+    static final Colt5Case ATTENTION = new Colt5Case("ConditionalRoutedAttention", List.of("x", "mask"));
+    /** {@code ConditionalRoutedTransformerBlock}. */
+    static final Colt5Case BLOCK = new Colt5Case("ConditionalRoutedTransformerBlock", List.of("x", "mask"));
+    /** {@code ConditionalRoutedCrossAttention}. */
+    static final Colt5Case CROSS_ATTENTION =
+            new Colt5Case("ConditionalRoutedCrossAttention", List.of("x", "context", "mask", "context_mask"));
+
+    private static final Logger LOGGER = LogManager.getLogger(Colt5Case.class);
+
+    private final String name;
+    private final List<String> tensorNames;
+
+    private Colt5Case(String name, List<String> tensorNames) {
+        this.name = name;
+        this.tensorNames = tensorNames;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public Map<String, NDArray> run(NDManager manager, JsonObject config, JsonObject forward,
+            Map<String, NDArray> inputs, Optional<Path> weights) throws IOException {
+        Block block = ReferenceConfigs.build(name, toMap(config));
+        var params = ReferenceConfigs.forwardParams(name, toMap(forward));
+
+        CaseInputs tensors = new CaseInputs(inputs);
+        NDList list = new NDList();
+        for (String tensor : tensorNames) {
+            NDArray array = tensor.equals("x") || tensor.equals("context")
+                    ? tensors.require(tensor) : tensors.optional(tensor);
+            if (array != null) {
+                if (tensor.endsWith("mask") && array.getDataType() != DataType.BOOLEAN) {
+                    throw new IllegalArgumentException("input tensor '" + tensor + "' must be BOOL, got "
+                            + array.getDataType());
+                }
+                array.setName(tensor);
+                list.add(array);
+            }
+        }
+        tensors.rejectUnknown();
+
+        block.initialize(manager, DataType.FLOAT32, new Shape(1, 1, 1));
+        if (weights.isPresent()) {
+            Checkpoints.loadInto(block, weights.get(), ReadOptions.defaults(), true);
+        } else {
+            LOGGER.warn("{}: no --weights given, running with freshly initialised parameters", name);
+        }
+        NDList out = block.forward(new ParameterStore(manager, false), list, false, params);
+        Map<String, NDArray> outputs = new LinkedHashMap<>();
+        for (NDArray array : out) {
+            outputs.put(out.size() == 1 ? "output" : array.getName(), array);
+        }
+        return outputs;
+    }
+
+    private static Map<String, Object> toMap(JsonObject json) {
+        return JsonUtils.GSON.fromJson(json, new TypeToken<Map<String, Object>>() {}.getType());
+    }
+}
