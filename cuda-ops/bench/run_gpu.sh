@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Runs the GPU tests and the benchmark on the GPU machine (the device tool), from the repository root, after
 #   mvn -B -pl cuda-ops install -DskipTests && ../shared/gpu/stage.sh cuda-ops
-# with .gpu and cuda-ops/target carried. Writes gpu-tests.log, condjl.jsonl and torch.jsonl to $OUT (or ./gpu-out).
-# Extra arguments go to CoorDescentBench (e.g. --sweep).
+# with .gpu, cuda-ops/target/classes and cuda-ops/target/test-classes carried. Writes device.txt, gpu-tests.log,
+# condjl.jsonl and torch.jsonl (plus their stderr) to $OUT (or ./gpu-out). Extra arguments go to CoorDescentBench
+# (e.g. --sweep).
+# The staged runtime lacks java.desktop, which log4j-core needs: log4j-core and its SLF4J bridge stay off the class
+# path and log4j-api's simple logger prints INFO and above to stderr.
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv | tee "$out/device.txt"
-bash .gpu/run-tests.sh --select-package dev.condjl.cuda --include-tag gpu --details=tree \
-  > "$out/gpu-tests.log" 2>&1
+cp=cuda-ops/target/classes:cuda-ops/target/test-classes:$(ls .gpu/lib/*.jar | grep -v -e log4j-core -e log4j-slf4j | tr '\n' ':')
+java=(.gpu/jre/bin/java -Dai.djl.offline=true -Dlog4j2.simplelogLevel=INFO -Dlog4j2.simplelogShowDateTime=false)
+"${java[@]}" -jar .gpu/junit.jar execute --class-path "$cp" --select-package dev.condjl.cuda --include-tag gpu \
+  --details=tree --disable-ansi-colors > "$out/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
-grep -E "tests (successful|failed|skipped)|max \|cuda" "$out/gpu-tests.log" | tail -n 40
-cp=cuda-ops/target/classes:$(ls .gpu/lib/*.jar | tr '\n' ':')
-.gpu/jre/bin/java -Dai.djl.offline=true -cp "$cp" dev.condjl.cuda.bench.CoorDescentBench --device gpu "$@" \
-  > "$out/condjl.jsonl" 2> "$out/condjl.err"
+grep -E "tests (successful|failed|skipped)|max \|cuda|✘" "$out/gpu-tests.log" | cut -c1-200 | tail -n 45
+"${java[@]}" -cp "$cp" dev.condjl.cuda.bench.CoorDescentBench --device gpu "$@" > "$out/condjl.jsonl" 2> "$out/condjl.err"
 echo "condjl bench exit $?"
 PYTHONUNBUFFERED=1 python3 cuda-ops/bench/torch_baseline.py > "$out/torch.jsonl" 2> "$out/torch.err"
 echo "torch baseline exit $?"
 tail -n 3 "$out/condjl.err" "$out/torch.err"
-cat "$out/condjl.jsonl" "$out/torch.jsonl" | cut -c1-230
+cut -c1-200 "$out/condjl.jsonl" "$out/torch.jsonl"

@@ -19,8 +19,8 @@ public final class Attend {
      */
     public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray keep) {
         int rank = k.getShape().dimension();
-        float scale = (float) Math.pow(q.getShape().tail(), -0.5);
-        NDArray sim = q.matMul(k.swapAxes(rank - 2, rank - 1)).mul(scale);
+        NDArray sim = q.matMul(k.swapAxes(rank - 2, rank - 1));
+        sim = sim.mul(Tensors.scalar(sim, Math.pow(q.getShape().tail(), -0.5)));
         if (keep != null) {
             sim = sim.add(Tensors.maskBias(keep));
         }

@@ -133,6 +133,28 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
             Integer numHeavyTokensQ,
             Integer numHeavyTokensKv,
             boolean training) {
+        return applyWithRouting(ps, x, mask, numHeavyTokensQ, numHeavyTokensKv, training).output();
+    }
+
+    /**
+     * As {@link #apply}, also returning the routers' choices ({@link RoutedOutput#qIndices()},
+     * {@link RoutedOutput#kvIndices()}).
+     *
+     * @param ps the parameter store
+     * @param x (b, n, dim) tokens
+     * @param mask null, or boolean (b, n), true = valid
+     * @param numHeavyTokensQ null for the configured Kq, or the queries to route in this call
+     * @param numHeavyTokensKv null for the configured Kkv, or the keys/values to route (per route) in this call
+     * @param training whether in training mode
+     * @return the (b, n, dim) output, the (b, Kq) query positions and the (b, [R,] Kkv) key/value positions
+     */
+    public RoutedOutput applyWithRouting(
+            ParameterStore ps,
+            NDArray x,
+            NDArray mask,
+            Integer numHeavyTokensQ,
+            Integer numHeavyTokensKv,
+            boolean training) {
         Inputs.checkTokens("x", x, dim);
         Inputs.checkMask("mask", mask, x);
         int kq = numHeavyTokensQ != null ? numHeavyTokensQ : this.numHeavyTokensQ;
@@ -154,7 +176,7 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
                 ? scatterQueries(x, o, q.indices(), nullQToken == null ? null
                         : ps.getValue(nullQToken, x.getDevice(), training))
                 : o;
-        return light == null ? heavy : light.add(heavy);
+        return new RoutedOutput(light == null ? heavy : light.add(heavy), q.indicesOrAll(), kv.indicesOrAll(), null);
     }
 
     /** Angles of routed keys, (b, K, dh) or (b, R, K, dh), as (b, R, 1, K, dh) for {@link Attention#attend}. */
@@ -167,14 +189,16 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
      * {@inheritDoc}
      *
      * <p>Inputs (by name, or in this order): {@code x}, optional {@code mask}. Params: {@code num_heavy_tokens_q},
-     * {@code num_heavy_tokens_kv}.
+     * {@code num_heavy_tokens_kv}, {@code return_routing} (then the output is followed by {@code q_indices} and
+     * {@code kv_indices}, see {@link RoutedOutput}).
      */
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        return new NDList(apply(ps, Inputs.required(inputs, "x", 0), Inputs.tensor(inputs, "mask", 1),
+        RoutedOutput out = applyWithRouting(ps, Inputs.required(inputs, "x", 0), Inputs.tensor(inputs, "mask", 1),
                 Inputs.integer(params, "num_heavy_tokens_q"), Inputs.integer(params, "num_heavy_tokens_kv"),
-                training));
+                training);
+        return Inputs.flag(params, "return_routing") ? out.toNDList() : new NDList(out.output());
     }
 
     /** {@inheritDoc} */

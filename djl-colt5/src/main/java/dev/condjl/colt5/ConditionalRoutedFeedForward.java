@@ -64,6 +64,21 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
      * @return (b, n, dim) light + heavy output
      */
     public NDArray apply(ParameterStore ps, NDArray x, NDArray mask, Integer numHeavyTokens, boolean training) {
+        return applyWithRouting(ps, x, mask, numHeavyTokens, training).output();
+    }
+
+    /**
+     * As {@link #apply}, also returning the router's choice ({@link RoutedOutput#ffIndices()}).
+     *
+     * @param ps the parameter store
+     * @param x (b, n, dim) tokens
+     * @param mask null, or boolean (b, n), true = valid
+     * @param numHeavyTokens null for the configured K, or the number of tokens to route in this call
+     * @param training whether in training mode
+     * @return the (b, n, dim) output and the (b, K) routed positions
+     */
+    public RoutedOutput applyWithRouting(
+            ParameterStore ps, NDArray x, NDArray mask, Integer numHeavyTokens, boolean training) {
         Inputs.checkTokens("x", x, dim);
         int k = numHeavyTokens != null ? numHeavyTokens : this.numHeavyTokens;
         NDArray light = lightFf.apply(ps, x, training);
@@ -72,19 +87,21 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
         if (routed.isRouted()) {
             heavy = Tensors.scatterTokens(x.zerosLike(), routed.indices(), heavy);
         }
-        return light.add(heavy);
+        return new RoutedOutput(light.add(heavy), null, null, routed.indicesOrAll());
     }
 
     /**
      * {@inheritDoc}
      *
-     * <p>Inputs (by name, or in this order): {@code x}, optional {@code mask}. Param: {@code num_heavy_tokens}.
+     * <p>Inputs (by name, or in this order): {@code x}, optional {@code mask}. Params: {@code num_heavy_tokens},
+     * {@code return_routing} (then the output is followed by {@code ff_indices}, see {@link RoutedOutput}).
      */
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        return new NDList(apply(ps, Inputs.required(inputs, "x", 0), Inputs.tensor(inputs, "mask", 1),
-                Inputs.integer(params, "num_heavy_tokens"), training));
+        RoutedOutput out = applyWithRouting(ps, Inputs.required(inputs, "x", 0), Inputs.tensor(inputs, "mask", 1),
+                Inputs.integer(params, "num_heavy_tokens"), training);
+        return Inputs.flag(params, "return_routing") ? out.toNDList() : new NDList(out.output());
     }
 
     /** {@inheritDoc} */

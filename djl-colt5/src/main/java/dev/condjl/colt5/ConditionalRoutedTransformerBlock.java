@@ -88,22 +88,52 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
             Integer numHeavyAttnTokensKv,
             Integer numHeavyFfTokens,
             boolean training) {
-        NDArray h = conditionalAttn.apply(ps, x, mask, numHeavyAttnTokensQ, numHeavyAttnTokensKv, training).add(x);
-        return conditionalFf.apply(ps, h, mask, numHeavyFfTokens, training).add(h);
+        return applyWithRouting(ps, x, mask, numHeavyAttnTokensQ, numHeavyAttnTokensKv, numHeavyFfTokens, training)
+                .output();
+    }
+
+    /**
+     * As {@link #apply}, also returning the three routers' choices (see {@link RoutedOutput}).
+     *
+     * @param ps the parameter store
+     * @param x (b, n, dim) tokens
+     * @param mask null, or boolean (b, n), true = valid
+     * @param numHeavyAttnTokensQ null, or this call's Kq
+     * @param numHeavyAttnTokensKv null, or this call's Kkv
+     * @param numHeavyFfTokens null, or this call's Kff
+     * @param training whether in training mode
+     * @return the (b, n, dim) output, and the query, key/value and feed-forward positions
+     */
+    public RoutedOutput applyWithRouting(
+            ParameterStore ps,
+            NDArray x,
+            NDArray mask,
+            Integer numHeavyAttnTokensQ,
+            Integer numHeavyAttnTokensKv,
+            Integer numHeavyFfTokens,
+            boolean training) {
+        RoutedOutput attn =
+                conditionalAttn.applyWithRouting(ps, x, mask, numHeavyAttnTokensQ, numHeavyAttnTokensKv, training);
+        NDArray h = attn.output().add(x);
+        RoutedOutput ff = conditionalFf.applyWithRouting(ps, h, mask, numHeavyFfTokens, training);
+        return new RoutedOutput(ff.output().add(h), attn.qIndices(), attn.kvIndices(), ff.ffIndices());
     }
 
     /**
      * {@inheritDoc}
      *
      * <p>Inputs (by name, or in this order): {@code x}, optional {@code mask}. Params:
-     * {@code num_heavy_attn_tokens_q}, {@code num_heavy_attn_tokens_kv}, {@code num_heavy_ff_tokens}.
+     * {@code num_heavy_attn_tokens_q}, {@code num_heavy_attn_tokens_kv}, {@code num_heavy_ff_tokens},
+     * {@code return_routing} (then the output is followed by {@code q_indices}, {@code kv_indices} and
+     * {@code ff_indices}, see {@link RoutedOutput}).
      */
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        return new NDList(apply(ps, Inputs.required(inputs, "x", 0), Inputs.tensor(inputs, "mask", 1),
+        RoutedOutput out = applyWithRouting(ps, Inputs.required(inputs, "x", 0), Inputs.tensor(inputs, "mask", 1),
                 Inputs.integer(params, "num_heavy_attn_tokens_q"), Inputs.integer(params, "num_heavy_attn_tokens_kv"),
-                Inputs.integer(params, "num_heavy_ff_tokens"), training));
+                Inputs.integer(params, "num_heavy_ff_tokens"), training);
+        return Inputs.flag(params, "return_routing") ? out.toNDList() : new NDList(out.output());
     }
 
     /** {@inheritDoc} */

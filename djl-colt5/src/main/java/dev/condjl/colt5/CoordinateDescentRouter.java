@@ -63,7 +63,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
     private final double fetchKRatio;
     private final int numRoutingTokens;
     private final boolean cosineSimRouting;
-    private final float cosineSimScale;
+    private final double cosineSimScale;
     private final Integer routeBlockSize;
     private final TieBreak tieBreak;
     private final CoordinateDescent.Options coorDescent;
@@ -76,7 +76,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         fetchKRatio = builder.fetchKRatio;
         numRoutingTokens = builder.numRoutingTokens;
         cosineSimRouting = builder.cosineSimRouting;
-        cosineSimScale = (float) builder.cosineSimScale;
+        cosineSimScale = builder.cosineSimScale;
         routeBlockSize = builder.routeBlockSize;
         tieBreak = builder.tieBreak;
         coorDescent = CoordinateDescent.Options.builder()
@@ -250,7 +250,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             s = xs.matMul(cosineSimRouting ? u.transpose() : u);
         }
         s = s.transpose(0, 2, 1);
-        return cosineSimRouting ? s.mul(cosineSimScale) : s;
+        return cosineSimRouting ? s.mul(Tensors.scalar(s, cosineSimScale)) : s;
     }
 
     /** Validates externally supplied routing tokens and brings them to (b, R, d). */

@@ -78,9 +78,9 @@ public final class LocalAttention {
         int w = window.windowSize();
         long windows = (n + w - 1) / w;
         long pad = windows * w - n;
-        float scale = (float) Math.pow(dh, -0.5);
 
-        NDArray bq = Tensors.padAxis(q, 2, 0, pad, 0).reshape(b, h, windows, w, dh).mul(scale);
+        NDArray bq = Tensors.padAxis(q, 2, 0, pad, 0).reshape(b, h, windows, w, dh);
+        bq = bq.mul(Tensors.scalar(bq, Math.pow(dh, -0.5)));
         NDArray bk = lookAround(Tensors.padAxis(k, 2, 0, pad, 0).reshape(b, h, windows, w, dh), 2, window, 0);
         NDArray bv = lookAround(Tensors.padAxis(v, 2, 0, pad, 0).reshape(b, h, windows, w, dv), 2, window, 0);
         NDArray sim = bq.matMul(bk.swapAxes(3, 4));
@@ -106,25 +106,31 @@ public final class LocalAttention {
         return parts.size() == 1 ? parts.head() : NDArrays.concat(parts, axis + 1);
     }
 
-    /** Which (window, query offset, key slot) pairs may attend: boolean (windows, w, span). */
+    /**
+     * Which (window, query offset, key slot) pairs may attend: boolean (windows, w, span). The window conditions
+     * depend only on the query's offset and the key's slot ({@code i - j = t + lookBackward·w - slot}), the range
+     * check only on the window and slot, so both are built small and combined once.
+     */
     private static NDArray allowed(NDManager manager, long n, long windows, Window window) {
         int w = window.windowSize();
         long span = (long) window.lookAround() * w;
-        NDArray qPos = manager.arange(0, (int) (windows * w), 1, DataType.INT64).reshape(windows, w, 1);
-        NDArray kPos = manager.arange(0, (int) windows, 1, DataType.INT64).reshape(windows, 1, 1).mul(w)
-                .add(manager.arange(0, (int) span, 1, DataType.INT64).reshape(1, 1, span))
-                .sub((long) window.lookBackward() * w);
-        NDArray keep = kPos.gte(0).logicalAnd(kPos.lt(n));
         long back = (long) w * window.lookBackward();
         long forward = (long) w * window.lookForward();
+        NDArray slot = manager.arange(0, (int) span, 1, DataType.INT64).reshape(1, 1, span);
+        // i - j for query offset t and key slot: (1, w, span)
+        NDArray distance = manager.arange(0, w, 1, DataType.INT64).reshape(1, w, 1).add(back).sub(slot);
+        NDArray band = null;
         if (window.causal()) {
-            keep = keep.logicalAnd(kPos.lte(qPos));
+            band = distance.gte(0);
             if (window.exactWindowsize()) {
-                keep = keep.logicalAnd(qPos.lte(kPos.add(back)));
+                band = band.logicalAnd(distance.lte(back));
             }
         } else if (window.exactWindowsize()) {
-            keep = keep.logicalAnd(kPos.sub(forward).lte(qPos)).logicalAnd(qPos.lte(kPos.add(back)));
+            band = distance.gte(-forward).logicalAnd(distance.lte(back));
         }
-        return keep.broadcast(windows, w, span);
+        NDArray kPos = manager.arange(0, (int) windows, 1, DataType.INT64).reshape(windows, 1, 1).mul(w)
+                .add(slot).sub(back);
+        NDArray inRange = kPos.gte(0).logicalAnd(kPos.lt(n));
+        return band == null ? inRange.broadcast(windows, w, span) : inRange.logicalAnd(band);
     }
 }

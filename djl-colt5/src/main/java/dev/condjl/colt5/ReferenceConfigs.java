@@ -27,10 +27,10 @@ public final class ReferenceConfigs {
     private static final Map<String, Function<Kwargs, Block>> MODULES = new LinkedHashMap<>();
     private static final Map<String, Set<String>> FORWARD_KWARGS = Map.of(
             "CoordinateDescentRouter", Set.of("num_tokens", "random_route", "keep_one_route_dim"),
-            "ConditionalRoutedFeedForward", Set.of("num_heavy_tokens"),
-            "ConditionalRoutedAttention", Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv"),
-            "ConditionalRoutedTransformerBlock",
-            Set.of("num_heavy_attn_tokens_q", "num_heavy_attn_tokens_kv", "num_heavy_ff_tokens"),
+            "ConditionalRoutedFeedForward", Set.of("num_heavy_tokens", "return_routing"),
+            "ConditionalRoutedAttention", Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv", "return_routing"),
+            "ConditionalRoutedTransformerBlock", Set.of("num_heavy_attn_tokens_q", "num_heavy_attn_tokens_kv",
+                    "num_heavy_ff_tokens", "return_routing"),
             "ConditionalRoutedCrossAttention", Set.of("num_tokens_q", "num_tokens_kv"));
 
     static {

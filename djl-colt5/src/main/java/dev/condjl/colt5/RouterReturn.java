@@ -2,6 +2,8 @@ package dev.condjl.colt5;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 
 /**
  * What {@link CoordinateDescentRouter} returns (the reference's {@code RouterReturn}).
@@ -27,6 +29,19 @@ public record RouterReturn(NDArray indices, NDArray scores, NDArray routedTokens
      */
     public boolean isRouted() {
         return indices != null;
+    }
+
+    /**
+     * The routed positions, or every position when not routed.
+     *
+     * @return {@link #indices}, or int64 {@code arange(n)} broadcast to the scores' shape {@code (b, [R,] n)}
+     */
+    public NDArray indicesOrAll() {
+        if (indices != null) {
+            return indices;
+        }
+        Shape s = scores.getShape();
+        return scores.getManager().arange(0, (int) s.tail(), 1, DataType.INT64).broadcast(s);
     }
 
     /**

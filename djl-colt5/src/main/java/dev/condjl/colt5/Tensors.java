@@ -28,6 +28,19 @@ final class Tensors {
     }
 
     /**
+     * A 0-dim constant for arithmetic on the gradient path. DJL's {@code mul(Number)}/{@code div(Number)} build the
+     * scalar over a Java buffer and close it at once, while autograd keeps reading it in backward; after a garbage
+     * collection the gradients are garbage. A native {@code full} tensor is reference-counted by libtorch.
+     *
+     * @param like an array of this call (its manager, device and dtype are used)
+     * @param value the constant
+     * @return a 0-dim array in {@code like}'s manager
+     */
+    static NDArray scalar(NDArray like, double value) {
+        return like.getManager().full(new Shape(), (float) value, like.getDataType(), like.getDevice());
+    }
+
+    /**
      * Rows of {@code x} picked per batch element: {@code out[b, j..] = x[b, indices[b, j..]]}.
      *
      * @param x (b, n, d...) tokens

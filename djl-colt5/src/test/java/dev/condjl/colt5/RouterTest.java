@@ -5,12 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.condjl.topk.TieBreak;
+import ai.djl.util.PairList;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** Router properties of spec colt5.md §2.5 that the fixtures cannot pin down: ties, straight-through, random route. */
@@ -70,6 +73,31 @@ class RouterTest {
                 ones += valid[j] ? 1 : 0;
             }
             assertEquals(3, ones, "all 3 valid tokens are selected");
+        }
+    }
+
+    /** return_routing: the block's output followed by every router's positions; arange(n) when not routed. */
+    @Test
+    void blocksReportTheirRouting() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            ConditionalRoutedTransformerBlock block = ConditionalRoutedTransformerBlock.builder().setDim(DIM)
+                    .setNumHeavyAttnTokensQ(4).setNumHeavyAttnTokensKv(5).optNumRoutedKv(2).setNumHeavyFfTokens(20)
+                    .optLightDimHead(4).optLightHeads(2).optLightWindowSize(8).optHeavyDimHead(4).optHeavyHeads(2)
+                    .build();
+            block.initialize(m, DataType.FLOAT32, new Shape(1, 1, DIM));
+            ParameterStore ps = new ParameterStore(m, false);
+            NDArray x = m.randomNormal(new Shape(2, 12, DIM));
+            NDList out = block.forward(ps, new NDList(x), false, new PairList<>(List.of("return_routing"),
+                    List.of(true)));
+            assertEquals(List.of("output", "q_indices", "kv_indices", "ff_indices"),
+                    out.stream().map(NDArray::getName).toList());
+            assertEquals(new Shape(2, 4), out.get("q_indices").getShape());
+            assertEquals(new Shape(2, 2, 5), out.get("kv_indices").getShape());
+            // Kff = 20 >= n = 12: not routed, every position reported
+            assertArrayEquals(new long[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
+                    out.get("ff_indices").get(1).toLongArray(), "ff");
+            NDArray plain = block.forward(ps, new NDList(x), false).singletonOrThrow();
+            assertEquals(0f, plain.sub(out.get("output")).abs().max().getFloat());
         }
     }
 

@@ -58,6 +58,46 @@ class TrainingTest {
         });
     }
 
+    /**
+     * DJL's {@code mul(Number)} frees its scalar while autograd still reads it in backward; our scaled products use
+     * native constants, so a garbage collection between forward and backward changes no gradient.
+     */
+    @Test
+    void gradientsSurviveGarbageCollection() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            LocalMHA light = LocalMHA.builder().setDim(DIM).setWindowSize(4).optDimHead(8).optHeads(2).build();
+            Attention heavy = Attention.builder().setDim(DIM).optDimHead(8).optHeads(2).build();
+            light.initialize(m, DataType.FLOAT32, new Shape(1, 1, DIM));
+            heavy.initialize(m, DataType.FLOAT32, new Shape(1, 1, DIM));
+            NDArray x = m.randomNormal(new Shape(2, 9, DIM));
+            x.setRequiresGradient(true);
+            float[] reference = null;
+            for (boolean collect : new boolean[] {false, true}) {
+                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    ParameterStore ps = new ParameterStore(m, false);
+                    NDArray y = heavy.attend(ps, light.apply(ps, x, null, true), null, null, null, null, null, null,
+                            true).sum();
+                    if (collect) {
+                        for (int i = 0; i < 3; i++) {
+                            byte[][] garbage = new byte[64][];
+                            for (int j = 0; j < garbage.length; j++) {
+                                garbage[j] = new byte[1 << 16];
+                            }
+                            System.gc();
+                        }
+                    }
+                    gc.backward(y);
+                }
+                float[] grad = x.getGradient().toFloatArray();
+                if (reference == null) {
+                    reference = grad;
+                } else {
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(reference, grad, 1e-6f);
+                }
+            }
+        }
+    }
+
     @Test
     void routerGradientReachesRoutingToken() {
         trains(new RoutedSum(CoordinateDescentRouter.builder().setDim(DIM).optNumRoutingTokens(2).build(), 6),

@@ -51,15 +51,14 @@ public final class DropPath extends AbstractBlock {
         long[] maskShape = new long[x.getShape().dimension()];
         Arrays.fill(maskShape, 1);
         maskShape[0] = StochasticDepth.batchSize(x);
-        NDArray mask =
-                x.getManager()
-                        .randomUniform(0f, 1f, new Shape(maskShape), x.getDataType())
-                        .lt(keep)
-                        .toType(x.getDataType(), false);
-        if (keep > 0 && scaleByKeep) {
-            mask = mask.div(keep);
+        try (NDArray uniform =
+                        x.getManager()
+                                .randomUniform(0f, 1f, new Shape(maskShape), x.getDataType());
+                NDArray kept = uniform.lt(keep);
+                NDArray mask = kept.toType(x.getDataType(), false);
+                NDArray scaled = keep > 0 && scaleByKeep ? mask.div(keep) : null) {
+            return x.mul(scaled == null ? mask : scaled);
         }
-        return x.mul(mask);
     }
 
     /** {@inheritDoc} */

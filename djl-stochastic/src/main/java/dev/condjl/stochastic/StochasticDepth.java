@@ -149,12 +149,16 @@ public final class StochasticDepth {
         }
         long k = subShape.get(0);
         double alpha = subsetScale(batchSize(x), k);
-        NDArray rows = xSub.add(residual.mul(alpha));
         long[] indexShape = new long[subShape.dimension()];
         Arrays.fill(indexShape, 1);
         indexShape[0] = k;
-        NDArray index = idx.reshape(indexShape).broadcast(subShape);
-        return x.scatter(index, rows, 0);
+        // DJL keeps every array until its manager closes; autograd holds its own references, so
+        // the temporaries are released here rather than at the end of the training step
+        try (NDArray scaled = residual.mul(alpha);
+                NDArray rows = xSub.add(scaled);
+                NDArray index = idx.reshape(indexShape).broadcast(subShape)) {
+            return x.scatter(index, rows, 0);
+        }
     }
 
     static long batchSize(NDArray x) {

@@ -66,32 +66,42 @@ public final class StochasticResidual extends AbstractBlock {
         NDArray x = inputs.head();
         long b = StochasticDepth.batchSize(x);
         NDArray out;
+        NDArray r;
         if (!training || dropProb == 0) {
-            out = x.add(residual(ps, inputs, training, params));
+            r = residual(ps, inputs, training, params);
+            out = x.add(r);
         } else {
             switch (mode.resolve(dropProb)) {
                 case BATCH_SUBSET:
                     NDArray idx = StochasticDepth.sampleSubset(x.getManager(), b, dropProb);
                     NDList sub = batchRows(inputs, b, in -> in.get(idx));
-                    out =
-                            StochasticDepth.addSubsetResidual(
-                                    x, idx, sub.head(), residual(ps, sub, true, params));
+                    r = residual(ps, sub, true, params);
+                    out = StochasticDepth.addSubsetResidual(x, idx, sub.head(), r);
                     break;
                 case DROP_PATH:
-                    NDArray r = residual(ps, inputs, true, params);
-                    out = x.add(DropPath.dropPath(r, dropProb, true, true));
+                    r = residual(ps, inputs, true, params);
+                    NDArray dropped = DropPath.dropPath(r, dropProb, true, true);
+                    out = x.add(dropped);
+                    dropped.close(); // always created by dropPath since p > 0 and training
                     break;
                 case LAYER_DROP:
                     if (LayerDrop.sampleDrop(x.getManager(), dropProb)) {
                         NDList dummy = batchRows(inputs, b, LayerDrop::dummyRows);
-                        out = LayerDrop.addZero(x, residual(ps, dummy, true, params));
+                        r = residual(ps, dummy, true, params);
+                        out = LayerDrop.addZero(x, r);
                     } else {
-                        out = x.add(residual(ps, inputs, true, params));
+                        r = residual(ps, inputs, true, params);
+                        out = x.add(r);
                     }
                     break;
                 default:
                     throw new AssertionError("unresolved mode " + mode);
             }
+        }
+        if (layerScale != null) {
+            // our own LayerScale output: not needed by autograd (it keeps its input), and DJL
+            // would otherwise hold it until the step's manager closes
+            r.close();
         }
         NDList result = new NDList(named(out, x));
         result.addAll(inputs.subNDList(1));

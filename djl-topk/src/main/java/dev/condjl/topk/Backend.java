@@ -7,6 +7,12 @@ public enum Backend {
      * all iterations, so memory grows with the iteration count.
      */
     UNROLLED,
-    /** The fastest backend available for the input's engine and device. */
+    /**
+     * All iterations in one native call (cuda-ops' {@code CondjlOps}, CPU or CUDA); the gradient is the implicit
+     * gradient of the converged solution, O(n) memory. Same forward as {@link #UNROLLED}; see
+     * {@link FusedCoordinateDescent} for how far its gradient is from the unrolled one.
+     */
+    FUSED,
+    /** {@link #FUSED} when the native library loaded and supports the input's dtype and device, else {@link #UNROLLED}. */
     AUTO
 }

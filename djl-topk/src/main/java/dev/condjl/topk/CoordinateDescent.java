@@ -110,8 +110,13 @@ public final class CoordinateDescent {
     private static NDArray dispatch(NDArray s, NDArray logk, NDArray mask, Options options) {
         switch (options.getBackend()) {
             case UNROLLED:
-            case AUTO:
                 return unrolled(s, logk, mask, options);
+            case FUSED:
+                return FusedCoordinateDescent.solve(s, logk, mask, options);
+            case AUTO:
+                return FusedCoordinateDescent.supports(s)
+                        ? FusedCoordinateDescent.solve(s, logk, mask, options)
+                        : unrolled(s, logk, mask, options);
             default:
                 throw new IllegalStateException("unsupported backend " + options.getBackend());
         }

@@ -186,7 +186,7 @@ public final class TopK {
 
             private double coorDescentKRatio = 9.0 / 8.0;
             private final CoordinateDescent.Options.Builder coorDescent =
-                    CoordinateDescent.Options.builder().setIters(20);
+                    CoordinateDescent.Options.builder().setIters(20).optBackend(Backend.UNROLLED);
             private boolean nonDifferentiable;
             private TieBreak tieBreak = TieBreak.REFERENCE;
 
@@ -248,7 +248,8 @@ public final class TopK {
             }
 
             /**
-             * Sets the soft top-k backend (the reference's {@code fused}); default {@link Backend#AUTO}.
+             * Sets the soft top-k backend; default {@link Backend#UNROLLED}, the reference's {@code fused=False} and
+             * its gradient. {@link Backend#AUTO} corresponds to {@code fused=True}.
              *
              * @param backend the backend
              * @return this builder

@@ -43,7 +43,7 @@ class CoordinateDescentParityTest {
     /** The reference's keyword arguments of one fixture case. */
     static CoordinateDescent.Options options(JsonObject c) {
         CoordinateDescent.Options.Builder builder =
-                CoordinateDescent.Options.builder().setIters(c.get("n_iters").getAsInt());
+                CoordinateDescentTest.unrolled().setIters(c.get("n_iters").getAsInt());
         if (c.has("eps")) {
             builder.optEps(c.get("eps").getAsDouble());
         }

@@ -137,7 +137,7 @@ class TopKTest {
     void byInputOnSaturatedSoftScoresSelectsTheTopKOfTheRawScores() {
         // Inputs ×10 under the router schedule: far more than k entries per row saturate at 1.0 (spec §2.13 item 1).
         NDArray s = manager.randomNormal(new Shape(6, 64)).mul(10);
-        NDArray soft = CoordinateDescent.solve(s, 9, null, CoordinateDescent.Options.builder()
+        NDArray soft = CoordinateDescent.solve(s, 9, null, CoordinateDescentTest.unrolled()
                 .setIters(20).optEps(0.03).optEpsInit(4.0).optEpsDecay(0.7).build());
         assertTrue(soft.eq(1f).sum(new int[] {-1}).max().getLong() > 8, "more than k saturated in some row");
         NDList selected = TopK.select(soft, s, 8, TieBreak.BY_INPUT);

@@ -1,6 +1,7 @@
 package dev.condjl.colt5.checkpoint;
 
 import java.io.Closeable;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -29,17 +30,29 @@ abstract class CheckpointReader implements Closeable {
      * @throws CheckpointException if the file is unreadable, of an unknown or legacy format, or fails a check
      */
     static CheckpointReader open(Path file, ReadOptions options) throws CheckpointException {
-        switch (CheckpointFormat.detect(file)) {
-            case PYTORCH_ZIP:
-                return new TorchZipReader(file, options);
-            case SAFETENSORS:
-                return new SafetensorsReader(file, options);
-            default:
-                throw new AssertionError();
+        CheckpointReader reader = CheckpointFormat.detect(file) == CheckpointFormat.PYTORCH_ZIP
+                ? new TorchZipReader(file, options)
+                : new SafetensorsReader(file, options);
+        try {
+            reader.parse();
+            return reader;
+        } catch (CheckpointException e) {
+            reader.close();
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            reader.close();
+            throw reader.fail(null, null, "cannot read the file: " + e, e);
         }
     }
 
     abstract CheckpointFormat format();
+
+    /**
+     * Reads and checks the metadata, then calls {@link #select}. The constructor only opens the file.
+     *
+     * @throws IOException if the file cannot be read; {@link CheckpointException} if it fails a check
+     */
+    abstract void parse() throws IOException;
 
     /**
      * Reads the stored bytes of one tensor.

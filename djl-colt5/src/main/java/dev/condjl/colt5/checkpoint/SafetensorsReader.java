@@ -57,15 +57,12 @@ final class SafetensorsReader extends CheckpointReader {
         } catch (IOException | RuntimeException e) {
             throw fail(null, null, "cannot open the file: " + e, e);
         }
-        try {
-            select(parseHeader(), null);
-        } catch (CheckpointException e) {
-            close();
-            throw e;
-        } catch (IOException | RuntimeException e) {
-            close();
-            throw fail(HEADER, null, "cannot read the header: " + e, e);
-        }
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    void parse() throws IOException {
+        select(parseHeader(), null);
     }
 
     /** {@inheritDoc} */

@@ -61,10 +61,11 @@ final class SafetensorsWriter {
      */
     static void write(Path file, List<Entry> entries, Map<String, String> metadata) throws IOException {
         byte[] header = header(entries, metadata);
-        Path dir = file.toAbsolutePath().getParent();
-        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+        // a sibling created like any new file (umask permissions), renamed over the target when complete
+        Path tmp = file.resolveSibling("." + file.getFileName() + "." + ProcessHandle.current().pid() + "-"
+                + System.nanoTime() + ".tmp");
         try {
-            try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+            try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
                 writeFully(out, ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).flip());
                 writeFully(out, ByteBuffer.wrap(header));
                 for (Entry e : entries) {

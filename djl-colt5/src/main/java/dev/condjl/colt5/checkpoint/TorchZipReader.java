@@ -58,26 +58,23 @@ final class TorchZipReader extends CheckpointReader {
         } catch (IOException | RuntimeException e) {
             throw fail(null, null, "not a readable zip archive: " + e.getMessage(), e);
         }
-        try {
-            checkEntries(Files.size(file));
-            String pickleEntry = folder + "/data.pkl";
-            if (isTorchScript()) {
-                throw fail(null, null, "a TorchScript archive (torch.jit.save), not a state dict; save its weights"
-                        + " with torch.save(torch.jit.load(path).state_dict(), new_path)");
-            }
-            if (!entries.containsKey(pickleEntry)) {
-                throw fail(null, null, "no " + pickleEntry + ": not a torch.save archive");
-            }
-            readByteOrder();
-            Object root = unpickle(pickleEntry);
-            selectTensors(root);
-        } catch (IOException e) {
-            close();
-            throw e instanceof CheckpointException ? (CheckpointException) e : fail(null, null, e.toString(), e);
-        } catch (RuntimeException e) {
-            close();
-            throw fail(null, null, "unexpected error: " + e, e);
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    void parse() throws IOException {
+        checkEntries(Files.size(file));
+        String pickleEntry = folder + "/data.pkl";
+        if (isTorchScript()) {
+            throw fail(null, null, "a TorchScript archive (torch.jit.save), not a state dict; save its weights"
+                    + " with torch.save(torch.jit.load(path).state_dict(), new_path)");
         }
+        if (!entries.containsKey(pickleEntry)) {
+            throw fail(null, null, "no " + pickleEntry + ": not a torch.save archive");
+        }
+        readByteOrder();
+        Object root = unpickle(pickleEntry);
+        selectTensors(root);
     }
 
     /** {@inheritDoc} */

@@ -29,6 +29,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Reading PyTorch-written fixtures: every dtype, views and shared storages, nested checkpoints, options. */
 class CheckpointsReadTest {
@@ -47,28 +49,18 @@ class CheckpointsReadTest {
         manager.close();
     }
 
-    @Test
-    void readsEveryDtypeFromTorchSave() throws Exception {
-        Map<String, NDArray> sd = Checkpoints.read(Fixtures.path("dtypes.pt"), manager);
-        Fixtures.assertStateDict("dtypes.pt", sd);
-        assertSame(manager, sd.get("bf16").getManager(), "arrays belong to the caller's manager");
-        assertEquals("bf16", sd.get("bf16").getName());
-    }
-
-    @Test
-    void readsEveryDtypeFromSafetensors() throws Exception {
-        Fixtures.assertStateDict("dtypes.safetensors", Checkpoints.read(Fixtures.path("dtypes.safetensors"), manager));
-    }
-
-    @Test
-    void readsViewsAndSharedStorages() throws Exception {
-        // transposed, sliced with offset 8, stepped, a column, stride-0 expand, tied weights, bf16 transposed
-        Fixtures.assertStateDict("views.pt", Checkpoints.read(Fixtures.path("views.pt"), manager));
-    }
-
-    @Test
-    void readsParametersSavedWithKeepVars() throws Exception {
-        Fixtures.assertStateDict("parameters.pt", Checkpoints.read(Fixtures.path("parameters.pt"), manager));
+    /**
+     * Every dtype (torch.save and safetensors), views and shared storages (transposed, sliced with offset 8,
+     * stepped, a column, a stride-0 expand, tied weights, bf16 transposed), and parameters saved with keep_vars.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"dtypes.pt", "dtypes.safetensors", "views.pt", "parameters.pt"})
+    void readsWhatPyTorchSaved(String fixture) throws Exception {
+        Map<String, NDArray> sd = Checkpoints.read(Fixtures.path(fixture), manager);
+        Fixtures.assertStateDict(fixture, sd);
+        NDArray first = sd.values().iterator().next();
+        assertSame(manager, first.getManager(), "arrays belong to the caller's manager");
+        assertEquals(sd.keySet().iterator().next(), first.getName());
     }
 
     @Test

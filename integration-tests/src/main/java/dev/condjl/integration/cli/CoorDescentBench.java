@@ -72,7 +72,11 @@ public final class CoorDescentBench implements Callable<Integer> {
     @Option(names = "--impl", split = ",", description = "Implementations (default: every available one).")
     List<String> impls;
 
-    @Option(names = "--warmup", defaultValue = "3", description = "Untimed runs first (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--threads",
+            description = "PyTorch intra-op threads (default: the engine's). On a busy CPU, 1 avoids spinning threads.")
+    Integer threads;
+
+    @Option(names = "--warmup", defaultValue = "5", description = "Untimed runs first (default: ${DEFAULT-VALUE}).")
     int warmup;
 
     @Option(names = "--reps", defaultValue = "10", description = "Timed runs (default: ${DEFAULT-VALUE}).")
@@ -84,6 +88,10 @@ public final class CoorDescentBench implements Callable<Integer> {
         if (reps < 1 || warmup < 0) {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "--reps (" + reps + ") must be >= 1 and --warmup (" + warmup + ") >= 0");
+        }
+        if (threads != null) {
+            // Read when the engine starts, which in a fresh condjl process is below.
+            System.setProperty("ai.djl.pytorch.num_threads", threads.toString());
         }
         CoordinateDescent.Options.Builder builder = CoordinateDescent.Options.builder()
                 .setIters(iters).optEps(eps).optEpsInit(epsInit).optEpsDecay(epsDecay);

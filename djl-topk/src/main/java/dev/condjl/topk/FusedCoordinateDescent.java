@@ -1,0 +1,102 @@
+package dev.condjl.topk;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+
+import dev.condjl.cuda.CondjlOps;
+import dev.condjl.cuda.EpsSchedule;
+
+/**
+ * {@link Backend#FUSED}: coordinate descent in one native call ({@link CondjlOps}: all iterations fused, CPU threads
+ * or one CUDA launch), differentiable through a surrogate whose gradient is the implicit-function gradient of the
+ * converged solution.
+ *
+ * <p>The native forward returns {@code y} without autograd history. With {@code w = y} where {@code y < 1} (else 0),
+ * {@code ε} the final ε, {@code c = Σ(s·w)/Σw} and {@code h = w·((s − c)/ε + k/Σw)} (w and Σw constants), the result
+ * inside a {@code GradientCollector} is {@code y + (h − stopGradient(h))}: numerically {@code y}, with gradients
+ * {@code ds = (w/ε)·(g − Σ(g·w)/Σw)} and {@code dk = Σ(g·w)/Σw} per row (0 where {@code Σw = 0}). Those are the
+ * exact gradients of the map {@code (s, k) ↦ y} once the iteration has converged ({@code y = min(1, exp((s + a)/ε))}
+ * with {@code Σy = k}); they cost O(n) per row and keep no iterations.
+ *
+ * <p>It differs from {@link Backend#UNROLLED}'s gradient (autograd through every iteration) because the iteration is
+ * not converged after the router's 20 or 50 iterations (ε 4 → 0.03, decay 0.7). Measured here on random normal
+ * scores (float32, 4×2048, k = 256, {@code FusedCoordinateDescentTest#measuresTheGradientGapToUnrolled}), fused vs
+ * unrolled gradient of {@code Σ g·y}: at 20 iterations max |diff| ≈ 6.6 (gradient max ≈ 29) and cosine ≈ 0.93; at
+ * 50 iterations max |diff| ≈ 1.8 and cosine ≈ 0.994. At convergence (e.g. ε = 0.5, 300 iterations) the two agree to
+ * cosine {@literal >} 0.9999. The forward equals the unrolled one within 1e-5.
+ *
+ * <p>Runs where {@link #supports(NDArray)}: PyTorch-engine float32 or float16 scores (computed in float32) on a device
+ * that {@link CondjlOps#supports} (the CPU whenever the library loaded; a GPU when its CUDA kernels can run).
+ */
+final class FusedCoordinateDescent {
+
+    private FusedCoordinateDescent() {}
+
+    /**
+     * Whether the fused backend can solve for {@code s}.
+     *
+     * @param s (..., n) scores
+     * @return true for PyTorch float32/float16 arrays on a supported device
+     */
+    static boolean supports(NDArray s) {
+        return unsupportedReason(s) == null;
+    }
+
+    private static String unsupportedReason(NDArray s) {
+        if (!(s instanceof PtNDArray)) {
+            return "it needs the PyTorch engine, got " + s.getClass().getSimpleName();
+        }
+        DataType type = s.getDataType();
+        if (type != DataType.FLOAT32 && type != DataType.FLOAT16) {
+            return "it computes float32 or float16 scores, got " + type;
+        }
+        if (!CondjlOps.isAvailable()) {
+            return "libcondjl_ops is unavailable: " + CondjlOps.unavailableReason();
+        }
+        if (!CondjlOps.supports(s.getDevice())) {
+            return "its kernels cannot run on " + s.getDevice() + ": " + CondjlOps.cudaUnavailableReason();
+        }
+        return null;
+    }
+
+    /**
+     * Fused coordinate descent with the implicit gradient (see the class comment). Arguments are validated by
+     * {@link CoordinateDescent}.
+     *
+     * @param s (..., n) scores
+     * @param logk (1) or (..., 1) {@code ln(max(k, 1e−20))}, broadcastable to {@code s.shape[:-1] + (1)}
+     * @param mask null or a boolean mask of {@code s}'s shape, true = valid
+     * @param options iterations and ε schedule
+     * @return (..., n) values in [0, 1], 0 at masked entries
+     * @throws IllegalArgumentException if the fused backend cannot run for {@code s}
+     */
+    static NDArray solve(NDArray s, NDArray logk, NDArray mask, CoordinateDescent.Options options) {
+        String reason = unsupportedReason(s);
+        if (reason != null) {
+            throw new IllegalArgumentException("Backend.FUSED cannot solve for s " + s.getShape() + ": " + reason);
+        }
+        double epsInit = options.getEpsInit() == null ? options.getEps() : options.getEpsInit();
+        EpsSchedule schedule =
+                new EpsSchedule(options.getIters(), options.getEps(), epsInit, options.getEpsDecay());
+        Shape rowShape = s.getShape().slice(0, s.getShape().dimension() - 1).add(1);
+        NDArray perRow = logk.size() == 1 || logk.getShape().equals(rowShape) ? logk : logk.broadcast(rowShape);
+        NDArray y = CondjlOps.coorDescentLogK(s, perRow, mask, schedule);
+        if (!JniUtils.isGradMode()) {
+            return y;
+        }
+        // Inside a GradientCollector: PtNDArray.hasGradient() is false for non-leaf arrays, so whether s or k needs
+        // a gradient cannot be told; the surrogate is always built (about ten element-wise operations).
+        NDArray w = y.mul(y.lt(1f).toType(y.getDataType(), false));
+        NDArray sumW = w.sum(new int[] {-1}, true);
+        NDArray safeSumW = NDArrays.where(sumW.gt(0f), sumW, sumW.onesLike());
+        // Masked scores may be anything (even NaN); they carry no weight, so drop them before multiplying.
+        NDArray valid = mask == null ? s : NDArrays.where(mask, s, s.zerosLike());
+        NDArray c = valid.mul(w).sum(new int[] {-1}, true).div(safeSumW);
+        NDArray h = valid.sub(c).div(schedule.epsFinal()).add(logk.exp().div(safeSumW)).mul(w);
+        return y.add(h.sub(h.stopGradient()));
+    }
+}
