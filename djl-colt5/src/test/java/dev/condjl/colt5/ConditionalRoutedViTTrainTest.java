@@ -26,8 +26,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The image-classification example: a small {@link ConditionalRoutedViT} trained with DJL's {@link Trainer},
- * {@link EasyTrain} and a softmax cross-entropy loss on a synthetic two-class task (bright upper half vs bright
- * lower half). The README snippet of issue 8 shows the same code.
+ * {@link EasyTrain} and a softmax cross-entropy loss on a synthetic two-class task (horizontal vs
+ * vertical stripes; the patch LayerNorm would erase a mere brightness difference). The README snippet of issue 8
+ * shows the same code.
  */
 class ConditionalRoutedViTTrainTest {
 
@@ -35,13 +36,13 @@ class ConditionalRoutedViTTrainTest {
     void aFewEpochsLowerTheLoss() throws IOException, TranslateException {
         Engine.getInstance().setRandomSeed(8);
         try (NDManager manager = NDManager.newBaseManager()) {
-            // 32 images 3×8×8: class 1 has its upper half brightened, class 0 its lower half
+            // 32 images 3×8×8: class 1 has horizontal stripes (rows alternate ±1), class 0 vertical ones
             NDArray labels = manager.arange(0, 32, 1, DataType.INT32).mod(2);
-            NDArray upper = labels.toType(DataType.FLOAT32, false).reshape(32, 1, 1, 1);
-            NDArray rows = manager.arange(0, 8, 1, DataType.FLOAT32).lt(4).toType(DataType.FLOAT32, false)
-                    .reshape(1, 1, 8, 1);
-            NDArray bright = upper.mul(rows).add(upper.neg().add(1).mul(rows.neg().add(1)));
-            NDArray images = manager.randomNormal(new Shape(32, 3, 8, 8)).mul(0.5f).add(bright.mul(1.5f));
+            NDArray horizontal = labels.toType(DataType.FLOAT32, false).reshape(32, 1, 1, 1);
+            NDArray alternate = manager.arange(0, 8, 1, DataType.FLOAT32).mod(2).mul(2).sub(1);
+            NDArray stripes = horizontal.mul(alternate.reshape(1, 1, 8, 1))
+                    .add(horizontal.neg().add(1).mul(alternate.reshape(1, 1, 1, 8)));
+            NDArray images = manager.randomNormal(new Shape(32, 3, 8, 8)).mul(0.5f).add(stripes);
             ArrayDataset data = new ArrayDataset.Builder()
                     .setData(images)
                     .optLabels(labels)
@@ -76,12 +77,12 @@ class ConditionalRoutedViTTrainTest {
                     trainer.initialize(new Shape(8, 3, 8, 8));
                     EasyTrain.fit(trainer, 1, data, null);
                     float first = trainer.getTrainingResult().getTrainLoss();
-                    EasyTrain.fit(trainer, 3, data, null);
+                    EasyTrain.fit(trainer, 2, data, null);
                     TrainingResult result = trainer.getTrainingResult();
                     LogManager.getLogger(ConditionalRoutedViTTrainTest.class).info("vit example: loss {} -> {}, accuracy {}",
                             first, result.getTrainLoss(), result.getTrainEvaluation("Accuracy"));
                     assertTrue(result.getTrainLoss() < first, "loss " + first + " -> " + result.getTrainLoss());
-                    assertTrue(result.getTrainEvaluation("Accuracy") > 0.7,
+                    assertTrue(result.getTrainEvaluation("Accuracy") > 0.8,
                             "training accuracy " + result.getTrainEvaluation("Accuracy"));
                 }
             }

@@ -21,6 +21,7 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -63,27 +64,28 @@ class TrainingTest {
      * native constants, so a garbage collection between forward and backward changes no gradient.
      */
     @Test
-    void gradientsSurviveGarbageCollection() {
+    void gradientsSurviveGarbageCollection() throws InterruptedException {
         try (NDManager m = NDManager.newBaseManager()) {
             LocalMHA light = LocalMHA.builder().setDim(DIM).setWindowSize(4).optDimHead(8).optHeads(2).build();
             Attention heavy = Attention.builder().setDim(DIM).optDimHead(8).optHeads(2).build();
             light.initialize(m, DataType.FLOAT32, new Shape(1, 1, DIM));
             heavy.initialize(m, DataType.FLOAT32, new Shape(1, 1, DIM));
-            NDArray x = m.randomNormal(new Shape(2, 9, DIM));
-            x.setRequiresGradient(true);
+            NDArray input = m.randomNormal(new Shape(2, 9, DIM));
             float[] reference = null;
             for (boolean collect : new boolean[] {false, true}) {
+                NDArray x = input.duplicate();
+                x.setRequiresGradient(true);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     ParameterStore ps = new ParameterStore(m, false);
                     NDArray y = heavy.attend(ps, light.apply(ps, x, null, true), null, null, null, null, null, null,
                             true).sum();
+                    List<ByteBuffer> reuse = new ArrayList<>();
                     if (collect) {
-                        for (int i = 0; i < 3; i++) {
-                            byte[][] garbage = new byte[64][];
-                            for (int j = 0; j < garbage.length; j++) {
-                                garbage[j] = new byte[1 << 16];
-                            }
-                            System.gc();
+                        // free the Java buffers of any scalar operands, then reuse that memory with NaN bit patterns
+                        System.gc();
+                        Thread.sleep(100);
+                        for (int i = 0; i < 4096; i++) {
+                            reuse.add(ByteBuffer.allocateDirect(4).putInt(0, 0x7fc00000));
                         }
                     }
                     gc.backward(y);

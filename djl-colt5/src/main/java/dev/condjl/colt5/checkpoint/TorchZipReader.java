@@ -222,7 +222,7 @@ final class TorchZipReader extends CheckpointReader {
             }
             fromKey = (String) candidates.get(0);
             dict = (Map<?, ?>) top.get(fromKey);
-            LOG.info("{}: reading the state dict under top-level key '{}'", file, fromKey);
+            LOG.debug("{}: reading the state dict under top-level key '{}'", file, fromKey);
         }
         Map<String, StoredTensor> tensors = new LinkedHashMap<>();
         for (Map.Entry<?, ?> e : dict.entrySet()) {
