@@ -2,6 +2,10 @@
 // blocks that combine their log-sum-exp partials once per iteration, through distributed shared memory when the
 // group is a thread-block cluster (sm_90, G <= 16) or through global memory and a grid barrier (cooperative launch)
 // for longer rows. Elements beyond what the registers hold are re-read every iteration, so no row is too long.
+//
+// Numerics follow the reference's float32 operation order (z = (s + b) / e correctly rounded, via a reciprocal and
+// one FMA correction instead of a full IEEE division; lse = max + log sum; a = e * (log k - lse)), with the
+// exponentials summed over a tree (the CPU twin sums in double) so that long rows lose no small terms.
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -25,8 +29,7 @@ constexpr int kModeCluster = 2;
 constexpr int kModeGrid = 3;
 constexpr int kMaxClusterBlocks = 16;
 constexpr int kMaxGridBlocks = 8192;
-constexpr int kPerThread = 8;  // elements per thread the planner aims for
-constexpr int kMaxCached = 16;  // elements per thread held in registers
+constexpr int kMaxGridGroup = 128;  // blocks per row the planner uses at most
 constexpr unsigned kFull = 0xffffffffu;
 
 // Per-block partials of the grid mode, double-buffered by reduction parity.
@@ -59,41 +62,39 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-__device__ __forceinline__ int pow2_at_least(int v) {
-    int p = 1;
-    while (p < v) p <<= 1;
-    return p;
-}
-
 // (m, S) with S = sum exp(z - m): the state of a streaming log-sum-exp.
 struct MaxSumExp {
-    __device__ static float2 identity() { return make_float2(-INFINITY, 0.0f); }
-    // Combines the values of each group of `width` lanes (xor butterfly); every lane of a group gets the result.
-    __device__ static float2 lanes(float2 v, int width) {
-        float m = v.x;
-        for (int o = width >> 1; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(kFull, m, o));
-        float s = v.x == -INFINITY ? 0.0f : v.y * expf(v.x - m);
-        for (int o = width >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(kFull, s, o);
-        return make_float2(m, s);
-    }
-    __device__ static float2 merge(float2 a, float2 b) {
-        const float m = fmaxf(a.x, b.x);
-        if (m == -INFINITY) return identity();
-        return make_float2(m, a.y * expf(a.x - m) + b.y * expf(b.x - m));
+    // Combines count pairs load(0..count-1); every lane of the warp gets the same result.
+    template <class Load>
+    __device__ static float2 reduce(Load load, int count) {
+        const int lane = threadIdx.x & 31;
+        float m = -INFINITY;
+        for (int j = lane; j < count; j += 32) m = fmaxf(m, load(j).x);
+        m = warp_max(m);
+        float s = 0.0f;
+        if (m != -INFINITY) {
+            for (int j = lane; j < count; j += 32) {
+                const float2 v = load(j);
+                s += v.y * __expf(v.x - m);  // v.x = -inf gives 0
+            }
+        }
+        return make_float2(m, warp_sum(s));
     }
 };
 
 // Two independent sums.
 struct SumSum {
-    __device__ static float2 identity() { return make_float2(0.0f, 0.0f); }
-    __device__ static float2 lanes(float2 v, int width) {
-        for (int o = width >> 1; o > 0; o >>= 1) {
-            v.x += __shfl_xor_sync(kFull, v.x, o);
-            v.y += __shfl_xor_sync(kFull, v.y, o);
+    template <class Load>
+    __device__ static float2 reduce(Load load, int count) {
+        const int lane = threadIdx.x & 31;
+        float2 v = make_float2(0.0f, 0.0f);
+        for (int j = lane; j < count; j += 32) {
+            const float2 u = load(j);
+            v.x += u.x;
+            v.y += u.y;
         }
-        return v;
+        return make_float2(warp_sum(v.x), warp_sum(v.y));
     }
-    __device__ static float2 merge(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
 };
 
 // How a row is spread over blocks; shared by both kernels.
@@ -131,47 +132,39 @@ __device__ __forceinline__ int64_t rounds_of(const Layout& L) {
 }
 
 // Combines a per-warp value (identical in all lanes) over the whole row; every thread of every block of the row
-// gets the same result. `phase` counts the calls and picks the buffer half, so one barrier per call suffices.
+// gets the same result (all merge the same values in the same order). `phase` counts the calls and picks the
+// buffer half, so one barrier per call suffices: a block writes a half again only after the next call's barrier,
+// which every reader of the previous call has passed.
 template <class Op>
 __device__ float2 row_reduce(float2 warp_value, const Layout& L, int& phase) {
-    __shared__ float2 warp_parts[2][32];
     const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
     const int warps = blockDim.x >> 5;
     const int p = phase & 1;
     ++phase;
-    if (lane == 0) warp_parts[p][threadIdx.x >> 5] = warp_value;
-    __syncthreads();
-    const int wb = pow2_at_least(warps);
-    const int wl = lane & (wb - 1);
-    const float2 v = Op::lanes(wl < warps ? warp_parts[p][wl] : Op::identity(), wb);
-    if (L.G == 1) return v;
-    if (L.mode == kModeCluster) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        __shared__ float2 block_parts[2];
+    if (L.mode == kModeCluster) {
+        // Each warp pushes its pair into slot (rank, warp) of every block of the cluster; after one cluster barrier
+        // every block holds all G * warps pairs in its own shared memory. Nothing touches a peer after the last
+        // barrier, so blocks may exit without another one.
+        __shared__ float2 slots[2][kMaxClusterBlocks * 32];
         cg::cluster_group cluster = cg::this_cluster();
-        if (threadIdx.x == 0) block_parts[p] = v;
+        if (lane < L.G) {
+            *cluster.map_shared_rank(&slots[p][cluster.block_rank() * warps + warp], lane) = warp_value;
+        }
         cluster.sync();
-        const int cb = pow2_at_least(L.G);
-        const int cl = lane & (cb - 1);
-        const float2 u = cl < L.G ? *cluster.map_shared_rank(&block_parts[p], cl) : Op::identity();
-        return Op::lanes(u, cb);
-#else
-        __trap();
-#endif
+        return Op::reduce([&](int j) { return slots[p][j]; }, L.G * warps);
     }
+#endif
+    __shared__ float2 warp_parts[2][32];
+    if (lane == 0) warp_parts[p][warp] = warp_value;
+    __syncthreads();
+    const float2 v = Op::reduce([&](int j) { return warp_parts[p][j]; }, warps);
+    if (L.G == 1) return v;
     if (threadIdx.x == 0) g_partials[p][blockIdx.x] = v;
     cg::this_grid().sync();
     const int first = (blockIdx.x / L.G) * L.G;
-    float2 u = Op::identity();
-    for (int j = lane; j < L.G; j += 32) u = Op::merge(u, __ldcg(&g_partials[p][first + j]));
-    return Op::lanes(u, 32);
-}
-
-// No block of a cluster may exit while a peer can still read its shared memory.
-__device__ __forceinline__ void finish(const Layout& L) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (L.mode == kModeCluster && L.G > 1) cg::this_cluster().sync();
-#endif
+    return Op::reduce([&](int j) { return __ldcg(&g_partials[p][first + j]); }, L.G);
 }
 
 struct ForwardArgs {
@@ -189,10 +182,14 @@ struct ForwardArgs {
 };
 
 // Masked entries are carried as -inf and give z = -inf (the reference's finfo.min, whose exp is 0 as well).
-__device__ __forceinline__ float z_of(float s, float a, float e, bool first) {
+// x / e correctly rounded from r = RN(1 / e): q = RN(x r) is faithful, x - q e is exact in one FMA, and
+// RN(q + (x - q e) r) = RN(x / e) (Markstein's theorem).
+__device__ __forceinline__ float z_of(float s, float a, float e, float r, bool first) {
     if (s == -INFINITY) return -INFINITY;
     const float b = first ? -s : -fmaxf(s + a, 0.0f);
-    return (s + b) / e;
+    const float x = s + b;
+    const float q = x * r;
+    return fmaf(fmaf(-q, e, x), r, q);
 }
 
 __device__ __forceinline__ float y_of(float s, float a, float e) {
@@ -230,25 +227,28 @@ __global__ void __launch_bounds__(1024) forward_kernel(const ForwardArgs args) {
         double e = args.eps_start;
         for (int t = 0; t < args.iters; ++t) {
             const float ef = static_cast<float>(e);
+            const float r = __frcp_rn(ef);
             const bool first = t == 0;
             float z[R];
             float m = -INFINITY;
 #pragma unroll
             for (int j = 0; j < R; ++j) {
-                z[j] = z_of(sv[j], a, ef, first);
+                z[j] = z_of(sv[j], a, ef, r, first);
                 m = fmaxf(m, z[j]);
             }
-            for (int64_t off = streamed; off < len; off += nt) m = fmaxf(m, z_of(score(off), a, ef, first));
+            for (int64_t off = streamed; off < len; off += nt) m = fmaxf(m, z_of(score(off), a, ef, r, first));
             m = warp_max(m);
             float sum = 0.0f;
             if (m != -INFINITY) {
 #pragma unroll
-                for (int j = 0; j < R; ++j) sum += expf(z[j] - m);
-                for (int64_t off = streamed; off < len; off += nt) sum += expf(z_of(score(off), a, ef, first) - m);
+                for (int j = 0; j < R; ++j) sum += __expf(z[j] - m);
+                for (int64_t off = streamed; off < len; off += nt) {
+                    sum += __expf(z_of(score(off), a, ef, r, first) - m);
+                }
             }
             const float2 total = row_reduce<MaxSumExp>(make_float2(m, warp_sum(sum)), L, phase);
-            const float lse = total.x == -INFINITY ? -INFINITY : total.x + logf(total.y);
-            a = ef * (logk - lse);
+            // A fully masked row has no maximum; its output is 0 whatever a is.
+            a = total.x == -INFINITY ? INFINITY : ef * (logk - (total.x + logf(total.y)));
             e = fmax(e * args.eps_decay, args.eps_floor);
         }
         const float ef = static_cast<float>(e);
@@ -258,7 +258,6 @@ __global__ void __launch_bounds__(1024) forward_kernel(const ForwardArgs args) {
         }
         for (int64_t off = streamed; off < len; off += nt) store_f(out_p, off, y_of(score(off), a, ef));
     }
-    finish(L);
 }
 
 struct BackwardArgs {
@@ -314,7 +313,6 @@ __global__ void __launch_bounds__(1024) backward_kernel(const BackwardArgs args)
             store_f(out_p, off, (weight(off) / args.eps) * (load_f(gp, off) - r));
         }
     }
-    finish(L);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -463,11 +461,15 @@ Plan make_plan(int64_t rows, int64_t n, bool backward, DType dtype, const Launch
     p.G = ov.blocks_per_row;
     if (p.G < 0) throw ArgumentError("blocksPerRow must be >= 0, got " + std::to_string(p.G));
     if (p.G == 0) {
-        // Spread rows over enough blocks to fill the device, but keep >= 1024 elements per block.
-        p.G = 1;
-        while (p.G < kMaxClusterBlocks && rows * p.G * 2 <= info.sms && n >= int64_t{2048} * p.G) p.G *= 2;
-        if (ceil_div(n, p.G) > int64_t{1024} * kMaxCached) {
-            p.G = static_cast<int>(std::min<int64_t>(kMaxGridBlocks, ceil_div(n, 1024 * kPerThread)));
+        // Rows of up to 16384 stay in one block (cross-block reductions cost more than the extra parallelism
+        // gives); longer rows get ~2048 elements per block, fewer (up to 8192) when that makes more than two
+        // blocks per multiprocessor, and at most 128 blocks per row.
+        if (n > 16384) {
+            p.G = static_cast<int>(std::min<int64_t>(ceil_div(n, 2048), kMaxGridBlocks));
+            while (p.G > 2 && rows * p.G > int64_t{2} * info.sms && ceil_div(n, p.G) < 8192) p.G = (p.G + 1) / 2;
+            p.G = std::min(p.G, kMaxGridGroup);
+        } else {
+            p.G = 1;
         }
     }
     p.mode = ov.mode;
@@ -483,8 +485,9 @@ Plan make_plan(int64_t rows, int64_t n, bool backward, DType dtype, const Launch
     }
     p.chunk = ceil_div(std::max<int64_t>(n, 1), p.G);
     p.threads = ov.threads;
-    if (p.threads == 0) {
-        p.threads = static_cast<int>(std::clamp<int64_t>(ceil_div(ceil_div(p.chunk, kPerThread), 32) * 32, 32, 1024));
+    if (p.threads == 0) {  // 8 elements per thread up to 512 threads, then up to 16
+        const int64_t want = std::max(ceil_div(p.chunk, 16), std::min<int64_t>(512, ceil_div(p.chunk, 8)));
+        p.threads = static_cast<int>(std::clamp<int64_t>(ceil_div(want, 32) * 32, 32, 1024));
     }
     if (p.threads < 32 || p.threads > 1024 || p.threads % 32 != 0) {
         throw ArgumentError("threads must be a multiple of 32 in [32, 1024], got " + std::to_string(p.threads));

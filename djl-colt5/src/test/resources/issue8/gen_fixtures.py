@@ -48,6 +48,14 @@ def write_safetensors(name, tensors):
     print(f'{name}: {len(tensors)} tensors, {8 + len(raw) + offset} bytes')
 
 
+CASES = []
+
+
+def case(fixture_name, module, config, inputs, output):
+    """Records how `condjl run` reproduces a fixture: reference class name, kwargs, input renames, output name."""
+    CASES.append({'fixture': fixture_name, 'module': module, 'config': config, 'inputs': inputs, 'output': output})
+
+
 def fixture(name, module, inputs, outputs):
     tensors = dict(module.state_dict())
     tensors.update({'@' + k: v for k, v in inputs.items()})
@@ -582,6 +590,9 @@ def main():
     randomize(m)
     x = torch.randn(2, 7, 16)
     fixture('cd_attention_cd.safetensors', m, {'x': x}, {'y': m(x)})
+    case('cd_attention_cd.safetensors', 'coordinate_descent_attention.Attention', dict(
+        dim=16, dim_head=8, heads=2, use_coor_descent=True, coor_descent_iters=15, coor_descent_sparsity_k=2),
+        {'x': 'x'}, 'y')
 
     # --- learned kappa per row (b*h > 1, reference bug 7.5.3), one null kv
     m = CdAttention(16, dim_head=8, heads=2, use_coor_descent=True, coor_descent_iters=15, coor_descent_sparsity_k=3,
@@ -591,12 +602,17 @@ def main():
         m.to_learned_k.bias.copy_(torch.tensor([-0.5, 0.7]))
     x = torch.randn(2, 7, 16)
     fixture('cd_attention_learned_k.safetensors', m, {'x': x}, {'y': m(x)})
+    case('cd_attention_learned_k.safetensors', 'coordinate_descent_attention.Attention', dict(
+        dim=16, dim_head=8, heads=2, use_coor_descent=True, coor_descent_iters=15, coor_descent_sparsity_k=3,
+        attn_null_kv=1, learned_sparsity_k=True), {'x': 'x'}, 'y')
 
     # --- coordinate-descent feed-forward (reference NameError fixed); default k = hidden // 10 = 6
     m = CdFeedForward(16, mult=4, use_coor_descent=True, coor_descent_iters=15)
     randomize(m)
     x = torch.randn(2, 5, 16)
     fixture('cd_feedforward.safetensors', m, {'x': x}, {'y': m(x)})
+    case('cd_feedforward.safetensors', 'coordinate_descent_attention.FeedForward', dict(
+        dim=16, mult=4, use_coor_descent=True, coor_descent_iters=15), {'x': 'x'}, 'y')
 
     # --- transformer with everything on, logits, autoregressive loss and two gradients
     m = CdTransformer(num_tokens=20, dim=16, seq_len=12, depth=2, dim_head=8, heads=2, attn_use_coor_descent=True,
@@ -607,6 +623,11 @@ def main():
     logits = m(ids[:, :-1])
     loss = ar_loss(m, ids)
     loss.backward()
+    cd_config = dict(num_tokens=20, dim=16, seq_len=12, depth=2, dim_head=8, heads=2, attn_use_coor_descent=True,
+                     ff_use_coor_descent=True, attn_coor_descent_sparsity_k=2, ff_coor_descent_sparsity_k=4,
+                     attn_null_kv=1, learned_sparsity_k=True)
+    case('cd_transformer.safetensors', 'coordinate_descent_attention.AutoregressiveWrapper', {'net': cd_config},
+         {'ids': 'x'}, 'loss')
     fixture('cd_transformer.safetensors', m, {'ids': ids}, {
         'logits': logits, 'loss': loss.reshape(1),
         'grad.layers.0.0.to_learned_k.weight': m.layers[0][0].to_learned_k.weight.grad,
@@ -627,6 +648,9 @@ def main():
     randomize(m)
     x = torch.randn(2, 8, 8, 16)
     fixture('image_attention.safetensors', m, {'x': x}, {'y': m(x)})
+    case('image_attention.safetensors', 'ConditionalRoutedImageAttention', dict(
+        dim=16, num_heavy_tokens_q=6, num_heavy_tokens_kv=10, num_routed_kv=2, light_dim_head=8, light_heads=2,
+        light_window_size=4, heavy_dim_head=8, heavy_heads=4, router_kwargs={'eps': 0.3}), {'x': 'x'}, 'y')
 
     # --- channel-first, Kq >= window tokens (reference crashes; every token goes through the heavy branch)
     m = ConditionalRoutedImageAttention(16, num_heavy_tokens_q=4, num_heavy_tokens_kv=3, light_dim_head=8,
@@ -649,6 +673,11 @@ def main():
                 p.mul_(0.1)
     img = torch.randn(2, 3, 16, 16)
     fixture('vit.safetensors', m, {'img': img}, {'logits': m(img)})
+    case('vit.safetensors', 'ConditionalRoutedViT', dict(
+        image_size=16, patch_size=4, num_classes=5, dim=16, depth=2, attn_num_heavy_tokens_q=2,
+        attn_num_heavy_tokens_kv=3, attn_heavy_dim_head=8, attn_heavy_heads=2, attn_light_dim_head=8,
+        attn_light_heads=2, attn_light_window_size=2, ff_num_heavy_tokens=10, ff_heavy_mult=2, ff_light_mult=0.5),
+        {'img': 'img'}, 'logits')
 
     # --- autoregressive attention: 2 kv routes, rotary, n = 14 not a multiple of the window 4
     m = ConditionalRoutedAutoregressiveAttention(16, num_heavy_tokens_q=2, num_heavy_tokens_kv=5, num_routed_kv=2,
@@ -658,6 +687,10 @@ def main():
     randomize(m)
     x = torch.randn(2, 14, 16)
     fixture('ar_attention.safetensors', m, {'x': x}, {'y': m(x)})
+    case('ar_attention.safetensors', 'ConditionalRoutedAutoregressiveAttention', dict(
+        dim=16, num_heavy_tokens_q=2, num_heavy_tokens_kv=5, num_routed_kv=2, light_dim_head=8, light_heads=2,
+        light_window_size=4, heavy_dim_head=8, heavy_heads=4, rotary_emb=True, router_kwargs={'eps': 0.3}),
+        {'x': 'x'}, 'y')
 
     # --- autoregressive attention, nothing routed (Kq >= heavy window, Kkv >= padded length), light window 3
     m = ConditionalRoutedAutoregressiveAttention(16, num_heavy_tokens_q=4, num_heavy_tokens_kv=16, light_dim_head=8,
@@ -671,3 +704,6 @@ def main():
 
 if __name__ == '__main__':
     main()
+    with open(os.path.join(HERE, 'cases.json'), 'w') as f:
+        json.dump(CASES, f, indent=1)
+        f.write('\n')

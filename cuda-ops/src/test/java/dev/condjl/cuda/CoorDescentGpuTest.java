@@ -33,6 +33,12 @@ class CoorDescentGpuTest {
 
     private static final Logger LOG = LogManager.getLogger(CoorDescentGpuTest.class);
     private static final EpsSchedule ROUTER = new EpsSchedule(20, 0.03, 4, 0.7);
+    /**
+     * Forward tolerance. Both sides follow the reference's float32 operation order but sum the exponentials in
+     * different orders (tree vs double), so the float {@code a} they round to can differ by one ulp now and then;
+     * the output moves by up to {@code ulp(a)/e_final}, 8e-6 for |a| < 4 and e_final = 0.03.
+     */
+    private static final double FORWARD_TOL = 3e-5;
 
     @BeforeAll
     static void logDevice() {
@@ -63,7 +69,7 @@ class CoorDescentGpuTest {
         Problem p = new Problem(c.rows(), c.n(), s, null, null, c.k(), c.schedule(), false);
         float[] cpu = p.run(false, LaunchConfig.AUTO);
         float[] gpu = p.run(true, LaunchConfig.AUTO);
-        assertClose(cpu, gpu, 1e-5, "forward " + c + " " + CondjlOps.describeLaunch(c.rows(), c.n(), false,
+        assertClose(cpu, gpu, FORWARD_TOL, "forward " + c + " " + CondjlOps.describeLaunch(c.rows(), c.n(), false,
                 LaunchConfig.AUTO));
         float[] cpuDs = backward(false, cpu, g, c.rows(), c.n(), c.schedule().epsFinal(), LaunchConfig.AUTO);
         float[] gpuDs = backward(true, cpu, g, c.rows(), c.n(), c.schedule().epsFinal(), LaunchConfig.AUTO);
@@ -105,7 +111,7 @@ class CoorDescentGpuTest {
         for (boolean masked : new boolean[] {false, true}) {
             Problem p = new Problem(rows, n, s, masked ? mask : null, logk, 0, ROUTER, false);
             float[] cpu = p.run(false, LaunchConfig.AUTO);
-            assertClose(cpu, p.run(true, launch), 1e-5, "forward " + what + (masked ? " masked" : ""));
+            assertClose(cpu, p.run(true, launch), FORWARD_TOL, "forward " + what + (masked ? " masked" : ""));
             float[] g = HostArrays.gaussian(rnd, rows * n, 1.0);
             float[] cpuDs = backward(false, cpu, g, rows, n, ROUTER.epsFinal(), LaunchConfig.AUTO);
             float[] gpuDs = backward(true, cpu, g, rows, n, ROUTER.epsFinal(), launch);

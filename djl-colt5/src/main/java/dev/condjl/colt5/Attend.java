@@ -20,7 +20,7 @@ public final class Attend {
     public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray keep) {
         int rank = k.getShape().dimension();
         NDArray sim = q.matMul(k.swapAxes(rank - 2, rank - 1));
-        sim = sim.mul((float) Math.pow(q.getShape().tail(), -0.5));
+        sim = sim.mul(Tensors.scalar(sim, Math.pow(q.getShape().tail(), -0.5)));
         if (keep != null) {
             sim = sim.add(Tensors.maskBias(keep));
         }

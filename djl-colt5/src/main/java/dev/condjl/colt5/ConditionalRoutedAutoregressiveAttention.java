@@ -12,10 +12,10 @@ import ai.djl.util.PairList;
 
 /**
  * The reference's {@code ConditionalRoutedAutoregressiveAttention} (spec colt5.md §1.8, §2.9): causal routed
- * attention, routed window by window so no token sees the future.
+ * attention, routed window by window so that no window sees a later one.
  *
  * <pre>
- *   light = light_attn(x)       causal LocalMHA: window lightWindowSize, the previous window and the current one up to i
+ *   light = light_attn(x)       causal LocalMHA, window lightWindowSize: previous window + own window up to i
  *   pad x to P = ⌈n/w⌉·w, w = heavyWindowSize; W = P/w windows
  *   for every query window m = 1..W−1 (window 0 has no past):   B' = b·(W−1) rows, ordered (batch, window)
  *     queries   Q_m = window m, valid where position < n;   iq, sq, xq       = q_router(Q_m, Kq)

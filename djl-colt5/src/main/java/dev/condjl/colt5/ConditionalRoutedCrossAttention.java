@@ -53,10 +53,8 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
         numTokensQ = builder.numTokensQ;
         numTokensKv = builder.numTokensKv;
         nullQToken = builder.useNullQTokens ? addParameter(ConditionalRoutedAttention.nullQToken(dim)) : null;
-        qRouter = addChildBlock("q_router",
-                RouterKwargs.router(builder.routerKwargs, dim, builder.routerStraightThrough, 1));
-        CoordinateDescentRouter.Builder kv = RouterKwargs.builder(
-                builder.routerKwargs, dim, builder.routerStraightThrough, builder.kvRoutingTokens);
+        qRouter = addChildBlock("q_router", builder.router(1).build());
+        CoordinateDescentRouter.Builder kv = builder.router(builder.kvRoutingTokens);
         if (builder.routeBlockSize != null) {
             kv.optRouteBlockSize(builder.routeBlockSize);
         }
@@ -159,15 +157,15 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
         return new Shape[] {inputShapes[0]};
     }
 
-    /** Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none). */
-    public static final class Builder {
-        private int dim;
+    /**
+     * Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none),
+     * the shared ones in {@link RoutedBuilder}.
+     */
+    public static final class Builder extends RoutedBuilder<Builder> {
         private int numTokensQ;
         private int numTokensKv;
         private int dimHead = 64;
         private int heads = 8;
-        private boolean routerStraightThrough = true;
-        private CoordinateDescentRouter.Builder routerKwargs;
         private int kvRoutingTokens = 1;
         private boolean multiplyKeysByScore;
         private boolean useNullQTokens = true;
@@ -175,14 +173,9 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
 
         private Builder() {}
 
-        /**
-         * Sets the model width (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -227,28 +220,6 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
          */
         public Builder optHeads(int heads) {
             this.heads = heads;
-            return this;
-        }
-
-        /**
-         * Whether the routers' scores are straight-through.
-         *
-         * @param routerStraightThrough default true
-         * @return this builder
-         */
-        public Builder optRouterStraightThrough(boolean routerStraightThrough) {
-            this.routerStraightThrough = routerStraightThrough;
-            return this;
-        }
-
-        /**
-         * Sets both routers' other options ({@code router_kwargs}).
-         *
-         * @param routerKwargs a router builder used as a template (copied)
-         * @return this builder
-         */
-        public Builder optRouterKwargs(CoordinateDescentRouter.Builder routerKwargs) {
-            this.routerKwargs = routerKwargs;
             return this;
         }
 

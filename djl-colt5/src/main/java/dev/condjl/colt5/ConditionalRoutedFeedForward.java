@@ -38,8 +38,7 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
         super(VERSION);
         dim = builder.dim;
         numHeavyTokens = builder.numHeavyTokens;
-        router = addChildBlock("router", RouterKwargs.router(builder.routerKwargs, dim, builder.routerStraightThrough,
-                1));
+        router = addChildBlock("router", builder.router(1).build());
         lightFf = addChildBlock("light_ff", FeedForward.builder().setDim(dim).optMult(builder.lightFfMult).build());
         heavyFf = addChildBlock("heavy_ff", FeedForward.builder().setDim(dim).optMult(builder.heavyFfMult).build());
     }
@@ -119,25 +118,20 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
         return new Shape[] {inputShapes[0]};
     }
 
-    /** Builder; options are the reference's keyword arguments ({@code use_triton}: see the router's backend). */
-    public static final class Builder {
-        private int dim;
+    /**
+     * Builder; options are the reference's keyword arguments ({@code use_triton}: see the router's backend), the
+     * shared ones in {@link RoutedBuilder}.
+     */
+    public static final class Builder extends RoutedBuilder<Builder> {
         private int numHeavyTokens;
         private double lightFfMult = 0.5;
         private double heavyFfMult = 4;
-        private boolean routerStraightThrough = true;
-        private CoordinateDescentRouter.Builder routerKwargs;
 
         private Builder() {}
 
-        /**
-         * Sets the model width (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -171,29 +165,6 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
          */
         public Builder optHeavyFfMult(double heavyFfMult) {
             this.heavyFfMult = heavyFfMult;
-            return this;
-        }
-
-        /**
-         * Whether the router's scores are straight-through.
-         *
-         * @param routerStraightThrough default true
-         * @return this builder
-         */
-        public Builder optRouterStraightThrough(boolean routerStraightThrough) {
-            this.routerStraightThrough = routerStraightThrough;
-            return this;
-        }
-
-        /**
-         * Sets the router's other options ({@code router_kwargs}); its dim, straight-through and routing-token
-         * count are set by this block.
-         *
-         * @param routerKwargs a router builder used as a template (copied)
-         * @return this builder
-         */
-        public Builder optRouterKwargs(CoordinateDescentRouter.Builder routerKwargs) {
-            this.routerKwargs = routerKwargs;
             return this;
         }
 

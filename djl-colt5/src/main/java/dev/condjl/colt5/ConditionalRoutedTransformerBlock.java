@@ -150,36 +150,22 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
         return new Shape[] {inputShapes[0]};
     }
 
-    /** Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none). */
-    public static final class Builder {
-        private int dim;
+    /**
+     * Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none),
+     * the shared ones in {@link RoutedAttentionBuilder}.
+     */
+    public static final class Builder extends RoutedAttentionBuilder<Builder> {
         private int numHeavyAttnTokensQ;
         private int numHeavyAttnTokensKv;
-        private int numRoutedKv = 1;
         private int numHeavyFfTokens;
-        private int lightDimHead = 64;
-        private int lightHeads = 8;
-        private int lightWindowSize = 128;
-        private int heavyDimHead = 64;
-        private int heavyHeads = 8;
         private double lightFfMult = 0.5;
         private double heavyFfMult = 4;
-        private boolean routerStraightThrough = true;
-        private CoordinateDescentRouter.Builder routerKwargs;
-        private boolean multiplyKeysByScore;
-        private boolean multiplyQueriesByScore;
-        private boolean useNullQTokens = true;
 
         private Builder() {}
 
-        /**
-         * Sets the model width (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -206,17 +192,6 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
         }
 
         /**
-         * Sets the number of kv routes.
-         *
-         * @param numRoutedKv default 1
-         * @return this builder
-         */
-        public Builder optNumRoutedKv(int numRoutedKv) {
-            this.numRoutedKv = numRoutedKv;
-            return this;
-        }
-
-        /**
          * Sets the feed-forward's routed tokens Kff (required).
          *
          * @param numHeavyFfTokens {@code >= 1}
@@ -224,61 +199,6 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
          */
         public Builder setNumHeavyFfTokens(int numHeavyFfTokens) {
             this.numHeavyFfTokens = numHeavyFfTokens;
-            return this;
-        }
-
-        /**
-         * Sets the light attention's head dimension.
-         *
-         * @param lightDimHead default 64
-         * @return this builder
-         */
-        public Builder optLightDimHead(int lightDimHead) {
-            this.lightDimHead = lightDimHead;
-            return this;
-        }
-
-        /**
-         * Sets the light attention's heads.
-         *
-         * @param lightHeads default 8
-         * @return this builder
-         */
-        public Builder optLightHeads(int lightHeads) {
-            this.lightHeads = lightHeads;
-            return this;
-        }
-
-        /**
-         * Sets the light attention's window.
-         *
-         * @param lightWindowSize default 128
-         * @return this builder
-         */
-        public Builder optLightWindowSize(int lightWindowSize) {
-            this.lightWindowSize = lightWindowSize;
-            return this;
-        }
-
-        /**
-         * Sets the heavy attention's head dimension.
-         *
-         * @param heavyDimHead default 64
-         * @return this builder
-         */
-        public Builder optHeavyDimHead(int heavyDimHead) {
-            this.heavyDimHead = heavyDimHead;
-            return this;
-        }
-
-        /**
-         * Sets the heavy attention's heads.
-         *
-         * @param heavyHeads default 8
-         * @return this builder
-         */
-        public Builder optHeavyHeads(int heavyHeads) {
-            this.heavyHeads = heavyHeads;
             return this;
         }
 
@@ -301,61 +221,6 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
          */
         public Builder optHeavyFfMult(double heavyFfMult) {
             this.heavyFfMult = heavyFfMult;
-            return this;
-        }
-
-        /**
-         * Whether the routers' scores are straight-through.
-         *
-         * @param routerStraightThrough default true
-         * @return this builder
-         */
-        public Builder optRouterStraightThrough(boolean routerStraightThrough) {
-            this.routerStraightThrough = routerStraightThrough;
-            return this;
-        }
-
-        /**
-         * Sets every router's other options ({@code router_kwargs}).
-         *
-         * @param routerKwargs a router builder used as a template (copied)
-         * @return this builder
-         */
-        public Builder optRouterKwargs(CoordinateDescentRouter.Builder routerKwargs) {
-            this.routerKwargs = routerKwargs;
-            return this;
-        }
-
-        /**
-         * Whether heavy keys are scaled by the kv scores too.
-         *
-         * @param multiplyKeysByScore default false
-         * @return this builder
-         */
-        public Builder optMultiplyKeysByScore(boolean multiplyKeysByScore) {
-            this.multiplyKeysByScore = multiplyKeysByScore;
-            return this;
-        }
-
-        /**
-         * Whether heavy queries are scaled by the query scores.
-         *
-         * @param multiplyQueriesByScore default false
-         * @return this builder
-         */
-        public Builder optMultiplyQueriesByScore(boolean multiplyQueriesByScore) {
-            this.multiplyQueriesByScore = multiplyQueriesByScore;
-            return this;
-        }
-
-        /**
-         * Whether unrouted queries get the learned null token.
-         *
-         * @param useNullQTokens default true
-         * @return this builder
-         */
-        public Builder optUseNullQTokens(boolean useNullQTokens) {
-            this.useNullQTokens = useNullQTokens;
             return this;
         }
 

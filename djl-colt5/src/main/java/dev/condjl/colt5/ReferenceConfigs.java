@@ -18,7 +18,10 @@ import java.util.function.Function;
  *
  * <p>Names and keys are the reference's ({@code "ConditionalRoutedAttention"}, {@code num_heavy_tokens_q},
  * {@code router_kwargs: {...}}), with its defaults. Accepted but without effect: {@code use_triton},
- * {@code use_flash_attn}, {@code use_flash}, {@code triton_checkpoint_segments}, {@code num_sets_kv}. Extra router
+ * {@code use_flash_attn}, {@code use_flash}, {@code triton_checkpoint_segments}, {@code num_sets_kv}. The
+ * coordinate-descent-attention classes are named {@code coordinate_descent_attention.Attention}, {@code .FeedForward},
+ * {@code .Transformer} and {@code .AutoregressiveWrapper} (kwargs {@code net}: the Transformer's); they take the
+ * extra key {@code backend}. Extra router
  * keys: {@code tie_break} ({@code "REFERENCE"} or {@code "BY_INPUT"}) and {@code backend} ({@code "AUTO"},
  * {@code "UNROLLED"}). Unknown keys are an error.
  */
@@ -31,7 +34,10 @@ public final class ReferenceConfigs {
             "ConditionalRoutedAttention", Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv", "return_routing"),
             "ConditionalRoutedTransformerBlock", Set.of("num_heavy_attn_tokens_q", "num_heavy_attn_tokens_kv",
                     "num_heavy_ff_tokens", "return_routing"),
-            "ConditionalRoutedCrossAttention", Set.of("num_tokens_q", "num_tokens_kv"));
+            "ConditionalRoutedCrossAttention", Set.of("num_tokens_q", "num_tokens_kv"),
+            "ConditionalRoutedImageAttention", Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv"),
+            "ConditionalRoutedAutoregressiveAttention",
+            Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv", "random_route"));
 
     static {
         MODULES.put("RMSNorm", k -> new RMSNorm(k.requiredInt("dim")));
@@ -45,6 +51,14 @@ public final class ReferenceConfigs {
         MODULES.put("ConditionalRoutedAttention", ReferenceConfigs::routedAttention);
         MODULES.put("ConditionalRoutedTransformerBlock", ReferenceConfigs::transformerBlock);
         MODULES.put("ConditionalRoutedCrossAttention", ReferenceConfigs::crossAttention);
+        // issue 8 (added by its helper)
+        MODULES.put("ConditionalRoutedImageAttention", ReferenceConfigs::imageAttention);
+        MODULES.put("ConditionalRoutedAutoregressiveAttention", ReferenceConfigs::autoregressiveAttention);
+        MODULES.put("ConditionalRoutedViT", ReferenceConfigs::vit);
+        MODULES.put("coordinate_descent_attention.Attention", ReferenceConfigs::cdAttention);
+        MODULES.put("coordinate_descent_attention.FeedForward", ReferenceConfigs::cdFeedForward);
+        MODULES.put("coordinate_descent_attention.Transformer", ReferenceConfigs::cdTransformer);
+        MODULES.put("coordinate_descent_attention.AutoregressiveWrapper", ReferenceConfigs::cdAutoregressiveWrapper);
     }
 
     private ReferenceConfigs() {}
@@ -229,5 +243,154 @@ public final class ReferenceConfigs {
                 .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
                 .optRouteBlockSize(k.getOptInt("route_block_size", null))
                 .build();
+    }
+
+    private static ConditionalRoutedImageAttention imageAttention(Kwargs k) {
+        k.ignore("use_flash_attn");
+        return ConditionalRoutedImageAttention.builder()
+                .setDim(k.requiredInt("dim"))
+                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
+                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
+                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
+                .optLightDimHead(k.getInt("light_dim_head", 64))
+                .optLightHeads(k.getInt("light_heads", 8))
+                .optLightWindowSize(k.getInt("light_window_size", 128))
+                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
+                .optHeavyHeads(k.getInt("heavy_heads", 8))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(routerKwargs(k))
+                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
+                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
+                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+                .optChannelFirst(k.getBool("channel_first", false))
+                .build();
+    }
+
+    private static ConditionalRoutedAutoregressiveAttention autoregressiveAttention(Kwargs k) {
+        k.ignore("use_flash_attn");
+        return ConditionalRoutedAutoregressiveAttention.builder()
+                .setDim(k.requiredInt("dim"))
+                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
+                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
+                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
+                .optLightDimHead(k.getInt("light_dim_head", 64))
+                .optLightHeads(k.getInt("light_heads", 8))
+                .optLightWindowSize(k.getInt("light_window_size", 128))
+                .optHeavyWindowSize(k.getOptInt("heavy_window_size", null))
+                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
+                .optHeavyHeads(k.getInt("heavy_heads", 8))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(routerKwargs(k))
+                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
+                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
+                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+                .optRotaryEmb(k.getBool("rotary_emb", false))
+                .build();
+    }
+
+    /** {@code image_size} and {@code patch_size} are square (an int); routers get ε = default_coor_descent_eps. */
+    private static ConditionalRoutedViT vit(Kwargs k) {
+        k.ignore("router_use_triton", "flash_attn");
+        boolean epsGiven = k.getMap("router_kwargs").containsKey("eps");
+        CoordinateDescentRouter.Builder router = routerKwargs(k);
+        double defaultEps = k.getDouble("default_coor_descent_eps", 1.0);
+        if (!epsGiven) {
+            router.optEps(defaultEps);
+        }
+        return ConditionalRoutedViT.builder()
+                .setImageSize(k.requiredInt("image_size"))
+                .setPatchSize(k.requiredInt("patch_size"))
+                .setNumClasses(k.requiredInt("num_classes"))
+                .setDim(k.requiredInt("dim"))
+                .setDepth(k.requiredInt("depth"))
+                .setAttnNumHeavyTokensQ(k.requiredInt("attn_num_heavy_tokens_q"))
+                .setAttnNumHeavyTokensKv(k.requiredInt("attn_num_heavy_tokens_kv"))
+                .setAttnHeavyDimHead(k.requiredInt("attn_heavy_dim_head"))
+                .setAttnHeavyHeads(k.requiredInt("attn_heavy_heads"))
+                .setAttnLightDimHead(k.requiredInt("attn_light_dim_head"))
+                .setAttnLightHeads(k.requiredInt("attn_light_heads"))
+                .setAttnLightWindowSize(k.requiredInt("attn_light_window_size"))
+                .setFfNumHeavyTokens(k.requiredInt("ff_num_heavy_tokens"))
+                .setFfHeavyMult(requiredDouble(k, "ConditionalRoutedViT", "ff_heavy_mult"))
+                .setFfLightMult(requiredDouble(k, "ConditionalRoutedViT", "ff_light_mult"))
+                .optChannels(k.getInt("channels", 3))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(router)
+                .optAttnNumRoutedKv(k.getInt("attn_num_routed_kv", 1))
+                .build();
+    }
+
+    private static dev.condjl.colt5.cdattention.Attention cdAttention(Kwargs k) {
+        return dev.condjl.colt5.cdattention.Attention.builder()
+                .setDim(k.requiredInt("dim"))
+                .optDimHead(k.getInt("dim_head", 64))
+                .optHeads(k.getInt("heads", 8))
+                .optUseCoorDescent(k.getBool("use_coor_descent", false))
+                .optCoorDescentIters(k.getInt("coor_descent_iters", 20))
+                .optCoorDescentSparsityK(k.getDouble("coor_descent_sparsity_k", 1))
+                .optCoorDescentEps(k.getDouble("coor_descent_eps", 0.1))
+                .optCoorDescentEpsInit(k.getOptDouble("coor_descent_eps_init", 4.0))
+                .optCoorDescentEpsDecay(k.getDouble("coor_descent_eps_decay", 0.7))
+                .optAttnNullKv(k.getInt("attn_null_kv", 0))
+                .optLearnedSparsityK(k.getBool("learned_sparsity_k", false))
+                .optCoorDescentBackend(backend(k))
+                .build();
+    }
+
+    private static dev.condjl.colt5.cdattention.FeedForward cdFeedForward(Kwargs k) {
+        return dev.condjl.colt5.cdattention.FeedForward.builder()
+                .setDim(k.requiredInt("dim"))
+                .optMult(k.getDouble("mult", 4))
+                .optUseCoorDescent(k.getBool("use_coor_descent", false))
+                .optCoorDescentIters(k.getInt("coor_descent_iters", 20))
+                .optCoorDescentSparsityK(k.getOptDouble("coor_descent_sparsity_k", null))
+                .optCoorDescentEps(k.getDouble("coor_descent_eps", 0.1))
+                .optCoorDescentEpsInit(k.getOptDouble("coor_descent_eps_init", 4.0))
+                .optCoorDescentEpsDecay(k.getDouble("coor_descent_eps_decay", 0.7))
+                .optCoorDescentBackend(backend(k))
+                .build();
+    }
+
+    private static dev.condjl.colt5.cdattention.Transformer cdTransformer(Kwargs k) {
+        return dev.condjl.colt5.cdattention.Transformer.builder()
+                .setNumTokens(k.requiredInt("num_tokens"))
+                .setDim(k.requiredInt("dim"))
+                .setSeqLen(k.requiredInt("seq_len"))
+                .setDepth(k.requiredInt("depth"))
+                .optDimHead(k.getInt("dim_head", 64))
+                .optHeads(k.getInt("heads", 8))
+                .optFfMult(k.getDouble("ff_mult", 4))
+                .optAttnUseCoorDescent(k.getBool("attn_use_coor_descent", false))
+                .optFfUseCoorDescent(k.getBool("ff_use_coor_descent", false))
+                .optAttnCoorDescentSparsityK(k.getDouble("attn_coor_descent_sparsity_k", 2))
+                .optFfCoorDescentSparsityK(k.getDouble("ff_coor_descent_sparsity_k", 2))
+                .optCoorDescentIters(k.getInt("coor_descent_iters", 15))
+                .optCoorDescentEps(k.getDouble("coor_descent_eps", 0.1))
+                .optAttnNullKv(k.getInt("attn_null_kv", 0))
+                .optLearnedSparsityK(k.getBool("learned_sparsity_k", false))
+                .optCoorDescentBackend(backend(k))
+                .build();
+    }
+
+    private static double requiredDouble(Kwargs k, String owner, String key) {
+        Double value = k.getOptDouble(key, null);
+        if (value == null) {
+            throw new IllegalArgumentException(owner + ": missing required argument '" + key + "'");
+        }
+        return value;
+    }
+
+    /** {@code AutoregressiveWrapper(net, pad_value)}: {@code net} holds the Transformer's kwargs. */
+    private static dev.condjl.colt5.cdattention.AutoregressiveWrapper cdAutoregressiveWrapper(Kwargs k) {
+        k.ignore("pad_value");
+        Kwargs net = new Kwargs("net", k.getMap("net"));
+        dev.condjl.colt5.cdattention.Transformer transformer = cdTransformer(net);
+        net.checkAllUsed();
+        return new dev.condjl.colt5.cdattention.AutoregressiveWrapper(transformer);
+    }
+
+    /** Extra key of the coordinate-descent-attention modules: {@code backend} ("AUTO", "UNROLLED", "FUSED"). */
+    private static Backend backend(Kwargs k) {
+        return Backend.valueOf(k.getString("backend", "AUTO").toUpperCase(Locale.ROOT));
     }
 }

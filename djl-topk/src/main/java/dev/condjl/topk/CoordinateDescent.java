@@ -57,7 +57,8 @@ public final class CoordinateDescent {
      *
      * @param s (..., n) floating scores
      * @param k per-row {@code k > 0}, any numeric dtype, shape broadcastable to {@code s.shape[:-1]}; it is cast to
-     *     {@code s}'s dtype (no gradient flows into an integer {@code k})
+     *     {@code s}'s dtype (no gradient flows into an integer {@code k}); checking {@code k > 0} reads one value
+     *     back from the device
      * @param mask null, or a boolean mask broadcastable to {@code s}; true marks valid entries
      * @param options iterations, ε schedule and backend
      * @return (..., n) values in [0, 1], exactly 0 at masked entries; attached to {@code s}'s manager
@@ -93,7 +94,8 @@ public final class CoordinateDescent {
                 }
                 k = kTensor.toType(s.getDataType(), false).expandDims(-1);
             }
-            NDArray logk = k.maximum(LOG_K_CLAMP).log();
+            // clamp keeps its bound natively; maximum(Number) would save a from_blob scalar for backward
+            NDArray logk = k.clip(LOG_K_CLAMP, Double.POSITIVE_INFINITY).log();
             NDArray fullMask = mask == null ? null : mask.broadcast(s.getShape());
             return new NDList(dispatch(s, logk, fullMask, options));
         }, s, mask, kTensor).head();
@@ -132,15 +134,28 @@ public final class CoordinateDescent {
         NDArray a = null;
         NDArray b = s.neg();
         for (int i = 0; i < options.getIters(); i++) {
-            NDArray z = s.add(b).div(eps[i]);
+            NDArray z = s.add(b).div(constant(s, eps[i]));
             if (mask != null) {
                 z = NDArrays.where(mask, z, maskValue);
             }
-            a = logk.sub(logSumExp(z)).mul(eps[i]);
+            a = logk.sub(logSumExp(z)).mul(constant(s, eps[i]));
             b = Activation.relu(s.add(a)).neg();
         }
-        NDArray y = s.add(a).add(b).div(eps[options.getIters()]).exp();
+        NDArray y = s.add(a).add(b).div(constant(s, eps[options.getIters()])).exp();
         return mask == null ? y : NDArrays.where(mask, y, y.zerosLike());
+    }
+
+    /**
+     * A 0-dim constant in {@code s}'s manager and dtype, made natively. {@code div(Number)}/{@code mul(Number)} wrap
+     * the number in a {@code from_blob} tensor over a Java buffer that DJL frees right after the op while autograd
+     * keeps the tensor for backward: after a GC the gradient reads freed memory (notes/requests-issue8.md).
+     */
+    private static NDArray constant(NDArray s, double value) {
+        NDManager manager = s.getManager();
+        // a product of native tensors owns its storage; float64 keeps the full double value
+        return s.getDataType() == DataType.FLOAT64
+                ? manager.ones(new Shape(), DataType.FLOAT64).mul(value)
+                : manager.full(new Shape(), (float) value, s.getDataType());
     }
 
     /**

@@ -4,7 +4,8 @@ import dev.condjl.cuda.EpsSchedule;
 
 /**
  * A plain-Java coordinate descent (colt5 spec §2.2, the reference's {@code coor_descent}) on row-major arrays,
- * either emulating float32 with the reference's operation order (every operation rounded to float) or in double.
+ * either emulating float32 with the reference's operation order (every operation rounded to float except the sum
+ * of exponentials, which is exact, as the native kernels' double or tree sums nearly are) or entirely in double.
  * The measuring stick of the native kernels in tests and benchmarks.
  */
 public final class ReferenceCoorDescent {
@@ -49,9 +50,9 @@ public final class ReferenceCoorDescent {
                 }
                 double sum = 0;
                 for (int i = 0; i < n; i++) {
-                    sum = round(sum + round(Math.exp(round(z[i] - m, fp32)), fp32), fp32);
+                    sum += Math.exp(round(z[i] - m, fp32));
                 }
-                double lse = round(m + round(Math.log(sum), fp32), fp32);
+                double lse = round(m + round(Math.log(round(sum, fp32)), fp32), fp32);
                 a = round(e * round(logk - lse, fp32), fp32);
                 for (int i = 0; i < n; i++) {
                     b[i] = -Math.max(round(s[off + i] + a, fp32), 0);

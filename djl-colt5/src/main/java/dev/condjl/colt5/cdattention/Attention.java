@@ -15,6 +15,7 @@ import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import dev.condjl.colt5.LayerNorm;
+import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 
 /**
@@ -67,6 +68,7 @@ public final class Attention extends AbstractBlock {
                 .optEps(builder.coorDescentEps)
                 .optEpsInit(builder.coorDescentEpsInit)
                 .optEpsDecay(builder.coorDescentEpsDecay)
+                .optBackend(builder.coorDescentBackend)
                 .build();
         nullKvParam = addParameter(Parameter.builder()
                 .setName("null_kv")
@@ -198,6 +200,7 @@ public final class Attention extends AbstractBlock {
         private double coorDescentEps = 0.1;
         private Double coorDescentEpsInit = 4.0;
         private double coorDescentEpsDecay = 0.7;
+        private Backend coorDescentBackend = Backend.AUTO;
         private int attnNullKv;
         private boolean learnedSparsityK;
 
@@ -321,6 +324,19 @@ public final class Attention extends AbstractBlock {
          */
         public Builder optLearnedSparsityK(boolean learnedSparsityK) {
             this.learnedSparsityK = learnedSparsityK;
+            return this;
+        }
+
+        /**
+         * Chooses how coordinate descent runs; default {@link Backend#AUTO}. The reference's gradient is that of
+         * the unrolled iterations ({@link Backend#UNROLLED}); the fused backend has the same forward but the
+         * implicit gradient of the converged solution.
+         *
+         * @param backend the backend
+         * @return this builder
+         */
+        public Builder optCoorDescentBackend(Backend backend) {
+            this.coorDescentBackend = backend;
             return this;
         }
 

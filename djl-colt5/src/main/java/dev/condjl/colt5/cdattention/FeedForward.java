@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.condjl.colt5.LayerNorm;
 import dev.condjl.colt5.Sequential;
+import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 
 /**
@@ -47,6 +48,7 @@ public final class FeedForward extends AbstractBlock {
                 .optEps(builder.coorDescentEps)
                 .optEpsInit(builder.coorDescentEpsInit)
                 .optEpsDecay(builder.coorDescentEpsDecay)
+                .optBackend(builder.coorDescentBackend)
                 .build();
         projIn = addChildBlock("proj_in", new Sequential());
         projIn.add(new LayerNorm());
@@ -113,6 +115,7 @@ public final class FeedForward extends AbstractBlock {
         private double coorDescentEps = 0.1;
         private Double coorDescentEpsInit = 4.0;
         private double coorDescentEpsDecay = 0.7;
+        private Backend coorDescentBackend = Backend.AUTO;
 
         private Builder() {}
 
@@ -201,6 +204,19 @@ public final class FeedForward extends AbstractBlock {
          */
         public Builder optCoorDescentEpsDecay(double epsDecay) {
             this.coorDescentEpsDecay = epsDecay;
+            return this;
+        }
+
+        /**
+         * Chooses how coordinate descent runs; default {@link Backend#AUTO}. The reference's gradient is that of
+         * the unrolled iterations ({@link Backend#UNROLLED}); the fused backend has the same forward but the
+         * implicit gradient of the converged solution.
+         *
+         * @param backend the backend
+         * @return this builder
+         */
+        public Builder optCoorDescentBackend(Backend backend) {
+            this.coorDescentBackend = backend;
             return this;
         }
 

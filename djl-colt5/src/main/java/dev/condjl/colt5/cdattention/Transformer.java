@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.condjl.colt5.LayerNorm;
 import dev.condjl.colt5.Sequential;
+import dev.condjl.topk.Backend;
 
 /**
  * The causal language model of coordinate-descent-attention 0.0.11 (spec colt5.md §7.3).
@@ -57,6 +58,7 @@ public final class Transformer extends AbstractBlock {
                     .optCoorDescentEps(builder.coorDescentEps)
                     .optAttnNullKv(builder.attnNullKv)
                     .optLearnedSparsityK(builder.learnedSparsityK)
+                    .optCoorDescentBackend(builder.coorDescentBackend)
                     .build();
             FeedForward ff = FeedForward.builder()
                     .setDim(dim)
@@ -65,6 +67,7 @@ public final class Transformer extends AbstractBlock {
                     .optCoorDescentSparsityK(builder.ffCoorDescentSparsityK)
                     .optCoorDescentIters(builder.coorDescentIters)
                     .optCoorDescentEps(builder.coorDescentEps)
+                    .optCoorDescentBackend(builder.coorDescentBackend)
                     .build();
             layers.add(new Layer(attn, ff));
         }
@@ -193,6 +196,7 @@ public final class Transformer extends AbstractBlock {
         private double coorDescentEps = 0.1;
         private int attnNullKv;
         private boolean learnedSparsityK;
+        private Backend coorDescentBackend = Backend.AUTO;
 
         private Builder() {}
 
@@ -358,6 +362,18 @@ public final class Transformer extends AbstractBlock {
          */
         public Builder optLearnedSparsityK(boolean learned) {
             this.learnedSparsityK = learned;
+            return this;
+        }
+
+        /**
+         * Chooses how coordinate descent runs in every layer; default {@link Backend#AUTO} (see
+         * {@link Attention.Builder#optCoorDescentBackend}).
+         *
+         * @param backend the backend
+         * @return this builder
+         */
+        public Builder optCoorDescentBackend(Backend backend) {
+            this.coorDescentBackend = backend;
             return this;
         }
 

@@ -14,15 +14,20 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import dev.condjl.colt5.Issue8Fixtures;
 import dev.condjl.colt5.StateDicts;
+import dev.condjl.topk.Backend;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /** The coordinate-descent-attention {@code Transformer} and its loss (spec colt5.md §7.3, §7.4). */
 class TransformerTest {
 
-    /** The configuration of {@code cd_transformer.safetensors}: every coordinate-descent option on. */
+    /**
+     * The configuration of {@code cd_transformer.safetensors}: every coordinate-descent option on, unrolled so that
+     * gradients are the reference's (autograd through every iteration).
+     */
     static Transformer fixtureModel() {
         return Transformer.builder()
+                .optCoorDescentBackend(Backend.UNROLLED)
                 .setNumTokens(20)
                 .setDim(16)
                 .setSeqLen(12)

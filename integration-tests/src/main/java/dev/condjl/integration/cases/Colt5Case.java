@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.JsonUtils;
@@ -29,7 +28,9 @@ import java.util.Optional;
 /**
  * A CoLT5 module ({@code CoordinateDescentRouter}, {@code ConditionalRoutedFeedForward},
  * {@code ConditionalRoutedAttention}, {@code ConditionalRoutedTransformerBlock},
- * {@code ConditionalRoutedCrossAttention}) built from the reference's keyword arguments by
+ * {@code ConditionalRoutedCrossAttention}, and from issue 8 {@code ConditionalRoutedImageAttention},
+ * {@code ConditionalRoutedAutoregressiveAttention}, {@code ConditionalRoutedViT} (input {@code img}) and the
+ * {@code coordinate_descent_attention.*} classes) built from the reference's keyword arguments by
  * {@link ReferenceConfigs}, with {@code --weights} (safetensors or {@code torch.save}) loaded strictly by
  * {@code state_dict} name, run in inference mode.
  *
@@ -52,6 +53,22 @@ final class Colt5Case implements ReferenceCase {
     /** {@code ConditionalRoutedCrossAttention}. */
     static final Colt5Case CROSS_ATTENTION =
             new Colt5Case("ConditionalRoutedCrossAttention", List.of("x", "context", "mask", "context_mask"));
+    /** {@code ConditionalRoutedImageAttention}: {@code x (b, H, W, d)} or channel-first. */
+    static final Colt5Case IMAGE_ATTENTION = new Colt5Case("ConditionalRoutedImageAttention", List.of("x"));
+    /** {@code ConditionalRoutedAutoregressiveAttention}. */
+    static final Colt5Case AUTOREGRESSIVE_ATTENTION =
+            new Colt5Case("ConditionalRoutedAutoregressiveAttention", List.of("x"));
+    /** {@code ConditionalRoutedViT}: {@code img (b, c, H, W)}, output the logits. */
+    static final Colt5Case VIT = new Colt5Case("ConditionalRoutedViT", List.of("img"));
+    /** {@code coordinate_descent_attention.Attention}. */
+    static final Colt5Case CD_ATTENTION = new Colt5Case("coordinate_descent_attention.Attention", List.of("x"));
+    /** {@code coordinate_descent_attention.FeedForward}. */
+    static final Colt5Case CD_FEED_FORWARD = new Colt5Case("coordinate_descent_attention.FeedForward", List.of("x"));
+    /** {@code coordinate_descent_attention.Transformer}: {@code x} token ids, output the logits. */
+    static final Colt5Case CD_TRANSFORMER = new Colt5Case("coordinate_descent_attention.Transformer", List.of("x"));
+    /** {@code coordinate_descent_attention.AutoregressiveWrapper}: {@code x} token ids, output the loss. */
+    static final Colt5Case CD_AUTOREGRESSIVE_WRAPPER =
+            new Colt5Case("coordinate_descent_attention.AutoregressiveWrapper", List.of("x"));
 
     private static final Logger LOGGER = LogManager.getLogger(Colt5Case.class);
 
@@ -77,7 +94,7 @@ final class Colt5Case implements ReferenceCase {
         CaseInputs tensors = new CaseInputs(inputs);
         NDList list = new NDList();
         for (String tensor : tensorNames) {
-            NDArray array = tensor.equals("x") || tensor.equals("context")
+            NDArray array = tensor.equals("x") || tensor.equals("context") || tensor.equals("img")
                     ? tensors.require(tensor) : tensors.optional(tensor);
             if (array != null) {
                 if (tensor.endsWith("mask") && array.getDataType() != DataType.BOOLEAN) {
@@ -90,7 +107,8 @@ final class Colt5Case implements ReferenceCase {
         }
         tensors.rejectUnknown();
 
-        block.initialize(manager, DataType.FLOAT32, new Shape(1, 1, 1));
+        // the first input's shape: the ViT's patch embedding and the cd Transformer's embeddings need it
+        block.initialize(manager, DataType.FLOAT32, list.head().getShape());
         if (weights.isPresent()) {
             Checkpoints.loadInto(block, weights.get(), ReadOptions.defaults(), true);
         } else {

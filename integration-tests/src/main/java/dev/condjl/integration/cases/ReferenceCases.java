@@ -9,7 +9,9 @@ public final class ReferenceCases {
     private static final List<ReferenceCase> CASES = List.of(
             new CoorDescentCase(),
             new TopKCase(),
-            Colt5Case.ROUTER, Colt5Case.FEED_FORWARD, Colt5Case.ATTENTION, Colt5Case.BLOCK, Colt5Case.CROSS_ATTENTION);
+            Colt5Case.ROUTER, Colt5Case.FEED_FORWARD, Colt5Case.ATTENTION, Colt5Case.BLOCK, Colt5Case.CROSS_ATTENTION,
+            Colt5Case.IMAGE_ATTENTION, Colt5Case.AUTOREGRESSIVE_ATTENTION, Colt5Case.VIT, Colt5Case.CD_ATTENTION,
+            Colt5Case.CD_FEED_FORWARD, Colt5Case.CD_TRANSFORMER, Colt5Case.CD_AUTOREGRESSIVE_WRAPPER);
 
     private ReferenceCases() {}
 

@@ -9,7 +9,9 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "condjl 0.1.0",
         description = "Conditional-compute transformer blocks for DJL.",
-        subcommands = {Run.class, Bench.class, Convert.class, Inspect.class})
+        subcommands = {Run.class, Bench.class, Convert.class, Inspect.class,
+            dev.condjl.integration.train.TrainCommand.class, dev.condjl.integration.train.EvalCommand.class,
+            dev.condjl.integration.train.GenerateCommand.class})
 public final class Condjl implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -56,7 +56,7 @@ class RunTest {
         assertTrue(out.toString().startsWith("topk: 4 output tensor(s)"), out.toString());
         assertTrue(out.toString().matches("(?s).*indices int64 \\(2, 4\\) \\[\\d+, \\d+, .*"), out.toString());
         assertEquals(1, run("run", "--example", "nope"));
-        assertOneLineError("no example 'nope' (examples: coor_descent, topk)");
+        assertOneLineError("no example 'nope' (examples: coor_descent, topk");
     }
 
     @Test

@@ -1,0 +1,146 @@
+package dev.condjl.colt5;
+
+/**
+ * The keyword arguments shared by the routed self-attention modules (and the transformer block): kv routes, light
+ * and heavy heads, score multiplication and null query tokens, with the reference's defaults.
+ *
+ * @param <T> the concrete builder, returned by every setter
+ */
+public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>> extends RoutedBuilder<T> {
+
+    int numRoutedKv = 1;
+    int lightDimHead = 64;
+    int lightHeads = 8;
+    int lightWindowSize = 128;
+    int heavyDimHead = 64;
+    int heavyHeads = 8;
+    boolean multiplyKeysByScore;
+    boolean multiplyQueriesByScore;
+    boolean useNullQTokens = true;
+
+    RoutedAttentionBuilder() {}
+
+    /**
+     * Sets the number of kv routes R; heavy heads are split evenly between them.
+     *
+     * @param numRoutedKv default 1
+     * @return this builder
+     */
+    public T optNumRoutedKv(int numRoutedKv) {
+        this.numRoutedKv = numRoutedKv;
+        return self();
+    }
+
+    /**
+     * Sets the light branch's head dimension.
+     *
+     * @param lightDimHead default 64
+     * @return this builder
+     */
+    public T optLightDimHead(int lightDimHead) {
+        this.lightDimHead = lightDimHead;
+        return self();
+    }
+
+    /**
+     * Sets the light branch's heads.
+     *
+     * @param lightHeads default 8
+     * @return this builder
+     */
+    public T optLightHeads(int lightHeads) {
+        this.lightHeads = lightHeads;
+        return self();
+    }
+
+    /**
+     * Sets the light window.
+     *
+     * @param lightWindowSize default 128
+     * @return this builder
+     */
+    public T optLightWindowSize(int lightWindowSize) {
+        this.lightWindowSize = lightWindowSize;
+        return self();
+    }
+
+    /**
+     * Sets the heavy branch's head dimension.
+     *
+     * @param heavyDimHead default 64
+     * @return this builder
+     */
+    public T optHeavyDimHead(int heavyDimHead) {
+        this.heavyDimHead = heavyDimHead;
+        return self();
+    }
+
+    /**
+     * Sets the heavy branch's heads.
+     *
+     * @param heavyHeads default 8, divisible by {@code numRoutedKv}
+     * @return this builder
+     */
+    public T optHeavyHeads(int heavyHeads) {
+        this.heavyHeads = heavyHeads;
+        return self();
+    }
+
+    /**
+     * Whether heavy keys are scaled by the kv scores too (values always are).
+     *
+     * @param multiplyKeysByScore default false
+     * @return this builder
+     */
+    public T optMultiplyKeysByScore(boolean multiplyKeysByScore) {
+        this.multiplyKeysByScore = multiplyKeysByScore;
+        return self();
+    }
+
+    /**
+     * Whether heavy queries are scaled by the query scores before attention.
+     *
+     * @param multiplyQueriesByScore default false
+     * @return this builder
+     */
+    public T optMultiplyQueriesByScore(boolean multiplyQueriesByScore) {
+        this.multiplyQueriesByScore = multiplyQueriesByScore;
+        return self();
+    }
+
+    /**
+     * Whether unrouted queries get the learned {@code null_q_token} (else 0) as heavy output.
+     *
+     * @param useNullQTokens default true
+     * @return this builder
+     */
+    public T optUseNullQTokens(boolean useNullQTokens) {
+        this.useNullQTokens = useNullQTokens;
+        return self();
+    }
+
+    /**
+     * Checks the shared options.
+     *
+     * @throws IllegalArgumentException if a size is not positive or heavy heads are not divisible by the kv routes
+     */
+    void validate() {
+        Builders.positive("dim", dim);
+        Builders.positive("numRoutedKv", numRoutedKv);
+        Builders.positive("lightDimHead", lightDimHead);
+        Builders.positive("lightHeads", lightHeads);
+        Builders.positive("heavyDimHead", heavyDimHead);
+        Builders.positive("heavyHeads", heavyHeads);
+        Builders.divisible("heavyHeads", heavyHeads, "numRoutedKv", numRoutedKv);
+    }
+
+    /**
+     * The heavy branch these options describe.
+     *
+     * @return a new {@link Attention}
+     */
+    Attention heavyAttention() {
+        return Attention.builder().setDim(dim).optDimHead(heavyDimHead).optHeads(heavyHeads)
+                .optMultiplyKeysByScore(multiplyKeysByScore).build();
+    }
+}

@@ -1,0 +1,95 @@
+package dev.condjl.integration.train;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The final report of a training run (also written as {@code report.json}).
+ *
+ * @param task the task's description
+ * @param devices the training devices
+ * @param parameters trainable parameter count
+ * @param firstStep the step the run started at (non-zero when resumed)
+ * @param steps the step it ended at
+ * @param batchSize sequences per step
+ * @param seqLen tokens per sequence
+ * @param trainSeconds wall time of the training steps (validation points excluded)
+ * @param msPerStep mean wall time per step
+ * @param cpuMsPerStep mean CPU time per step, all threads of the process (on a shared machine the wall time
+ *     grows with the load, this does not)
+ * @param tokensPerSecond training throughput
+ * @param trainLoss smoothed training loss at the end
+ * @param validLoss validation loss
+ * @param validAccuracy validation accuracy
+ * @param chance accuracy of uniform guessing
+ * @param validSequences validation sequences
+ * @param routing per layer, routing statistics ({@link Evaluation})
+ * @param peakRssBytes the process's peak resident memory (VmHWM), -1 if unknown
+ * @param checkpoint the checkpoint directory
+ * @param picture the PNG with the loss curve and routing map
+ */
+public record RunReport(
+        String task,
+        String devices,
+        long parameters,
+        int firstStep,
+        int steps,
+        int batchSize,
+        int seqLen,
+        double trainSeconds,
+        double msPerStep,
+        double cpuMsPerStep,
+        double tokensPerSecond,
+        double trainLoss,
+        double validLoss,
+        double validAccuracy,
+        double chance,
+        int validSequences,
+        List<Map<String, Double>> routing,
+        long peakRssBytes,
+        String checkpoint,
+        String picture) {
+
+    private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
+
+    /**
+     * Writes the report as JSON.
+     *
+     * @param file the file
+     * @throws IOException if it cannot be written
+     */
+    public void save(Path file) throws IOException {
+        Files.writeString(file, GSON.toJson(this), StandardCharsets.UTF_8);
+    }
+
+    /**
+     * The report for people.
+     *
+     * @return several lines
+     */
+    public String toText() {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "task        %s%n", task));
+        sb.append(String.format(Locale.ROOT, "model       %,d parameters on %s%n", parameters, devices));
+        sb.append(String.format(Locale.ROOT, "training    steps %d..%d, batch %d x %d tokens, %s (%.0f ms/step, "
+                + "%,.0f tokens/s; CPU %.0f ms/step)%n", firstStep, steps, batchSize, seqLen,
+                ProgressLine.duration(trainSeconds), msPerStep, tokensPerSecond, cpuMsPerStep));
+        sb.append(String.format(Locale.ROOT, "loss        train %.4f, validation %.4f%n", trainLoss, validLoss));
+        sb.append(String.format(Locale.ROOT, "accuracy    %.1f%% on %d validation sequences (chance %.1f%%)%n",
+                100 * validAccuracy, validSequences, 100 * chance));
+        sb.append(Evaluation.Result.routingText(routing));
+        sb.append(String.format(Locale.ROOT, "peak memory %s (VmHWM)%n",
+                peakRssBytes < 0 ? "unknown" : String.format(Locale.ROOT, "%.0f MiB", peakRssBytes / 1048576.0)));
+        sb.append(String.format(Locale.ROOT, "checkpoint  %s%n", checkpoint));
+        sb.append(String.format(Locale.ROOT, "picture     %s%n", picture));
+        return sb.toString();
+    }
+}

@@ -1,0 +1,203 @@
+package dev.condjl.integration.train;
+
+import ai.djl.Device;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code condjl train}: trains a routed model on the generated key-value retrieval task (default) or on a text file,
+ * then prints a report and the paths of the checkpoint and the picture.
+ */
+@Command(
+        name = "train",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        description = {
+            "Trains a model of ConditionalRoutedTransformerBlocks with DJL's Trainer.",
+            "Default task: key-value retrieval over 512 tokens (generated); --corpus FILE: character-level language "
+                    + "model. Writes a checkpoint, train.png (loss curve and routing map) and report.json into the "
+                    + "run directory."
+        })
+public final class TrainCommand implements Callable<Integer> {
+
+    private static final Logger LOG = LogManager.getLogger(TrainCommand.class);
+
+    @Option(names = "--corpus", paramLabel = "FILE", description = "UTF-8 text: train a character-level LM on it")
+    Path corpus;
+
+    @Option(names = "--seq-len", description = "tokens per sequence (default: ${DEFAULT-VALUE})", defaultValue = "512")
+    int seqLen;
+
+    @Option(names = "--pairs", description = "retrieval: key->value pairs per sequence (${DEFAULT-VALUE})",
+            defaultValue = "1")
+    int pairs;
+
+    @Option(names = "--keys", description = "retrieval: distinct keys (${DEFAULT-VALUE})", defaultValue = "16")
+    int keys;
+
+    @Option(names = "--values", description = "retrieval: distinct values (${DEFAULT-VALUE})", defaultValue = "16")
+    int values;
+
+    @Option(names = "--dim", description = "model width (${DEFAULT-VALUE})", defaultValue = "64")
+    int dim;
+
+    @Option(names = "--depth", description = "routed layers (${DEFAULT-VALUE})", defaultValue = "2")
+    int depth;
+
+    @Option(names = "--heads", description = "attention heads, light and heavy (${DEFAULT-VALUE})", defaultValue = "2")
+    int heads;
+
+    @Option(names = "--dim-head", description = "attention head width (${DEFAULT-VALUE})", defaultValue = "32")
+    int dimHead;
+
+    @Option(names = "--light-window", description = "light local attention window (${DEFAULT-VALUE})",
+            defaultValue = "32")
+    int lightWindow;
+
+    @Option(names = "--heavy-q", description = "routed queries per sequence, Kq (${DEFAULT-VALUE})",
+            defaultValue = "32")
+    int heavyQ;
+
+    @Option(names = "--heavy-kv", description = "routed keys/values per sequence, Kkv (${DEFAULT-VALUE})",
+            defaultValue = "32")
+    int heavyKv;
+
+    @Option(names = "--heavy-ff", description = "tokens routed to the heavy feed-forward, Kff (${DEFAULT-VALUE})",
+            defaultValue = "32")
+    int heavyFf;
+
+    @Option(names = "--router-eps", description = "routers' final coordinate-descent epsilon (${DEFAULT-VALUE})",
+            defaultValue = "1.0")
+    double routerEps;
+
+    @Option(names = "--cosine-routing", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "cosine-similarity routing (default: ${DEFAULT-VALUE})")
+    boolean cosineRouting;
+
+    @Option(names = "--drop-path-rate", description = "stochastic depth rate of the last layer, linear from 0 "
+            + "(${DEFAULT-VALUE})", defaultValue = "0.1")
+    double dropPathRate;
+
+    @Option(names = "--drop-path-mode", description = "BATCH_SUBSET, DROP_PATH, LAYER_DROP or AUTO "
+            + "(${DEFAULT-VALUE})", defaultValue = "BATCH_SUBSET")
+    String dropPathMode;
+
+    @Option(names = "--dropout", description = "none, weight (DropConnect), noise (weight noise) or learned "
+            + "(LearnedDropout on the embeddings) (${DEFAULT-VALUE})", defaultValue = "none")
+    String dropout;
+
+    @Option(names = "--dropout-rate", description = "weight: p (0.1), noise: sigma (0.01), learned: penalty "
+            + "coefficient (0.01)")
+    Double dropoutRate;
+
+    @Option(names = "--steps", description = "optimizer steps (${DEFAULT-VALUE})", defaultValue = "600")
+    int steps;
+
+    @Option(names = "--batch", description = "sequences per step (${DEFAULT-VALUE})", defaultValue = "16")
+    int batch;
+
+    @Option(names = "--lr", description = "peak learning rate (${DEFAULT-VALUE})", defaultValue = "3e-3")
+    double lr;
+
+    @Option(names = "--warmup", description = "warm-up steps before cosine decay (${DEFAULT-VALUE})",
+            defaultValue = "50")
+    int warmup;
+
+    @Option(names = "--weight-decay", description = "(${DEFAULT-VALUE})", defaultValue = "0.01")
+    double weightDecay;
+
+    @Option(names = "--optimizer", description = "adamw or adam (${DEFAULT-VALUE})", defaultValue = "adamw")
+    String optimizer;
+
+    @Option(names = "--clip", description = "global gradient-norm limit, 0 = off (${DEFAULT-VALUE})",
+            defaultValue = "1.0")
+    double clip;
+
+    @Option(names = "--seed", description = "(${DEFAULT-VALUE})", defaultValue = "42")
+    long seed;
+
+    @Option(names = "--devices", description = "cpu, gpu or gpu:0,1 (${DEFAULT-VALUE})", defaultValue = "cpu")
+    String devices;
+
+    @Option(names = "--eval-every", description = "steps between validation points (${DEFAULT-VALUE})",
+            defaultValue = "50")
+    int evalEvery;
+
+    @Option(names = "--eval-size", description = "validation sequences at the end (${DEFAULT-VALUE})",
+            defaultValue = "256")
+    int evalSize;
+
+    @Option(names = "--out", description = "base directory of run directories (${DEFAULT-VALUE})",
+            defaultValue = "runs")
+    Path out;
+
+    @Option(names = "--run-dir", description = "exact run directory (default: <out>/train-<time>)")
+    Path runDir;
+
+    @Option(names = "--resume", paramLabel = "CHECKPOINT", description = "continue from a checkpoint directory up "
+            + "to --steps; its model configuration is used")
+    Path resume;
+
+    @Option(names = "--progress", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "draw the progress bar (default: ${DEFAULT-VALUE})")
+    boolean progress;
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    /** {@inheritDoc} */
+    @Override
+    public Integer call() throws Exception {
+        try {
+            ModelConfig config = resume != null ? ModelConfig.load(resume) : modelConfig();
+            TrainingTask task = config.task(null);
+            Device[] deviceList = DeviceList.parse(devices);
+            Path dir = runDir != null ? runDir : TrainingRun.newRunDir(out);
+            TrainSettings settings = new TrainSettings(steps, batch, lr, warmup, weightDecay, optimizer, clip, seed,
+                    deviceList, evalEvery, evalSize, dir, resume, progress);
+            RunReport report = TrainingRun.train(config, task, settings, System.err);
+            spec.commandLine().getOut().print(report.toText());
+            spec.commandLine().getOut().flush();
+            LOG.info("picture: {}", report.picture());
+            return 0;
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e, null, null);
+        }
+    }
+
+    /** The model configuration the options describe (the task is read here for its vocabulary). */
+    private ModelConfig modelConfig() throws java.io.IOException {
+        double rate = dropoutRate != null ? dropoutRate : switch (dropout) {
+            case "weight" -> 0.1;
+            case "noise" -> 0.01;
+            case "learned" -> 0.01;
+            case "none" -> 0;
+            default -> throw new IllegalArgumentException(
+                    "--dropout (" + dropout + ") must be none, weight, noise or learned");
+        };
+        String mode = dropPathMode.toUpperCase(java.util.Locale.ROOT).replace('-', '_');
+        try {
+            dev.condjl.stochastic.StochasticDepthMode.valueOf(mode);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--drop-path-mode (" + dropPathMode
+                    + ") must be BATCH_SUBSET, DROP_PATH, LAYER_DROP or AUTO", e);
+        }
+        if (corpus != null) {
+            TextCorpus text = TextCorpus.read(corpus, seqLen, null);
+            return new ModelConfig(ModelConfig.TEXT, seqLen, text.vocabSize(), text.numClasses(), dim, depth, heads,
+                    dimHead, lightWindow, heavyQ, heavyKv, heavyFf, routerEps, cosineRouting, dropPathRate, mode,
+                    dropout, rate, 0, 0, 0, corpus.toAbsolutePath().toString(), text.alphabet());
+        }
+        RetrievalTask retrieval = new RetrievalTask(seqLen, pairs, keys, values, lightWindow);
+        return new ModelConfig(ModelConfig.RETRIEVAL, seqLen, retrieval.vocabSize(), retrieval.numClasses(), dim,
+                depth, heads, dimHead, lightWindow, heavyQ, heavyKv, heavyFf, routerEps, cosineRouting, dropPathRate,
+                mode, dropout, rate, pairs, keys, values, null, null);
+    }
+}

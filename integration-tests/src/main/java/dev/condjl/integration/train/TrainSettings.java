@@ -1,0 +1,67 @@
+package dev.condjl.integration.train;
+
+import ai.djl.Device;
+
+import java.nio.file.Path;
+
+/**
+ * How {@link TrainingRun} trains: everything that is not part of the model.
+ *
+ * @param steps total optimizer steps (a resumed run continues up to this count)
+ * @param batchSize sequences per step, split over the devices
+ * @param learningRate peak learning rate
+ * @param warmupSteps linear warm-up steps from 0, then cosine decay to a tenth of the peak at the last step
+ * @param weightDecay decoupled weight decay (AdamW), or L2 (Adam)
+ * @param optimizer {@code adamw} or {@code adam}
+ * @param clipNorm global gradient-norm limit, 0 for none
+ * @param seed seed of the engine and the data
+ * @param devices training devices; the first holds the master weights
+ * @param evalEvery steps between validation points of the loss curve
+ * @param evalSize validation sequences of the final evaluation
+ * @param runDir where checkpoint, picture and report go
+ * @param resumeFrom null, or a checkpoint directory to continue from
+ * @param progress whether to draw the progress bar
+ */
+public record TrainSettings(
+        int steps,
+        int batchSize,
+        double learningRate,
+        int warmupSteps,
+        double weightDecay,
+        String optimizer,
+        double clipNorm,
+        long seed,
+        Device[] devices,
+        int evalEvery,
+        int evalSize,
+        Path runDir,
+        Path resumeFrom,
+        boolean progress) {
+
+    /**
+     * Checks the values a user can get wrong.
+     *
+     * @throws IllegalArgumentException naming the option and its value
+     */
+    public TrainSettings {
+        if (steps < 1) {
+            throw new IllegalArgumentException("--steps (" + steps + ") must be >= 1");
+        }
+        if (batchSize < devices.length) {
+            throw new IllegalArgumentException(
+                    "--batch (" + batchSize + ") must be >= the number of devices (" + devices.length + ")");
+        }
+        if (!(learningRate > 0)) {
+            throw new IllegalArgumentException("--lr (" + learningRate + ") must be > 0");
+        }
+        if (warmupSteps < 0 || clipNorm < 0 || weightDecay < 0) {
+            throw new IllegalArgumentException("--warmup, --clip and --weight-decay must be >= 0");
+        }
+        if (!"adamw".equals(optimizer) && !"adam".equals(optimizer)) {
+            throw new IllegalArgumentException("--optimizer (" + optimizer + ") must be adamw or adam");
+        }
+        if (evalEvery < 1 || evalSize < 1) {
+            throw new IllegalArgumentException("--eval-every and --eval-size must be >= 1");
+        }
+    }
+}

@@ -1,0 +1,236 @@
+package dev.condjl.integration.train;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.training.DefaultTrainingConfig;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.training.loss.Loss;
+import ai.djl.training.optimizer.Optimizer;
+import ai.djl.training.tracker.Tracker;
+import dev.condjl.dropout.PenalizedLoss;
+import dev.condjl.dropout.PenaltyCoefficient;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.stream.Collectors;
+
+/**
+ * The training program behind {@code condjl train}: DJL's {@link Trainer} with AdamW (or Adam), linear warm-up and
+ * cosine decay, global-norm gradient clipping, one batch split over the devices, per-step memory scopes, periodic
+ * validation, and at the end a checkpoint, a picture and a report.
+ *
+ * <p>One step: draw a batch on the host; in a sub-manager of the trainer's manager (closed after the step, so
+ * nothing of the step outlives it) put each device's rows on its device; inside one {@link GradientCollector} (one
+ * per process) forward each part and back-propagate its loss weighted by its share of the batch; clip the summed
+ * gradients to the global norm; {@code trainer.step()}. No {@code NDScope} is used: parameters and optimizer state
+ * are created before or in the first step and must outlive it.
+ */
+public final class TrainingRun {
+
+    private static final Logger LOG = LogManager.getLogger(TrainingRun.class);
+    private static final int EVAL_CHUNK = 32;
+    private static final int CURVE_SEQUENCES = 64;
+    private static final int PICTURE_SEQUENCES = 4;
+
+    private TrainingRun() {}
+
+    /**
+     * Trains a model and writes checkpoint, picture and report into the run directory.
+     *
+     * @param config the model (ignored when resuming: the checkpoint's configuration is used)
+     * @param task the data
+     * @param s the training settings
+     * @param err where the progress bar goes
+     * @return the report
+     * @throws IOException if the checkpoint cannot be read or the outputs cannot be written
+     */
+    public static RunReport train(ModelConfig config, TrainingTask task, TrainSettings s, PrintStream err)
+            throws IOException {
+        Engine.getEngine("PyTorch").setRandomSeed((int) s.seed());
+        Device[] devices = s.devices();
+        Files.createDirectories(s.runDir());
+        try (Model model = Model.newInstance("condjl-train", devices[0], "PyTorch")) {
+            RoutedModel block = new RoutedModel(config);
+            model.setBlock(block);
+            int first = s.resumeFrom() == null ? 0 : RunCheckpoint.load(s.resumeFrom(), model);
+            if (first >= s.steps()) {
+                throw new IllegalArgumentException("the checkpoint has done " + first + " steps; --steps ("
+                        + s.steps() + ") must be larger to continue");
+            }
+            // a resumed run draws other batches than the first part did
+            SplittableRandom data = new SplittableRandom(s.seed() + first);
+            Loss loss = "learned".equals(config.dropout())
+                    ? new PenalizedLoss(Loss.softmaxCrossEntropyLoss(), 1,
+                            PenaltyCoefficient.constant(config.dropoutRate()))
+                    : Loss.softmaxCrossEntropyLoss();
+            DefaultTrainingConfig tc = new DefaultTrainingConfig(loss)
+                    .optOptimizer(optimizer(s, first))
+                    .optDevices(devices);
+            LOG.info("{}", task.describe());
+            try (Trainer trainer = model.newTrainer(tc)) {
+                trainer.initialize(new Shape(Math.max(1, s.batchSize() / devices.length), config.seqLen()));
+                long parameters = block.getParameters().values().stream()
+                        .filter(Parameter::requiresGradient).mapToLong(p -> p.getArray().size()).sum();
+                LOG.info("model: {} parameters, {} routed layers of width {}, devices {}", parameters,
+                        config.depth(), config.dim(), Arrays.toString(devices));
+                ParameterStore evalStore = new ParameterStore(model.getNDManager(), false);
+                Sample curveSet = task.validation(Math.min(CURVE_SEQUENCES, s.evalSize()));
+                RunCharts.Curve curve = new RunCharts.Curve();
+                curve.addValid(first, Evaluation.run(block, evalStore, model.getNDManager(), task, curveSet,
+                        EVAL_CHUNK));
+                ProgressLine progress = s.progress()
+                        ? new ProgressLine(err, first, s.steps(), System.console() != null) : null;
+                double smooth = Double.NaN;
+                double tokensPerSecond = 0;
+                long trainNanos = 0;
+                long cpuNanos = 0;
+                for (int step = first; step < s.steps(); step++) {
+                    Sample batch = task.sample(data, s.batchSize());
+                    if (loss instanceof PenalizedLoss penalized) {
+                        penalized.setStep(step);
+                    }
+                    long cpu0 = processCpuNanos();
+                    long t0 = System.nanoTime();
+                    double[] stepStats = step(trainer, block, batch, devices, s.clipNorm());
+                    long dt = System.nanoTime() - t0;
+                    trainNanos += dt;
+                    cpuNanos += processCpuNanos() - cpu0;
+                    double tps = (double) s.batchSize() * config.seqLen() / (dt / 1e9);
+                    tokensPerSecond = step == first ? tps : 0.9 * tokensPerSecond + 0.1 * tps;
+                    smooth = Double.isNaN(smooth) ? stepStats[0] : 0.95 * smooth + 0.05 * stepStats[0];
+                    if (!Double.isFinite(stepStats[0])) {
+                        throw new IllegalStateException("the loss is " + stepStats[0] + " at step " + step
+                                + "; try a smaller --lr");
+                    }
+                    curve.addTrain(step + 1, stepStats[0], smooth, stepStats[1]);
+                    if ((step + 1) % s.evalEvery() == 0 || step + 1 == s.steps()) {
+                        curve.addValid(step + 1, Evaluation.run(block, evalStore, model.getNDManager(), task,
+                                curveSet, EVAL_CHUNK));
+                    }
+                    if (progress != null) {
+                        progress.update(step + 1, smooth, tokensPerSecond);
+                    }
+                }
+                Sample valid = task.validation(s.evalSize());
+                Evaluation.Result result =
+                        Evaluation.run(block, evalStore, model.getNDManager(), task, valid, EVAL_CHUNK);
+                Path checkpoint = s.runDir().resolve("checkpoint");
+                RunCheckpoint.save(checkpoint, model, s.steps());
+                Path picture = s.runDir().resolve("train.png");
+                try (NDManager m = model.getNDManager().newSubManager()) {
+                    Sample shown = valid.rows(0, Math.min(PICTURE_SEQUENCES, valid.batchSize()));
+                    RoutingTrace trace = block.trace(evalStore, shown.tokenArray(m));
+                    RunCharts.write(picture, curve, trace, shown, task, config);
+                }
+                curve.writeCsv(s.runDir().resolve("metrics.csv"));
+                int done = s.steps() - first;
+                RunReport report = new RunReport(task.describe(),
+                        Arrays.stream(devices).map(Device::toString).collect(Collectors.joining(",")),
+                        parameters, first, s.steps(), s.batchSize(), config.seqLen(), trainNanos / 1e9,
+                        trainNanos / 1e6 / done, cpuNanos / 1e6 / done, (double) done * s.batchSize() * config.seqLen() / (trainNanos / 1e9),
+                        smooth, result.loss(), result.accuracy(), 1.0 / config.numClasses(), result.sequences(),
+                        result.routing(), PeakMemory.peakResidentBytes(), checkpoint.toString(),
+                        picture.toString());
+                report.save(s.runDir().resolve("report.json"));
+                return report;
+            }
+        }
+    }
+
+    /** CPU time of the whole process (all threads, native included), or 0 where the JVM cannot tell. */
+    private static long processCpuNanos() {
+        return ManagementFactory.getOperatingSystemMXBean()
+                instanceof com.sun.management.OperatingSystemMXBean os ? Math.max(0, os.getProcessCpuTime()) : 0;
+    }
+
+    /** One optimizer step; returns {loss, gradient norm before clipping}. */
+    private static double[] step(Trainer trainer, RoutedModel block, Sample batch, Device[] devices, double clip) {
+        double lossValue = 0;
+        try (NDManager stepManager = trainer.getManager().newSubManager()) {
+            try (GradientCollector collector = trainer.newGradientCollector()) {
+                int b = batch.batchSize();
+                for (int d = 0; d < devices.length; d++) {
+                    int from = d * b / devices.length;
+                    int to = (d + 1) * b / devices.length;
+                    Sample part = batch.rows(from, to);
+                    NDManager m = stepManager.newSubManager(devices[d]);
+                    NDList out = trainer.forward(new NDList(part.tokenArray(m)));
+                    NDArray l = lossOf(trainer.getLoss(), out, part.labelArray(m)).mul((float) (to - from) / b);
+                    collector.backward(l);
+                    lossValue += l.getFloat();
+                }
+            }
+            double norm = clip > 0
+                    ? GradientClipping.clipByGlobalNorm(block.getLastParameterStore(),
+                            block.getParameters().values(), devices, clip)
+                    : Double.NaN;
+            trainer.step();
+            return new double[] {lossValue, norm};
+        }
+    }
+
+    /**
+     * The loss of a forward output: logits {@code (b, C)} against labels {@code (b)}, or {@code (b, n, C)} against
+     * {@code (b, n)} (flattened to one prediction per token); further outputs (a penalty) are passed on.
+     *
+     * @param loss the loss function
+     * @param out the model's output
+     * @param labels the labels
+     * @return the () loss
+     */
+    static NDArray lossOf(Loss loss, NDList out, NDArray labels) {
+        NDArray logits = out.head();
+        NDList predictions = new NDList(logits.reshape(-1, logits.getShape().getLastDimension()));
+        predictions.addAll(out.subNDList(1));
+        return loss.evaluate(new NDList(labels.reshape(-1)), predictions);
+    }
+
+    /** AdamW or Adam on warm-up then cosine decay, the schedule shifted to continue from {@code first}. */
+    private static Optimizer optimizer(TrainSettings s, int first) {
+        float lr = (float) s.learningRate();
+        int warmup = Math.min(s.warmupSteps(), s.steps() - 1);
+        Tracker cosine = Tracker.cosine()
+                .setBaseValue(lr)
+                .optFinalValue(lr / 10)
+                .setMaxUpdates(Math.max(1, s.steps() - warmup))
+                .build();
+        Tracker schedule = Tracker.warmUp()
+                .setMainTracker(cosine)
+                .optWarmUpSteps(warmup)
+                .optWarmUpBeginValue(0f)
+                .build();
+        // the optimizer counts its own updates from 0 (fresh moments); the schedule continues
+        Tracker shifted = numUpdate -> schedule.getNewValue(numUpdate + first);
+        return "adam".equals(s.optimizer())
+                ? Optimizer.adam().optLearningRateTracker(shifted).optWeightDecays((float) s.weightDecay()).build()
+                : Optimizer.adamW().optLearningRateTracker(shifted).optWeightDecays((float) s.weightDecay()).build();
+    }
+
+    /**
+     * A timestamped run directory under a base directory.
+     *
+     * @param base e.g. {@code runs}
+     * @return {@code base/train-YYYYMMDD-HHMMSS}
+     */
+    public static Path newRunDir(Path base) {
+        return base.resolve(String.format(Locale.ROOT, "train-%1$tY%1$tm%1$td-%1$tH%1$tM%1$tS",
+                System.currentTimeMillis()));
+    }
+}
