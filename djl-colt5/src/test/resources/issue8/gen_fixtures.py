@@ -51,9 +51,11 @@ def write_safetensors(name, tensors):
 CASES = []
 
 
-def case(fixture_name, module, config, inputs, output):
-    """Records how `condjl run` reproduces a fixture: reference class name, kwargs, input renames, output name."""
-    CASES.append({'fixture': fixture_name, 'module': module, 'config': config, 'inputs': inputs, 'output': output})
+def case(fixture_name, module, config, inputs, output, weights_prefix=''):
+    """Records how `condjl run` reproduces a fixture: reference class name, kwargs, input renames, output name, and
+    the prefix the module's state_dict puts before the fixture's keys."""
+    CASES.append({'fixture': fixture_name, 'module': module, 'config': config, 'inputs': inputs, 'output': output,
+                  'weights_prefix': weights_prefix})
 
 
 def fixture(name, module, inputs, outputs):
@@ -627,7 +629,7 @@ def main():
                      ff_use_coor_descent=True, attn_coor_descent_sparsity_k=2, ff_coor_descent_sparsity_k=4,
                      attn_null_kv=1, learned_sparsity_k=True)
     case('cd_transformer.safetensors', 'coordinate_descent_attention.AutoregressiveWrapper', {'net': cd_config},
-         {'ids': 'x'}, 'loss')
+         {'ids': 'x'}, 'loss', weights_prefix='net.')
     fixture('cd_transformer.safetensors', m, {'ids': ids}, {
         'logits': logits, 'loss': loss.reshape(1),
         'grad.layers.0.0.to_learned_k.weight': m.layers[0][0].to_learned_k.weight.grad,

@@ -231,7 +231,7 @@ public final class RunCharts {
             }
             g.setColor(Color.DARK_GRAY);
             g.drawString("seq " + (row + 1), 10, seqTop + 30);
-            y += 18;
+            y += 22;
         }
         drawLegend(g, y + 8, shown.marks() != null);
     }
@@ -247,6 +247,7 @@ public final class RunCharts {
                 task.tokenLabel(shown.token(row, m[RetrievalTask.QUERY])), m[RetrievalTask.QUERY]);
     }
 
+    /** Dashed lines through a sequence's rows at the marked positions; key and query flagged above, value below. */
     private static void drawMarks(Graphics2D g, int[] marks, int from, int to, double cell) {
         Color[] colors = {KEY, VALUE, QUERY};
         g.setStroke(new BasicStroke(1.2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {3f, 2f},
@@ -255,7 +256,11 @@ public final class RunCharts {
             int x = LEFT + (int) Math.floor((marks[i] + 0.5) * cell);
             g.setColor(colors[i]);
             g.drawLine(x, from, x, to);
-            g.fillPolygon(new int[] {x - 5, x + 5, x}, new int[] {from - 2, from - 2, from + 5}, 3);
+            if (i == RetrievalTask.VALUE) {
+                g.fillPolygon(new int[] {x - 5, x + 5, x}, new int[] {to + 7, to + 7, to}, 3);
+            } else {
+                g.fillPolygon(new int[] {x - 5, x + 5, x}, new int[] {from - 2, from - 2, from + 5}, 3);
+            }
         }
         g.setStroke(new BasicStroke(1f));
     }

@@ -26,7 +26,7 @@ import picocli.CommandLine;
  * {@code condjl run} on the issue-8 modules (routed image / autoregressive attention, routed ViT,
  * coordinate-descent-attention), in-process, against the djl-colt5 fixtures of {@code issue8/gen_fixtures.py}: each
  * fixture holds the reference {@code state_dict} plus {@code @}-prefixed inputs and outputs; {@code cases.json}
- * beside it gives the module name, its kwargs and the tensor names.
+ * beside it gives the module name, its kwargs, the tensor names and the key prefix of the module's state_dict.
  */
 class RoutedModelsRunTest {
 
@@ -62,10 +62,11 @@ class RoutedModelsRunTest {
         Path specFile = Files.writeString(dir.resolve(fixture + ".json"), spec.toString());
         try (NDManager manager = NDManager.newBaseManager()) {
             Map<String, NDArray> all = SafetensorsFiles.read(FIXTURES.resolve(fixture), manager);
+            String prefix = c.get("weights_prefix").getAsString();
             Map<String, NDArray> weights = new LinkedHashMap<>();
             all.forEach((name, array) -> {
                 if (!name.startsWith("@")) {
-                    weights.put(name, array);
+                    weights.put(prefix + name, array);
                 }
             });
             Map<String, NDArray> inputs = new LinkedHashMap<>();
