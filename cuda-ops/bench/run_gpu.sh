@@ -18,6 +18,13 @@ echo "gpu tests exit $?"
 grep -E "tests (successful|failed|skipped)|max \|cuda|✘" "$out/gpu-tests.log" | cut -c1-200 | tail -n 45
 "${java[@]}" -cp "$cp" dev.condjl.cuda.bench.CoorDescentBench --device gpu "$@" > "$out/condjl.jsonl" 2> "$out/condjl.err"
 echo "condjl bench exit $?"
+if [ -n "${NCU_CASE:-}" ]; then  # e.g. NCU_CASE=64x8192: Nsight Compute sections of one forward launch
+  timeout 240 ncu --target-processes all --kernel-name regex:forward --launch-skip 3 --launch-count 1 \
+    --section SpeedOfLight --section WarpStateStats --section LaunchStats --section ComputeWorkloadAnalysis \
+    "${java[@]}" -cp "$cp" dev.condjl.cuda.bench.CoorDescentBench --device gpu --case "$NCU_CASE" --reps 10 \
+    > "$out/ncu.txt" 2>&1
+  echo "ncu exit $?"
+fi
 PYTHONUNBUFFERED=1 python3 cuda-ops/bench/torch_baseline.py > "$out/torch.jsonl" 2> "$out/torch.err"
 echo "torch baseline exit $?"
 tail -n 3 "$out/condjl.err" "$out/torch.err"

@@ -18,6 +18,8 @@ namespace condjl {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Scores at or below this count as masked, as in the CUDA kernels (their outputs are 0 either way).
+constexpr float kMaskedBelow = -1e20f;
 
 // exp(x) to about 1 ulp, written so that the compiler vectorises it. Inputs below -87 give ~1e-38 instead of
 // the (sub)normal or zero result: harmless for sums of exponentials and for outputs in [0, 1].
@@ -213,6 +215,7 @@ void cd_forward_cpu(const CdForward& p) {
             const uint8_t* m = p.mask + off;
             for (int64_t i = 0; i < p.n; ++i) s[i] = m[i] ? s[i] : kNegInf;
         }
+        for (int64_t i = 0; i < p.n; ++i) s[i] = s[i] <= kMaskedBelow ? kNegInf : s[i];
         const float logk = p.logk != nullptr ? p.logk[row * p.logk_stride] : p.logk_scalar;
         forward_row(s, p.n, logk, p.eps, sc.z.data(), sc.y.data());
         store_row(sc.y.data(), p.n, p.dtype, off, p.out);

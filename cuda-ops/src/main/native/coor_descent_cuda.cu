@@ -52,31 +52,45 @@ __device__ __forceinline__ float load_f<__half>(const __half* p, int64_t i) {
 __device__ __forceinline__ void store_f(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
 
+// Warp maximum in one REDUX instruction: floats mapped to ints of the same order (negative ones mirrored).
 __device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+    const int i = __float_as_int(v);
+    const int m = __reduce_max_sync(kFull, i >= 0 ? i : i ^ 0x7fffffff);
+    return __int_as_float(m >= 0 ? m : m ^ 0x7fffffff);
+}
+
+// Sum over each group of `width` lanes (a power of two); every lane of a group gets its group's sum.
+__device__ __forceinline__ float group_sum(float v, int width = 32) {
+    for (int o = width >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
     return v;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-    return v;
-}
+__device__ __forceinline__ float warp_sum(float v) { return group_sum(v); }
+
+__device__ __forceinline__ int pow2_at_least(int v) { return v <= 1 ? 1 : 1 << (32 - __clz(v - 1)); }
 
 // (m, S) with S = sum exp(z - m): the state of a streaming log-sum-exp.
 struct MaxSumExp {
-    // Combines count pairs load(0..count-1); every lane of the warp gets the same result.
+    // Combines count pairs load(0..count-1); every lane of the warp gets the same result. Up to 32 pairs, each
+    // group of pow2(count) lanes holds all of them, so the sum needs only log2(count) shuffle rounds.
     template <class Load>
     __device__ static float2 reduce(Load load, int count) {
         const int lane = threadIdx.x & 31;
+        if (count <= 32) {
+            const int width = pow2_at_least(count);
+            const int j = lane & (width - 1);
+            const float2 v = j < count ? load(j) : make_float2(-INFINITY, 0.0f);
+            const float m = warp_max(v.x);
+            const float s = v.x == -INFINITY ? 0.0f : v.y * __expf(v.x - m);
+            return make_float2(m, group_sum(s, width));
+        }
         float m = -INFINITY;
         for (int j = lane; j < count; j += 32) m = fmaxf(m, load(j).x);
         m = warp_max(m);
         float s = 0.0f;
-        if (m != -INFINITY) {
-            for (int j = lane; j < count; j += 32) {
-                const float2 v = load(j);
-                s += v.y * __expf(v.x - m);  // v.x = -inf gives 0
-            }
+        for (int j = lane; j < count; j += 32) {
+            const float2 v = load(j);
+            if (v.x != -INFINITY) s += v.y * __expf(v.x - m);
         }
         return make_float2(m, warp_sum(s));
     }
@@ -87,6 +101,12 @@ struct SumSum {
     template <class Load>
     __device__ static float2 reduce(Load load, int count) {
         const int lane = threadIdx.x & 31;
+        if (count <= 32) {
+            const int width = pow2_at_least(count);
+            const int j = lane & (width - 1);
+            const float2 v = j < count ? load(j) : make_float2(0.0f, 0.0f);
+            return make_float2(group_sum(v.x, width), group_sum(v.y, width));
+        }
         float2 v = make_float2(0.0f, 0.0f);
         for (int j = lane; j < count; j += 32) {
             const float2 u = load(j);
@@ -181,26 +201,36 @@ struct ForwardArgs {
     void* out;
 };
 
-// Masked entries are carried as -inf and give z = -inf (the reference's finfo.min, whose exp is 0 as well).
-// x / e correctly rounded from r = RN(1 / e): q = RN(x r) is faithful, x - q e is exact in one FMA, and
-// RN(q + (x - q e) r) = RN(x / e) (Markstein's theorem).
-__device__ __forceinline__ float z_of(float s, float a, float e, float r, bool first) {
-    if (s == -INFINITY) return -INFINITY;
-    const float b = first ? -s : -fmaxf(s + a, 0.0f);
-    const float x = s + b;
+template <bool B>
+struct Bool {
+    static constexpr bool value = B;
+};
+
+// Masked entries (and scores at or below it, whose outputs are 0 anyway) are carried as this sentinel: it keeps
+// z finite (no -inf - -inf or inf * 0 in the hot loop) and its exp(z - max) is 0 like the reference's finfo.min.
+constexpr float kMasked = -1e20f;
+
+// Iterations after the first: b = -relu(s + a), z = (s + b) / e. x / e is correctly rounded from r = RN(1 / e):
+// q = RN(x r) is faithful, x - q e is exact in one FMA, and RN(q + (x - q e) r) = RN(x / e) (Markstein's theorem).
+__device__ __forceinline__ float z_of(float s, float a, float e, float r) {
+    const float x = s - fmaxf(s + a, 0.0f);
     const float q = x * r;
     return fmaf(fmaf(-q, e, x), r, q);
 }
 
+// The first iteration: b = -s, so z = 0 (NaN for a NaN score), and the reference's finfo.min where masked.
+__device__ __forceinline__ float z_first(float s) { return s == kMasked ? -INFINITY : s - s; }
+
 __device__ __forceinline__ float y_of(float s, float a, float e) {
-    if (s == -INFINITY) return 0.0f;
+    if (s == kMasked) return 0.0f;
     const float sa = s + a;
     const float b = -fmaxf(sa, 0.0f);
     return expf((sa + b) / e);
 }
 
+// 16 cached values need more than the 64 registers a 1024-thread block allows: that variant runs up to 512 threads.
 template <typename T, int R>
-__global__ void __launch_bounds__(1024) forward_kernel(const ForwardArgs args) {
+__global__ void __launch_bounds__(R == 16 ? 512 : 1024) forward_kernel(const ForwardArgs args) {
     const Layout& L = args.L;
     const int nt = blockDim.x;
     const int64_t rounds = rounds_of(L);
@@ -214,43 +244,52 @@ __global__ void __launch_bounds__(1024) forward_kernel(const ForwardArgs args) {
         const uint8_t* mp = args.mask != nullptr ? args.mask + start : nullptr;
         T* out_p = static_cast<T*>(args.out) + start;
         auto score = [&](int64_t off) -> float {
-            if (mp != nullptr && !mp[off]) return -INFINITY;
-            return load_f(sp, off);
+            const float s = load_f(sp, off);
+            return (mp != nullptr && !mp[off]) || s <= kMasked ? kMasked : s;
         };
         float sv[R];
 #pragma unroll
-        for (int j = 0; j < R; ++j) sv[j] = j * nt < len ? score(j * nt) : -INFINITY;
+        for (int j = 0; j < R; ++j) sv[j] = j * nt < len ? score(j * nt) : kMasked;
         const int64_t streamed = static_cast<int64_t>(R) * nt;
         const bool active = sl.hi > sl.lo;
         const float logk = active && args.logk != nullptr ? args.logk[sl.row * args.logk_stride] : args.logk_scalar;
         float a = 0.0f;
         double e = args.eps_start;
-        for (int t = 0; t < args.iters; ++t) {
+        // One iteration; the first (b = -s) is a separate instantiation so that later ones carry none of its code.
+        auto iterate = [&](auto first) {
             const float ef = static_cast<float>(e);
             const float r = __frcp_rn(ef);
-            const bool first = t == 0;
+            auto z_at = [&](float s) { return decltype(first)::value ? z_first(s) : z_of(s, a, ef, r); };
             float z[R];
-            float m = -INFINITY;
 #pragma unroll
-            for (int j = 0; j < R; ++j) {
-                z[j] = z_of(sv[j], a, ef, r, first);
-                m = fmaxf(m, z[j]);
+            for (int j = 0; j < R; ++j) z[j] = z_at(sv[j]);
+            float m0 = -INFINITY;
+            float m1 = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < R; j += 2) {
+                m0 = fmaxf(m0, z[j]);
+                m1 = fmaxf(m1, z[j + 1]);
             }
-            for (int64_t off = streamed; off < len; off += nt) m = fmaxf(m, z_of(score(off), a, ef, r, first));
+            float m = fmaxf(m0, m1);
+            for (int64_t off = streamed; off < len; off += nt) m = fmaxf(m, z_at(score(off)));
             m = warp_max(m);
-            float sum = 0.0f;
+            float s0 = 0.0f;
+            float s1 = 0.0f;
             if (m != -INFINITY) {
 #pragma unroll
-                for (int j = 0; j < R; ++j) sum += __expf(z[j] - m);
-                for (int64_t off = streamed; off < len; off += nt) {
-                    sum += __expf(z_of(score(off), a, ef, r, first) - m);
+                for (int j = 0; j < R; j += 2) {
+                    s0 += __expf(z[j] - m);
+                    s1 += __expf(z[j + 1] - m);
                 }
+                for (int64_t off = streamed; off < len; off += nt) s0 += __expf(z_at(score(off)) - m);
             }
-            const float2 total = row_reduce<MaxSumExp>(make_float2(m, warp_sum(sum)), L, phase);
+            const float2 total = row_reduce<MaxSumExp>(make_float2(m, warp_sum(s0 + s1)), L, phase);
             // A fully masked row has no maximum; its output is 0 whatever a is.
-            a = total.x == -INFINITY ? INFINITY : ef * (logk - (total.x + logf(total.y)));
+            a = total.x == -INFINITY ? 0.0f : ef * (logk - (total.x + logf(total.y)));
             e = fmax(e * args.eps_decay, args.eps_floor);
-        }
+        };
+        iterate(Bool<true>());
+        for (int t = 1; t < args.iters; ++t) iterate(Bool<false>());
         const float ef = static_cast<float>(e);
 #pragma unroll
         for (int j = 0; j < R; ++j) {
@@ -425,10 +464,11 @@ bool cluster_fits(const void* kernel, int threads, int G) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Values per thread held in registers: 4, 8 or 16 (the backward holds two arrays and stops at 8).
+// Values per thread held in registers: 4, 8 or 16 (16 only for the forward at up to 512 threads); the rest of a
+// block's share is re-read every iteration.
 int elements_per_thread(int64_t chunk, int threads, bool backward) {
     const int64_t need = ceil_div(chunk, threads);
-    return need <= 4 ? 4 : (need <= 8 || backward ? 8 : 16);
+    return need <= 4 ? 4 : (need <= 8 || backward || threads > 512 ? 8 : 16);
 }
 
 const char* mode_name(int mode) {
@@ -461,10 +501,10 @@ Plan make_plan(int64_t rows, int64_t n, bool backward, DType dtype, const Launch
     p.G = ov.blocks_per_row;
     if (p.G < 0) throw ArgumentError("blocksPerRow must be >= 0, got " + std::to_string(p.G));
     if (p.G == 0) {
-        // Rows of up to 16384 stay in one block (cross-block reductions cost more than the extra parallelism
+        // Rows of up to 8192 stay in one block (cross-block reductions cost more than the extra parallelism
         // gives); longer rows get ~2048 elements per block, fewer (up to 8192) when that makes more than two
         // blocks per multiprocessor, and at most 128 blocks per row.
-        if (n > 16384) {
+        if (n > 8192) {
             p.G = static_cast<int>(std::min<int64_t>(ceil_div(n, 2048), kMaxGridBlocks));
             while (p.G > 2 && rows * p.G > int64_t{2} * info.sms && ceil_div(n, p.G) < 8192) p.G = (p.G + 1) / 2;
             p.G = std::min(p.G, kMaxGridGroup);
@@ -485,9 +525,12 @@ Plan make_plan(int64_t rows, int64_t n, bool backward, DType dtype, const Launch
     }
     p.chunk = ceil_div(std::max<int64_t>(n, 1), p.G);
     p.threads = ov.threads;
-    if (p.threads == 0) {  // 8 elements per thread up to 512 threads, then up to 16
-        const int64_t want = std::max(ceil_div(p.chunk, 16), std::min<int64_t>(512, ceil_div(p.chunk, 8)));
-        p.threads = static_cast<int>(std::clamp<int64_t>(ceil_div(want, 32) * 32, 32, 1024));
+    if (p.threads == 0) {
+        // 16 elements per thread (measured best on the H100) at up to 512 threads, except one-block rows under
+        // 8192 elements: 8.
+        const int per_thread = backward || (p.G == 1 && p.chunk < 8192) ? 8 : 16;
+        p.threads = static_cast<int>(
+            std::clamp<int64_t>(ceil_div(ceil_div(p.chunk, per_thread), 32) * 32, 32, per_thread == 16 ? 512 : 1024));
     }
     if (p.threads < 32 || p.threads > 1024 || p.threads % 32 != 0) {
         throw ArgumentError("threads must be a multiple of 32 in [32, 1024], got " + std::to_string(p.threads));

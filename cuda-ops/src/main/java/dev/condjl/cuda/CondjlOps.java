@@ -20,7 +20,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link EpsSchedule}:
  * {@code a = 0, b = −s}; {@code iters} times {@code z = (s + b)/e} (masked {@code z = −∞}),
  * {@code a = e·(ln max(k, 1e−20) − logsumexp(z))}, {@code b = −relu(s + a)}; output
- * {@code y = exp(((s + a) + b)/e_final)}, 0 where masked. Backward, for an upstream gradient {@code g}: with
+ * {@code y = exp(((s + a) + b)/e_final)}, 0 where masked (scores at or below −1e20 count as masked; their outputs
+ * would round to 0 anyway unless a whole row lies below −1e20). Backward, for an upstream gradient {@code g}: with
  * {@code w = y} where {@code y < 1} (else 0), {@code ds = (w/e_final)·(g − Σ(g·w)/Σw)} per row (0 where
  * {@code Σw = 0}): the gradient of the converged solution, O(n), no stored iterations.
  *

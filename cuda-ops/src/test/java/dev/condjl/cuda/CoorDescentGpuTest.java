@@ -35,10 +35,10 @@ class CoorDescentGpuTest {
     private static final EpsSchedule ROUTER = new EpsSchedule(20, 0.03, 4, 0.7);
     /**
      * Forward tolerance. Both sides follow the reference's float32 operation order but sum the exponentials in
-     * different orders (tree vs double), so the float {@code a} they round to can differ by one ulp now and then;
-     * the output moves by up to {@code ulp(a)/e_final}, 8e-6 for |a| < 4 and e_final = 0.03.
+     * different orders (tree vs double), so the float {@code a} they round to can differ by an ulp now and then;
+     * the output moves by up to {@code ulp(a)/e_final}: 8e-6 for |a| < 4, 1.6e-5 for |a| < 8 at e_final = 0.03.
      */
-    private static final double FORWARD_TOL = 3e-5;
+    private static final double FORWARD_TOL = 5e-5;
 
     @BeforeAll
     static void logDevice() {
@@ -157,7 +157,8 @@ class CoorDescentGpuTest {
                     100, false, ROUTER, d.ptr, 0, new LaunchConfig(2, 32, Mode.BLOCK)));
         }
         assertTrue(CondjlOps.describeLaunch(1, 1048576, false, LaunchConfig.AUTO).startsWith("grid"));
-        assertTrue(CondjlOps.describeLaunch(8, 131072, false, LaunchConfig.AUTO).startsWith("cluster"));
+        assertTrue(CondjlOps.describeLaunch(2, 32768, false, LaunchConfig.AUTO).startsWith("cluster"));
+        assertTrue(CondjlOps.describeLaunch(256, 2048, false, LaunchConfig.AUTO).startsWith("block"));
     }
 
     private static float[] backward(boolean cuda, float[] y, float[] g, int rows, int n, float eps, LaunchConfig lc) {

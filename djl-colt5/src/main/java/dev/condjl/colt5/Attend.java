@@ -19,10 +19,11 @@ public final class Attend {
      */
     public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray keep) {
         int rank = k.getShape().dimension();
+        // in place on the fresh product (matMul's backward does not read its output): no extra (…, i, j) buffers
         NDArray sim = q.matMul(k.swapAxes(rank - 2, rank - 1));
-        sim = sim.mul(Tensors.scalar(sim, Math.pow(q.getShape().tail(), -0.5)));
+        sim.muli(Tensors.scalar(sim, Math.pow(q.getShape().tail(), -0.5)));
         if (keep != null) {
-            sim = sim.add(Tensors.maskBias(keep));
+            sim.addi(Tensors.maskBias(keep));
         }
         return sim.softmax(-1).matMul(v);
     }

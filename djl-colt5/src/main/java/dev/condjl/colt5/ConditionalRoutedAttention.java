@@ -165,11 +165,18 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
         NDArray o = heavyAttn.attend(ps, q.routedTokens(), kv.routedTokens(), kv.routedMask(), kv.scores(),
                 multiplyQueriesByScore ? q.scores() : null, qPos, kPos, training);
         o = o.mul(q.scores().expandDims(-1));
-        NDArray heavy = q.isRouted()
-                ? scatterQueries(x, o, q.indices(), nullQToken == null ? null
-                        : ps.getValue(nullQToken, x.getDevice(), training))
-                : o;
-        return new RoutedOutput(light == null ? heavy : light.add(heavy), q.indicesOrAll(), kv.indicesOrAll(), null);
+        NDArray nullQ = nullQToken == null ? null : ps.getValue(nullQToken, x.getDevice(), training);
+        NDArray out;
+        if (!q.isRouted()) {
+            out = light == null ? o : light.add(o);
+        } else if (light == null) {
+            out = scatterQueries(x, o, q.indices(), nullQ);
+        } else {
+            // light + (o at the routed rows, null_q_token elsewhere), without materialising the heavy output
+            NDArray base = nullQ == null ? light : light.add(nullQ);
+            out = Tensors.scatterTokens(base, q.indices(), Tensors.gatherTokens(light, q.indices()).add(o));
+        }
+        return new RoutedOutput(out, q.indicesOrAll(), kv.indicesOrAll(), null);
     }
 
     /** Angles of routed keys, (b, K, dh) or (b, R, K, dh), as (b, R, 1, K, dh) for {@link Attention#attend}. */

@@ -83,10 +83,12 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
         NDArray light = lightFf.apply(ps, x, training);
         RouterReturn routed = router.route(ps, x, k, mask, training);
         NDArray heavy = heavyFf.apply(ps, routed.routedTokens(), training).mul(routed.scores().expandDims(-1));
-        if (routed.isRouted()) {
-            heavy = Tensors.scatterTokens(x.zerosLike(), routed.indices(), heavy);
-        }
-        return new RoutedOutput(light.add(heavy), null, null, routed.indicesOrAll());
+        // light + (heavy at the routed rows, 0 elsewhere), without materialising the zero-filled heavy output
+        NDArray out = routed.isRouted()
+                ? Tensors.scatterTokens(light, routed.indices(),
+                        Tensors.gatherTokens(light, routed.indices()).add(heavy))
+                : light.add(heavy);
+        return new RoutedOutput(out, null, null, routed.indicesOrAll());
     }
 
     /**

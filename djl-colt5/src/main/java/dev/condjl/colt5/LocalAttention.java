@@ -91,7 +91,8 @@ public final class LocalAttention {
             NDArray m = Tensors.padAxis(mask, 1, 0, pad, 0).reshape(b, windows, w);
             keep = keep.logicalAnd(lookAround(m, 1, window, 0).reshape(b, 1, windows, 1, span));
         }
-        NDArray out = sim.add(Tensors.maskBias(keep)).softmax(-1).matMul(bv);
+        // in place on the fresh product (matMul's backward does not read its output)
+        NDArray out = sim.addi(Tensors.maskBias(keep)).softmax(-1).matMul(bv);
         return Tensors.slice(out.reshape(b, h, windows * w, dv), 2, 0, n);
     }
 

@@ -1,8 +1,10 @@
 package dev.condjl.colt5;
 
 /**
- * The keyword arguments shared by the routed self-attention modules (and the transformer block): kv routes, light
- * and heavy heads, score multiplication and null query tokens, with the reference's defaults.
+ * The keyword arguments every routed self-attention takes on top of {@link RoutedBuilder}'s: kv routes, the light
+ * and heavy branches' heads, score multiplication and null query tokens ({@code ConditionalRoutedAttention},
+ * {@code ConditionalRoutedImageAttention}, {@code ConditionalRoutedAutoregressiveAttention},
+ * {@code ConditionalRoutedTransformerBlock}). The routed-token counts are the module's own options.
  *
  * @param <T> the concrete builder, returned by every setter
  */
@@ -54,7 +56,7 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
     }
 
     /**
-     * Sets the light window.
+     * Sets the light window; its meaning is the module's (a sequence window, a causal window, a w×w image window).
      *
      * @param lightWindowSize default 128
      * @return this builder
@@ -87,7 +89,7 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
     }
 
     /**
-     * Whether heavy keys are scaled by the kv scores too (values always are).
+     * Whether heavy keys are scaled by the kv scores too.
      *
      * @param multiplyKeysByScore default false
      * @return this builder
@@ -122,25 +124,26 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
     /**
      * Checks the shared options.
      *
-     * @throws IllegalArgumentException if a size is not positive or heavy heads are not divisible by the kv routes
+     * @throws IllegalArgumentException if {@code dim} or {@code numRoutedKv} is not positive, or heavy heads are not
+     *     divisible by the kv routes
      */
     void validate() {
         Builders.positive("dim", dim);
         Builders.positive("numRoutedKv", numRoutedKv);
-        Builders.positive("lightDimHead", lightDimHead);
-        Builders.positive("lightHeads", lightHeads);
-        Builders.positive("heavyDimHead", heavyDimHead);
-        Builders.positive("heavyHeads", heavyHeads);
         Builders.divisible("heavyHeads", heavyHeads, "numRoutedKv", numRoutedKv);
     }
 
     /**
-     * The heavy branch these options describe.
+     * The heavy branch.
      *
-     * @return a new {@link Attention}
+     * @return {@code Attention(dim, heavyDimHead, heavyHeads, multiplyKeysByScore)}
      */
     Attention heavyAttention() {
-        return Attention.builder().setDim(dim).optDimHead(heavyDimHead).optHeads(heavyHeads)
-                .optMultiplyKeysByScore(multiplyKeysByScore).build();
+        return Attention.builder()
+                .setDim(dim)
+                .optDimHead(heavyDimHead)
+                .optHeads(heavyHeads)
+                .optMultiplyKeysByScore(multiplyKeysByScore)
+                .build();
     }
 }

@@ -68,16 +68,15 @@ public final class LearnedDropout extends AbstractBlock {
     private final Linear batchAttnWeights;
     private final Parameter shift;
 
-    private LearnedDropout(Builder builder) {
+    private LearnedDropout(Builder builder, int embedDim, int numHeads, boolean useBias) {
         super(VERSION);
-        embedDim = builder.embedDim;
-        numHeads = builder.numHeads;
+        this.embedDim = embedDim;
+        this.numHeads = numHeads;
         inputType = builder.inputType;
         useDetachedInput = builder.useDetachedInput;
         penaltyType = builder.penaltyType;
         batchAttnWeights = addChildBlock(
-                "batch_attn_weights",
-                Linear.builder().setUnits(3L * embedDim).optBias(Boolean.TRUE.equals(builder.useBias)).build());
+                "batch_attn_weights", Linear.builder().setUnits(3L * embedDim).optBias(useBias).build());
         batchAttnWeights.setInitializer(new NormalInitializer(0.02f), Parameter.Type.WEIGHT);
         shift = addParameter(Parameter.builder()
                 .setName("shift")
@@ -282,21 +281,6 @@ public final class LearnedDropout extends AbstractBlock {
             return this;
         }
 
-        /**
-         * Fills C, and H and the bias switch where not set, from an enclosing model (yif-AI's {@code n_head = None}
-         * and {@code use_bias = None} inherit the model's).
-         */
-        Builder inherit(int modelEmbedDim, int modelNumHeads, boolean modelUseBias) {
-            embedDim = modelEmbedDim;
-            if (numHeads == 0) {
-                numHeads = modelNumHeads;
-            }
-            if (useBias == null) {
-                useBias = modelUseBias;
-            }
-            return this;
-        }
-
         DropoutInputType getDropoutInputType() {
             return inputType;
         }
@@ -308,12 +292,24 @@ public final class LearnedDropout extends AbstractBlock {
          * @throws IllegalArgumentException if a required option is missing or out of range
          */
         public LearnedDropout build() {
-            if (embedDim <= 0) {
-                throw new IllegalArgumentException("embedDim (" + embedDim + ") must be > 0: call setEmbedDim");
+            return build(embedDim, numHeads, Boolean.TRUE.equals(useBias));
+        }
+
+        /**
+         * Builds the block for an enclosing model: C is the model's, and H and the bias switch default to the
+         * model's where not set (yif-AI's {@code n_head = None}, {@code use_bias = None}). The builder is unchanged.
+         */
+        LearnedDropout buildFor(int modelEmbedDim, int modelNumHeads, boolean modelUseBias) {
+            return build(modelEmbedDim, numHeads == 0 ? modelNumHeads : numHeads,
+                    useBias == null ? modelUseBias : useBias);
+        }
+
+        private LearnedDropout build(int c, int h, boolean bias) {
+            if (c <= 0) {
+                throw new IllegalArgumentException("embedDim (" + c + ") must be > 0: call setEmbedDim");
             }
-            if (numHeads <= 0 || embedDim % numHeads != 0) {
-                throw new IllegalArgumentException(
-                        "numHeads (" + numHeads + ") must be > 0 and divide embedDim (" + embedDim + ")");
+            if (h <= 0 || c % h != 0) {
+                throw new IllegalArgumentException("numHeads (" + h + ") must be > 0 and divide embedDim (" + c + ")");
             }
             if (!(shiftInit >= 0f && shiftInit <= (float) Math.PI)) {
                 throw new IllegalArgumentException("shiftInit (" + shiftInit + ") must be in [0, π]");
@@ -321,7 +317,7 @@ public final class LearnedDropout extends AbstractBlock {
             if (inputType == null || penaltyType == null) {
                 throw new IllegalArgumentException("dropoutInputType and penaltyType must not be null");
             }
-            return new LearnedDropout(this);
+            return new LearnedDropout(this, c, h, bias);
         }
     }
 }

@@ -67,15 +67,15 @@ public final class LearnedDropoutTransformer extends AbstractBlock {
         tokenEmbedding = addParameter(embedding("token_embedding.weight", builder.alphabetSize, embedDim));
         positionalEmbedding = addParameter(embedding("positional_embedding.weight", builder.contextSize, embedDim));
         learned = builder.learnedDropout != null;
-        boolean embedInput = learned && builder.learnedDropout
-                .inherit(embedDim, builder.nHead, builder.useBias)
-                .getDropoutInputType() == LearnedDropout.DropoutInputType.EMBED;
+        boolean embedInput =
+                learned && builder.learnedDropout.getDropoutInputType() == LearnedDropout.DropoutInputType.EMBED;
         dropoutEmbedAttn = embedInput
                 ? addChildBlock("dropout_embed_attn", new Attention(builder, "linear", INIT_STD))
                 : null;
         float residualStd = (float) (INIT_STD / Math.sqrt(2.0 * builder.nLayer));
         for (int i = 0; i < builder.nLayer; i++) {
-            LearnedDropout dropout = learned ? builder.learnedDropout.build() : null;
+            LearnedDropout dropout =
+                    learned ? builder.learnedDropout.buildFor(embedDim, builder.nHead, builder.useBias) : null;
             layers.add(addChildBlock("transformer_blocks." + i, new Layer(builder, dropout, residualStd)));
         }
         ln = addChildBlock("ln", new Norm(builder.useBias));
@@ -441,8 +441,8 @@ public final class LearnedDropoutTransformer extends AbstractBlock {
         }
 
         /**
-         * Puts a LearnedDropout after every FFN (default none: the baseline transformer). Its embedDim is set to C;
-         * its numHeads and bias default to the model's.
+         * Puts a LearnedDropout after every FFN (default none: the baseline transformer). Its embedDim is the
+         * model's C; its numHeads and bias default to the model's where the builder leaves them unset.
          *
          * @param learnedDropout a configured LearnedDropout builder, used once per layer
          * @return this builder

@@ -21,7 +21,8 @@ import java.util.Random;
  * kernels allocate nothing else); {@code max_abs_diff}: forward output against the float64 reference.
  *
  * <p>Usage: {@code CoorDescentBench [--device gpu|cpu] [--reps N] [--case ROWSxN] [--sweep]}; {@code --sweep} also
- * times (and checks against the CPU kernel) other launch configurations of each case.
+ * times (and checks against the CPU kernel) other launch configurations of each case, as {@code condjl-cuda-sweep}
+ * lines.
  */
 public final class CoorDescentBench {
 
@@ -93,10 +94,10 @@ public final class CoorDescentBench {
             if (gpu) {
                 try (GpuRun run = new GpuRun(data)) {
                     int r = reps > 0 ? reps : 200;
-                    System.out.println(run.measure(LaunchConfig.AUTO, r));
+                    System.out.println(run.measure("condjl-cuda", LaunchConfig.AUTO, r));
                     if (sweep) {
                         for (LaunchConfig lc : sweepConfigs(bc)) {
-                            System.out.println(run.measure(lc, r));
+                            System.out.println(run.measure("condjl-cuda-sweep", lc, r));
                         }
                     }
                 }
@@ -249,7 +250,7 @@ public final class CoorDescentBench {
                     CondjlOps.address(cpuDs), c.rows(), c.n(), false, c.schedule().epsFinal(), 0, LaunchConfig.AUTO);
         }
 
-        String measure(LaunchConfig lc, int reps) {
+        String measure(String impl, LaunchConfig lc, int reps) {
             Case c = d.c;
             Runnable fwd = () -> CondjlOps.coorDescentRaw(true, s, 0, 0, c.k(), c.rows(), c.n(), false,
                     c.schedule(), y, 0, lc);
@@ -272,7 +273,7 @@ public final class CoorDescentBench {
             }, reps);
             String launch = CondjlOps.describeLaunch(c.rows(), c.n(), false, lc) + String.format(Locale.ROOT,
                     "; vs cpu fwd %.3g bwd %.3g", vsCpu, bwdVsCpu);
-            return json("condjl-cuda", c, fwdMs, fwdBwdMs, d.bytes * 2 / 1048576.0, diff, launch);
+            return json(impl, c, fwdMs, fwdBwdMs, d.bytes * 2 / 1048576.0, diff, launch);
         }
 
         private double eventMs(Runnable r, int reps) {

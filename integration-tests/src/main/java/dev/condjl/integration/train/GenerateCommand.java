@@ -20,7 +20,8 @@ import java.util.concurrent.Callable;
 /**
  * {@code condjl generate}: continues a prompt with a character-level model trained by {@code condjl train --corpus},
  * sampling each next character from the model's softmax at a temperature (0 = greedy), with the last
- * {@code seq-len} characters as context.
+ * {@code seq-len} characters as context. A context shorter than the attention window (which the routed causal
+ * attention requires) is padded on the left with spaces (or the alphabet's first character).
  */
 @Command(
         name = "generate",
@@ -91,12 +92,21 @@ public final class GenerateCommand implements Callable<Integer> {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("--prompt must not be empty");
         }
-        int n = block.getConfig().seqLen();
+        ModelConfig config = block.getConfig();
+        int n = config.seqLen();
+        int minimum = Math.min(n, config.lightWindow());
+        long pad = Math.max(0, config.alphabet().indexOf(' '));
         ParameterStore ps = new ParameterStore(model.getNDManager(), false);
         SplittableRandom random = new SplittableRandom(seed);
         long[] all = Arrays.copyOf(prompt, prompt.length + length);
         for (int t = prompt.length; t < all.length; t++) {
             long[] context = Arrays.copyOfRange(all, Math.max(0, t - n), t);
+            if (context.length < minimum) {
+                long[] padded = new long[minimum];
+                Arrays.fill(padded, pad);
+                System.arraycopy(context, 0, padded, minimum - context.length, context.length);
+                context = padded;
+            }
             try (NDManager m = model.getNDManager().newSubManager()) {
                 NDArray tokens = m.create(context, new Shape(1, context.length));
                 NDArray logits = block.forward(ps, new NDList(tokens), false).head();

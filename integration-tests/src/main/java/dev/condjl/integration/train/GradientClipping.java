@@ -2,6 +2,7 @@ package dev.condjl.integration.train;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
@@ -20,7 +21,8 @@ import java.util.List;
  *
  * <p>Call it after the backward passes and before {@code trainer.step()}. The gradients are read through the
  * trainer's {@link ParameterStore} (one copy per device) and scaled in place, which changes the {@code .grad} the
- * optimizer reads. A non-finite norm is returned without scaling, so the caller can skip or stop.
+ * optimizer reads. A non-finite norm zeroes every gradient instead (as a mixed-precision loss scaler skips such a
+ * step): the caller should then skip {@code trainer.step()}, and the next backward starts from zero.
  */
 public final class GradientClipping {
 
@@ -57,7 +59,9 @@ public final class GradientClipping {
                 grads.add(perDevice);
             }
             double norm = globalNorm(grads);
-            if (Double.isFinite(norm) && norm > maxNorm) {
+            if (!Double.isFinite(norm)) {
+                zero(grads);
+            } else if (norm > maxNorm) {
                 scale(grads, maxNorm / (norm + 1e-6));
             }
             return norm;
@@ -81,6 +85,15 @@ public final class GradientClipping {
             total = total == null ? sq : total.add(sq);
         }
         return total == null ? 0 : Math.sqrt(total.getFloat());
+    }
+
+    /** Sets gradients to 0 in place (multiplying would keep NaN and turn ±Infinity into NaN). */
+    private static void zero(List<List<NDArray>> grads) {
+        for (List<NDArray> perDevice : grads) {
+            for (NDArray g : perDevice) {
+                g.set(new NDIndex("..."), 0f);
+            }
+        }
     }
 
     /**

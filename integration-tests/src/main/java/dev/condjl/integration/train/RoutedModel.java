@@ -12,6 +12,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.Pair;
 import ai.djl.util.PairList;
+import dev.condjl.colt5.ConditionalRoutedAutoregressiveAttention;
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
 import dev.condjl.colt5.CoordinateDescentRouter;
 import dev.condjl.colt5.RMSNorm;
@@ -45,7 +46,7 @@ import java.util.Map;
  *
  * <p>Layer i is a {@link StochasticResidual} (rate {@code i·p/(depth-1)}, DINOv2's linear schedule; mode from the
  * configuration, batch subset by default) around the residual {@code f(x) = block(x) - x} of a
- * {@link ConditionalRoutedTransformerBlock}; with {@code --dropout weight|noise} the block's linear weights are
+ * {@link ConditionalRoutedTransformerBlock} (retrieval) or a {@link CausalRoutedLayer} (text); with {@code --dropout weight|noise} the block's linear weights are
  * parametrized by {@link WeightDropout} or {@link VariationalNoise}. The forward output is {@code [logits]}, or
  * {@code [logits, penalty]} with learned dropout (for {@link dev.condjl.dropout.PenalizedLoss}).
  */
@@ -58,7 +59,7 @@ public final class RoutedModel extends AbstractBlock {
     private final EmbeddingTable posEmb;
     private final LearnedDropout embDropout;
     private final List<StochasticResidual> layers = new ArrayList<>();
-    private final List<ConditionalRoutedTransformerBlock> routed = new ArrayList<>();
+    private final List<Block> cores = new ArrayList<>();
     private final RMSNorm norm;
     private final Linear toLogits;
     private volatile ParameterStore lastStore;
@@ -72,9 +73,6 @@ public final class RoutedModel extends AbstractBlock {
     public RoutedModel(ModelConfig config) {
         super(VERSION);
         this.config = config;
-        if (config.causal()) {
-            throw new IllegalArgumentException("--corpus needs ConditionalRoutedAutoregressiveAttention (issue 8)");
-        }
         tokenEmb = addChildBlock("token_emb", new EmbeddingTable(config.vocabSize(), config.dim(), 1f));
         posEmb = addChildBlock("pos_emb", new EmbeddingTable(config.seqLen(), config.dim(), 0.02f));
         embDropout = "learned".equals(config.dropout())
@@ -84,8 +82,8 @@ public final class RoutedModel extends AbstractBlock {
         double[] rates = DepthSchedule.linear(config.dropPathRate(), config.depth());
         StochasticDepthMode mode = StochasticDepthMode.valueOf(config.dropPathMode());
         for (int i = 0; i < config.depth(); i++) {
-            ConditionalRoutedTransformerBlock block = routedBlock(config);
-            routed.add(block);
+            Block block = config.causal() ? causalLayer(config) : routedBlock(config);
+            cores.add(block);
             layers.add(addChildBlock("layers." + i, StochasticResidual.builder()
                     .setBranch(new ResidualBranch(regularized(block, config)))
                     .optDropProb(rates[i])
@@ -107,10 +105,28 @@ public final class RoutedModel extends AbstractBlock {
                 .optLightDimHead(c.dimHead())
                 .optHeavyHeads(c.heads())
                 .optHeavyDimHead(c.dimHead())
-                .optRouterKwargs(CoordinateDescentRouter.builder()
-                        .optEps(c.routerEps())
-                        .optCosineSimRouting(c.cosineRouting()))
+                .optRouterKwargs(routerKwargs(c))
                 .build();
+    }
+
+    private static CausalRoutedLayer causalLayer(ModelConfig c) {
+        return new CausalRoutedLayer(ConditionalRoutedAutoregressiveAttention.builder()
+                .setDim(c.dim())
+                .setNumHeavyTokensQ(c.heavyTokensQ())
+                .setNumHeavyTokensKv(c.heavyTokensKv())
+                .optLightWindowSize(c.lightWindow())
+                .optLightHeads(c.heads())
+                .optLightDimHead(c.dimHead())
+                .optHeavyHeads(c.heads())
+                .optHeavyDimHead(c.dimHead())
+                .optRouterKwargs(routerKwargs(c))
+                .build(), c.dim());
+    }
+
+    private static CoordinateDescentRouter.Builder routerKwargs(ModelConfig c) {
+        // TEMPORARY (notes/requests-train.md §3): the fused backend's surrogate gradient is corrupted after a GC
+        return CoordinateDescentRouter.builder().optEps(c.routerEps()).optCosineSimRouting(c.cosineRouting())
+                .optBackend(dev.condjl.topk.Backend.UNROLLED);
     }
 
     /** The block itself, or the block with its linear weights parametrized for {@code --dropout weight|noise}. */
@@ -187,7 +203,8 @@ public final class RoutedModel extends AbstractBlock {
     }
 
     /**
-     * An evaluation forward pass that also returns where every layer's routers sent the tokens.
+     * An evaluation forward pass that also returns where every layer's routers sent the tokens (for the retrieval
+     * model; the causal attention does not report its routing yet, so a text model's trace has no layers).
      *
      * @param ps the parameter store
      * @param tokens (b, n) int64 tokens
@@ -196,8 +213,12 @@ public final class RoutedModel extends AbstractBlock {
     public RoutingTrace trace(ParameterStore ps, NDArray tokens) {
         NDArray x = embed(ps, tokens, false).head();
         List<RoutingTrace.Layer> trace = new ArrayList<>();
-        for (ConditionalRoutedTransformerBlock block : routed) {
+        for (Block core : cores) {
             // stochastic depth and weight regularizers are the identity in evaluation
+            if (!(core instanceof ConditionalRoutedTransformerBlock block)) {
+                x = core.forward(ps, new NDList(x), false).head();
+                continue;
+            }
             RoutedOutput out = block.applyWithRouting(ps, x, null, null, null, null, false);
             trace.add(new RoutingTrace.Layer(
                     RoutingTrace.rows(out.qIndices()), RoutingTrace.rows(out.kvIndices()),
@@ -210,7 +231,7 @@ public final class RoutedModel extends AbstractBlock {
     /**
      * The weights under PyTorch-style names: {@code token_emb.weight}, {@code pos_emb.weight}, {@code norm.gamma},
      * {@code to_logits.weight}/{@code bias}, {@code emb_dropout.*}, and for layer i
-     * {@code layers.i.<ConditionalRoutedTransformerBlock state_dict key>}, e.g.
+     * {@code layers.i.<ConditionalRoutedTransformerBlock or CausalRoutedLayer state_dict key>}, e.g.
      * {@code layers.0.conditional_attn.q_router.routing_token}: a PyTorch {@code nn.ModuleList} of the reference's
      * blocks loads its slice unchanged.
      *
@@ -223,8 +244,8 @@ public final class RoutedModel extends AbstractBlock {
         if (embDropout != null) {
             putAll(out, "emb_dropout.", embDropout);
         }
-        for (int i = 0; i < routed.size(); i++) {
-            putAll(out, "layers." + i + ".", routed.get(i));
+        for (int i = 0; i < cores.size(); i++) {
+            putAll(out, "layers." + i + ".", cores.get(i));
         }
         putAll(out, "norm.", norm);
         putAll(out, "to_logits.", toLogits);

@@ -27,7 +27,8 @@ import javax.imageio.ImageIO;
 /**
  * The picture of a training run: the loss and accuracy curves (XChart) above a routing map (Java2D) that shows, for
  * a few validation sequences, which positions each layer's three routers sent to the heavy branch, with the
- * positions that matter marked.
+ * positions that matter marked. Text models have no routing map yet: their causal attention does not report its
+ * routing.
  */
 public final class RunCharts {
 
@@ -122,8 +123,8 @@ public final class RunCharts {
         BufferedImage loss = BitmapEncoder.getBufferedImage(lossChart(curve));
         BufferedImage accuracy = BitmapEncoder.getBufferedImage(accuracyChart(curve, 1.0 / config.numClasses()));
         int layers = trace.layers().size();
-        int seqHeight = 3 * layers * (ROW + ROW_GAP) + 34;
-        int mapHeight = 60 + shown.batchSize() * seqHeight + 40;
+        int seqHeight = 3 * layers * (ROW + ROW_GAP) + 38;
+        int mapHeight = layers == 0 ? 0 : 60 + shown.batchSize() * seqHeight + 40;
         BufferedImage image = new BufferedImage(WIDTH, CHART_HEIGHT + mapHeight, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = image.createGraphics();
         g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
@@ -131,7 +132,9 @@ public final class RunCharts {
         g.fillRect(0, 0, image.getWidth(), image.getHeight());
         g.drawImage(loss, 0, 0, null);
         g.drawImage(accuracy, WIDTH / 2, 0, null);
-        drawRoutingMap(g, CHART_HEIGHT, trace, shown, task, config);
+        if (layers > 0) {
+            drawRoutingMap(g, CHART_HEIGHT, trace, shown, task, config);
+        }
         g.dispose();
         ImageIO.write(image, "png", png.toFile());
     }

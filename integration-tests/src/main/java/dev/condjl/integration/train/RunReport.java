@@ -27,11 +27,14 @@ import java.util.Map;
  *     grows with the load, this does not)
  * @param tokensPerSecond training throughput
  * @param trainLoss smoothed training loss at the end
+ * @param skippedSteps steps whose update was skipped for a non-finite gradient norm
  * @param validLoss validation loss
  * @param validAccuracy validation accuracy
  * @param chance accuracy of uniform guessing
  * @param validSequences validation sequences
  * @param routing per layer, routing statistics ({@link Evaluation})
+ * @param validCurve the validation points during training: {step, loss, accuracy}, on the first (up to) 64
+ *     validation sequences
  * @param peakRssBytes the process's peak resident memory (VmHWM), -1 if unknown
  * @param checkpoint the checkpoint directory
  * @param picture the PNG with the loss curve and routing map
@@ -49,11 +52,13 @@ public record RunReport(
         double cpuMsPerStep,
         double tokensPerSecond,
         double trainLoss,
+        int skippedSteps,
         double validLoss,
         double validAccuracy,
         double chance,
         int validSequences,
         List<Map<String, Double>> routing,
+        List<double[]> validCurve,
         long peakRssBytes,
         String checkpoint,
         String picture) {
@@ -82,7 +87,8 @@ public record RunReport(
         sb.append(String.format(Locale.ROOT, "training    steps %d..%d, batch %d x %d tokens, %s (%.0f ms/step, "
                 + "%,.0f tokens/s; CPU %.0f ms/step)%n", firstStep, steps, batchSize, seqLen,
                 ProgressLine.duration(trainSeconds), msPerStep, tokensPerSecond, cpuMsPerStep));
-        sb.append(String.format(Locale.ROOT, "loss        train %.4f, validation %.4f%n", trainLoss, validLoss));
+        sb.append(String.format(Locale.ROOT, "loss        train %.4f, validation %.4f%s%n", trainLoss, validLoss,
+                skippedSteps == 0 ? "" : " (" + skippedSteps + " updates skipped: non-finite gradients)"));
         sb.append(String.format(Locale.ROOT, "accuracy    %.1f%% on %d validation sequences (chance %.1f%%)%n",
                 100 * validAccuracy, validSequences, 100 * chance));
         sb.append(Evaluation.Result.routingText(routing));

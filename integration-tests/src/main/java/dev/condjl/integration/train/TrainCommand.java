@@ -33,8 +33,8 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--corpus", paramLabel = "FILE", description = "UTF-8 text: train a character-level LM on it")
     Path corpus;
 
-    @Option(names = "--seq-len", description = "tokens per sequence (default: ${DEFAULT-VALUE})", defaultValue = "512")
-    int seqLen;
+    @Option(names = "--seq-len", description = "tokens per sequence (default: 512, text 256)")
+    Integer seqLen;
 
     @Option(names = "--pairs", description = "retrieval: key->value pairs per sequence (${DEFAULT-VALUE})",
             defaultValue = "1")
@@ -62,11 +62,12 @@ public final class TrainCommand implements Callable<Integer> {
             defaultValue = "32")
     int lightWindow;
 
-    @Option(names = "--heavy-q", description = "routed queries per sequence, Kq (${DEFAULT-VALUE})",
-            defaultValue = "32")
-    int heavyQ;
+    @Option(names = "--heavy-q", description = "routed queries per sequence, Kq (default: 32; text: 8 per light "
+            + "window)")
+    Integer heavyQ;
 
-    @Option(names = "--heavy-kv", description = "routed keys/values per sequence, Kkv (${DEFAULT-VALUE})",
+    @Option(names = "--heavy-kv", description = "routed keys/values per sequence, Kkv (text: per window, from "
+            + "earlier windows) (${DEFAULT-VALUE})",
             defaultValue = "32")
     int heavyKv;
 
@@ -146,6 +147,10 @@ public final class TrainCommand implements Callable<Integer> {
             + "to --steps; its model configuration is used")
     Path resume;
 
+    @Option(names = "--threads", description = "PyTorch intra-op threads (default: one per core); 1 is faster on "
+            + "a machine shared with other jobs")
+    Integer threads;
+
     @Option(names = "--progress", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "draw the progress bar (default: ${DEFAULT-VALUE})")
     boolean progress;
@@ -155,6 +160,11 @@ public final class TrainCommand implements Callable<Integer> {
     /** {@inheritDoc} */
     @Override
     public Integer call() throws Exception {
+        if (threads != null) {
+            // read when the engine starts, i.e. before the first DJL call of this process
+            System.setProperty("ai.djl.pytorch.num_threads", threads.toString());
+            System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+        }
         try {
             ModelConfig config = resume != null ? ModelConfig.load(resume) : modelConfig();
             TrainingTask task = config.task(null);
@@ -190,14 +200,16 @@ public final class TrainCommand implements Callable<Integer> {
                     + ") must be BATCH_SUBSET, DROP_PATH, LAYER_DROP or AUTO", e);
         }
         if (corpus != null) {
-            TextCorpus text = TextCorpus.read(corpus, seqLen, null);
-            return new ModelConfig(ModelConfig.TEXT, seqLen, text.vocabSize(), text.numClasses(), dim, depth, heads,
-                    dimHead, lightWindow, heavyQ, heavyKv, heavyFf, routerEps, cosineRouting, dropPathRate, mode,
-                    dropout, rate, 0, 0, 0, corpus.toAbsolutePath().toString(), text.alphabet());
+            int n = seqLen != null ? seqLen : 256;
+            TextCorpus text = TextCorpus.read(corpus, n, null);
+            return new ModelConfig(ModelConfig.TEXT, n, text.vocabSize(), text.numClasses(), dim, depth, heads,
+                    dimHead, lightWindow, heavyQ != null ? heavyQ : 8, heavyKv, heavyFf, routerEps, cosineRouting,
+                    dropPathRate, mode, dropout, rate, 0, 0, 0, corpus.toAbsolutePath().toString(), text.alphabet());
         }
-        RetrievalTask retrieval = new RetrievalTask(seqLen, pairs, keys, values, lightWindow);
-        return new ModelConfig(ModelConfig.RETRIEVAL, seqLen, retrieval.vocabSize(), retrieval.numClasses(), dim,
-                depth, heads, dimHead, lightWindow, heavyQ, heavyKv, heavyFf, routerEps, cosineRouting, dropPathRate,
-                mode, dropout, rate, pairs, keys, values, null, null);
+        int n = seqLen != null ? seqLen : 512;
+        RetrievalTask retrieval = new RetrievalTask(n, pairs, keys, values, lightWindow);
+        return new ModelConfig(ModelConfig.RETRIEVAL, n, retrieval.vocabSize(), retrieval.numClasses(), dim, depth,
+                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, heavyFf, routerEps, cosineRouting,
+                dropPathRate, mode, dropout, rate, pairs, keys, values, null, null);
     }
 }

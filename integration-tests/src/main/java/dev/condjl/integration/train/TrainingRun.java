@@ -6,6 +6,7 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.DefaultTrainingConfig;
@@ -101,6 +102,7 @@ public final class TrainingRun {
                 double tokensPerSecond = 0;
                 long trainNanos = 0;
                 long cpuNanos = 0;
+                int skipped = 0;
                 for (int step = first; step < s.steps(); step++) {
                     Sample batch = task.sample(data, s.batchSize());
                     if (loss instanceof PenalizedLoss penalized) {
@@ -118,6 +120,11 @@ public final class TrainingRun {
                     if (!Double.isFinite(stepStats[0])) {
                         throw new IllegalStateException("the loss is " + stepStats[0] + " at step " + step
                                 + "; try a smaller --lr");
+                    }
+                    if (s.clipNorm() > 0 && !Double.isFinite(stepStats[1])) {
+                        skipped++;
+                        LOG.warn("gradient norm {} at step {}: update skipped ({} so far)", stepStats[1], step,
+                                skipped);
                     }
                     curve.addTrain(step + 1, stepStats[0], smooth, stepStats[1]);
                     if ((step + 1) % s.evalEvery() == 0 || step + 1 == s.steps()) {
@@ -145,8 +152,8 @@ public final class TrainingRun {
                         Arrays.stream(devices).map(Device::toString).collect(Collectors.joining(",")),
                         parameters, first, s.steps(), s.batchSize(), config.seqLen(), trainNanos / 1e9,
                         trainNanos / 1e6 / done, cpuNanos / 1e6 / done, (double) done * s.batchSize() * config.seqLen() / (trainNanos / 1e9),
-                        smooth, result.loss(), result.accuracy(), 1.0 / config.numClasses(), result.sequences(),
-                        result.routing(), PeakMemory.peakResidentBytes(), checkpoint.toString(),
+                        smooth, skipped, result.loss(), result.accuracy(), 1.0 / config.numClasses(), result.sequences(),
+                        result.routing(), curve.valid(), PeakMemory.peakResidentBytes(), checkpoint.toString(),
                         picture.toString());
                 report.save(s.runDir().resolve("report.json"));
                 return report;
@@ -172,7 +179,10 @@ public final class TrainingRun {
                     Sample part = batch.rows(from, to);
                     NDManager m = stepManager.newSubManager(devices[d]);
                     NDList out = trainer.forward(new NDList(part.tokenArray(m)));
-                    NDArray l = lossOf(trainer.getLoss(), out, part.labelArray(m)).mul((float) (to - from) / b);
+                    // a native scalar: mul(Number) wraps the number in a Java buffer that autograd reads in
+                    // backward after DJL has freed it (garbage gradients after a GC, notes/requests-issue8.md)
+                    NDArray share = m.full(new Shape(), (float) (to - from) / b, DataType.FLOAT32);
+                    NDArray l = lossOf(trainer.getLoss(), out, part.labelArray(m)).mul(share);
                     collector.backward(l);
                     lossValue += l.getFloat();
                 }
@@ -181,7 +191,9 @@ public final class TrainingRun {
                     ? GradientClipping.clipByGlobalNorm(block.getLastParameterStore(),
                             block.getParameters().values(), devices, clip)
                     : Double.NaN;
-            trainer.step();
+            if (clip <= 0 || Double.isFinite(norm)) {
+                trainer.step();
+            }
             return new double[] {lossValue, norm};
         }
     }

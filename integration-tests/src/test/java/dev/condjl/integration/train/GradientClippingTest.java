@@ -1,0 +1,89 @@
+package dev.condjl.integration.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.Initializer;
+
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+
+class GradientClippingTest {
+
+    private static final Device[] CPU = {Device.cpu()};
+
+    /** Two parameters whose gradients are (3, 4) and (0, 12): global norm 13. */
+    private static List<Parameter> withGradients(NDManager manager) {
+        Parameter a = parameter("a", manager);
+        Parameter b = parameter("b", manager);
+        try (GradientCollector collector = Engine.getEngine("PyTorch").newGradientCollector()) {
+            NDArray loss = manager.create(new float[] {3, 4}).mul(a.getArray()).sum()
+                    .add(manager.create(new float[] {0, 12}).mul(b.getArray()).sum());
+            collector.backward(loss);
+        }
+        return List.of(a, b);
+    }
+
+    private static Parameter parameter(String name, NDManager manager) {
+        Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT)
+                .optShape(new Shape(2)).optInitializer(Initializer.ONES).build();
+        p.initialize(manager, DataType.FLOAT32);
+        return p;
+    }
+
+    @Test
+    void scalesAllGradientsByTheGlobalNorm() {
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
+            List<Parameter> params = withGradients(manager);
+            double norm = GradientClipping.clipByGlobalNorm(new ParameterStore(manager, false), params, CPU, 1.0);
+            assertEquals(13.0, norm, 1e-5);
+            float k = (float) (1.0 / (13.0 + 1e-6));
+            assertArrayEquals(new float[] {3 * k, 4 * k}, params.get(0).getArray().getGradient().toFloatArray(),
+                    1e-6f);
+            assertArrayEquals(new float[] {0, 12 * k}, params.get(1).getArray().getGradient().toFloatArray(),
+                    1e-6f);
+        }
+    }
+
+    @Test
+    void leavesSmallGradientsAlone() {
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
+            List<Parameter> params = withGradients(manager);
+            double norm = GradientClipping.clipByGlobalNorm(new ParameterStore(manager, false), params, CPU, 20.0);
+            assertEquals(13.0, norm, 1e-5);
+            assertArrayEquals(new float[] {0, 12}, params.get(1).getArray().getGradient().toFloatArray());
+        }
+    }
+
+    @Test
+    void sumsCopiesOfOneParameterBeforeTheNorm() {
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
+            NDArray a0 = manager.create(new float[] {1, 2});
+            NDArray a1 = manager.create(new float[] {2, 2});
+            NDArray b0 = manager.create(new float[] {0, 1});
+            NDArray b1 = manager.create(new float[] {0, 1});
+            double norm = GradientClipping.globalNorm(List.of(List.of(a0, a1), List.of(b0, b1)));
+            assertEquals(Math.sqrt(9 + 16 + 4), norm, 1e-5);
+        }
+    }
+
+    @Test
+    void rejectsANonPositiveLimit() {
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> GradientClipping.clipByGlobalNorm(new ParameterStore(manager, false), List.of(), CPU, 0));
+            assertEquals("maxNorm (0.0) must be > 0", e.getMessage());
+        }
+    }
+}
