@@ -81,16 +81,9 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
                 .optExactWindowsize(false)
                 .build());
         nullQToken = builder.useNullQTokens ? addParameter(ConditionalRoutedAttention.nullQToken(dim)) : null;
-        qRouter = addChildBlock("q_router",
-                RouterKwargs.router(builder.routerKwargs, dim, builder.routerStraightThrough, 1));
-        kvRouter = addChildBlock("kv_router",
-                RouterKwargs.router(builder.routerKwargs, dim, builder.routerStraightThrough, builder.numRoutedKv));
-        heavyAttn = addChildBlock("heavy_attn", Attention.builder()
-                .setDim(dim)
-                .optDimHead(builder.heavyDimHead)
-                .optHeads(builder.heavyHeads)
-                .optMultiplyKeysByScore(builder.multiplyKeysByScore)
-                .build());
+        qRouter = addChildBlock("q_router", builder.router(1).build());
+        kvRouter = addChildBlock("kv_router", builder.router(builder.numRoutedKv).build());
+        heavyAttn = addChildBlock("heavy_attn", builder.heavyAttention());
         rotaryEmb = builder.rotaryEmb ? addChildBlock("rotary_emb", new RotaryEmbedding(builder.heavyDimHead)) : null;
     }
 
@@ -213,35 +206,21 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
         return new Shape[] {inputShapes[0]};
     }
 
-    /** Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none). */
-    public static final class Builder {
-        private int dim;
+    /**
+     * Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none),
+     * the shared ones in {@link RoutedAttentionBuilder}.
+     */
+    public static final class Builder extends RoutedAttentionBuilder<Builder> {
         private int numHeavyTokensQ;
         private int numHeavyTokensKv;
-        private int numRoutedKv = 1;
-        private int lightDimHead = 64;
-        private int lightHeads = 8;
-        private int lightWindowSize = 128;
         private Integer heavyWindowSize;
-        private int heavyDimHead = 64;
-        private int heavyHeads = 8;
-        private boolean routerStraightThrough = true;
-        private CoordinateDescentRouter.Builder routerKwargs;
-        private boolean multiplyKeysByScore;
-        private boolean multiplyQueriesByScore;
-        private boolean useNullQTokens = true;
         private boolean rotaryEmb;
 
         private Builder() {}
 
-        /**
-         * Sets the model width (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -268,50 +247,6 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
         }
 
         /**
-         * Sets the number of kv routes R; heavy heads are split evenly between them.
-         *
-         * @param numRoutedKv default 1
-         * @return this builder
-         */
-        public Builder optNumRoutedKv(int numRoutedKv) {
-            this.numRoutedKv = numRoutedKv;
-            return this;
-        }
-
-        /**
-         * Sets the light branch's head dimension.
-         *
-         * @param lightDimHead default 64
-         * @return this builder
-         */
-        public Builder optLightDimHead(int lightDimHead) {
-            this.lightDimHead = lightDimHead;
-            return this;
-        }
-
-        /**
-         * Sets the light branch's heads.
-         *
-         * @param lightHeads default 8
-         * @return this builder
-         */
-        public Builder optLightHeads(int lightHeads) {
-            this.lightHeads = lightHeads;
-            return this;
-        }
-
-        /**
-         * Sets the causal light window: a token sees the previous window and its own up to itself.
-         *
-         * @param lightWindowSize default 128
-         * @return this builder
-         */
-        public Builder optLightWindowSize(int lightWindowSize) {
-            this.lightWindowSize = lightWindowSize;
-            return this;
-        }
-
-        /**
          * Sets the heavy window w: queries are routed per window of w tokens, keys/values from earlier windows.
          *
          * @param heavyWindowSize null (default) for {@code lightWindowSize}
@@ -319,83 +254,6 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
          */
         public Builder optHeavyWindowSize(Integer heavyWindowSize) {
             this.heavyWindowSize = heavyWindowSize;
-            return this;
-        }
-
-        /**
-         * Sets the heavy branch's head dimension.
-         *
-         * @param heavyDimHead default 64
-         * @return this builder
-         */
-        public Builder optHeavyDimHead(int heavyDimHead) {
-            this.heavyDimHead = heavyDimHead;
-            return this;
-        }
-
-        /**
-         * Sets the heavy branch's heads.
-         *
-         * @param heavyHeads default 8, divisible by {@code numRoutedKv}
-         * @return this builder
-         */
-        public Builder optHeavyHeads(int heavyHeads) {
-            this.heavyHeads = heavyHeads;
-            return this;
-        }
-
-        /**
-         * Whether the routers' scores are straight-through.
-         *
-         * @param routerStraightThrough default true
-         * @return this builder
-         */
-        public Builder optRouterStraightThrough(boolean routerStraightThrough) {
-            this.routerStraightThrough = routerStraightThrough;
-            return this;
-        }
-
-        /**
-         * Sets both routers' other options ({@code router_kwargs}).
-         *
-         * @param routerKwargs a router builder used as a template (copied)
-         * @return this builder
-         */
-        public Builder optRouterKwargs(CoordinateDescentRouter.Builder routerKwargs) {
-            this.routerKwargs = routerKwargs;
-            return this;
-        }
-
-        /**
-         * Whether heavy keys are scaled by the kv scores too.
-         *
-         * @param multiplyKeysByScore default false
-         * @return this builder
-         */
-        public Builder optMultiplyKeysByScore(boolean multiplyKeysByScore) {
-            this.multiplyKeysByScore = multiplyKeysByScore;
-            return this;
-        }
-
-        /**
-         * Whether heavy queries are scaled by the query scores before attention.
-         *
-         * @param multiplyQueriesByScore default false
-         * @return this builder
-         */
-        public Builder optMultiplyQueriesByScore(boolean multiplyQueriesByScore) {
-            this.multiplyQueriesByScore = multiplyQueriesByScore;
-            return this;
-        }
-
-        /**
-         * Whether unrouted queries get the learned {@code null_q_token} (else 0) as heavy output.
-         *
-         * @param useNullQTokens default true
-         * @return this builder
-         */
-        public Builder optUseNullQTokens(boolean useNullQTokens) {
-            this.useNullQTokens = useNullQTokens;
             return this;
         }
 
@@ -418,15 +276,13 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
          *     kv routes
          */
         public ConditionalRoutedAutoregressiveAttention build() {
-            Builders.positive("dim", dim);
+            validate();
             Builders.positive("numHeavyTokensQ", numHeavyTokensQ);
             Builders.positive("numHeavyTokensKv", numHeavyTokensKv);
-            Builders.positive("numRoutedKv", numRoutedKv);
             Builders.positive("lightWindowSize", lightWindowSize);
             if (heavyWindowSize != null) {
                 Builders.positive("heavyWindowSize", heavyWindowSize);
             }
-            Builders.divisible("heavyHeads", heavyHeads, "numRoutedKv", numRoutedKv);
             return new ConditionalRoutedAutoregressiveAttention(this);
         }
     }

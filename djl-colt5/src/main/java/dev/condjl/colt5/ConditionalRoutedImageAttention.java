@@ -67,16 +67,9 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
                 .optPrenorm(true)
                 .build());
         nullQToken = builder.useNullQTokens ? addParameter(ConditionalRoutedAttention.nullQToken(dim)) : null;
-        qRouter = addChildBlock("q_router",
-                RouterKwargs.router(builder.routerKwargs, dim, builder.routerStraightThrough, 1));
-        kvRouter = addChildBlock("kv_router",
-                RouterKwargs.router(builder.routerKwargs, dim, builder.routerStraightThrough, builder.numRoutedKv));
-        heavyAttn = addChildBlock("heavy_attn", Attention.builder()
-                .setDim(dim)
-                .optDimHead(builder.heavyDimHead)
-                .optHeads(builder.heavyHeads)
-                .optMultiplyKeysByScore(builder.multiplyKeysByScore)
-                .build());
+        qRouter = addChildBlock("q_router", builder.router(1).build());
+        kvRouter = addChildBlock("kv_router", builder.router(builder.numRoutedKv).build());
+        heavyAttn = addChildBlock("heavy_attn", builder.heavyAttention());
     }
 
     /**
@@ -175,34 +168,20 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
         return new Shape[] {inputShapes[0]};
     }
 
-    /** Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none). */
-    public static final class Builder {
-        private int dim;
+    /**
+     * Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none),
+     * the shared ones in {@link RoutedAttentionBuilder}.
+     */
+    public static final class Builder extends RoutedAttentionBuilder<Builder> {
         private int numHeavyTokensQ;
         private int numHeavyTokensKv;
-        private int numRoutedKv = 1;
-        private int lightDimHead = 64;
-        private int lightHeads = 8;
-        private int lightWindowSize = 128;
-        private int heavyDimHead = 64;
-        private int heavyHeads = 8;
-        private boolean routerStraightThrough = true;
-        private CoordinateDescentRouter.Builder routerKwargs;
-        private boolean multiplyKeysByScore;
-        private boolean multiplyQueriesByScore;
-        private boolean useNullQTokens = true;
         private boolean channelFirst;
 
         private Builder() {}
 
-        /**
-         * Sets the number of channels (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -229,127 +208,6 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
         }
 
         /**
-         * Sets the number of kv routes R; heavy heads are split evenly between them.
-         *
-         * @param numRoutedKv default 1
-         * @return this builder
-         */
-        public Builder optNumRoutedKv(int numRoutedKv) {
-            this.numRoutedKv = numRoutedKv;
-            return this;
-        }
-
-        /**
-         * Sets the light branch's head dimension.
-         *
-         * @param lightDimHead default 64
-         * @return this builder
-         */
-        public Builder optLightDimHead(int lightDimHead) {
-            this.lightDimHead = lightDimHead;
-            return this;
-        }
-
-        /**
-         * Sets the light branch's heads.
-         *
-         * @param lightHeads default 8
-         * @return this builder
-         */
-        public Builder optLightHeads(int lightHeads) {
-            this.lightHeads = lightHeads;
-            return this;
-        }
-
-        /**
-         * Sets the window side w: light attention and routing work on w×w windows.
-         *
-         * @param lightWindowSize default 128
-         * @return this builder
-         */
-        public Builder optLightWindowSize(int lightWindowSize) {
-            this.lightWindowSize = lightWindowSize;
-            return this;
-        }
-
-        /**
-         * Sets the heavy branch's head dimension.
-         *
-         * @param heavyDimHead default 64
-         * @return this builder
-         */
-        public Builder optHeavyDimHead(int heavyDimHead) {
-            this.heavyDimHead = heavyDimHead;
-            return this;
-        }
-
-        /**
-         * Sets the heavy branch's heads.
-         *
-         * @param heavyHeads default 8, divisible by {@code numRoutedKv}
-         * @return this builder
-         */
-        public Builder optHeavyHeads(int heavyHeads) {
-            this.heavyHeads = heavyHeads;
-            return this;
-        }
-
-        /**
-         * Whether the routers' scores are straight-through.
-         *
-         * @param routerStraightThrough default true
-         * @return this builder
-         */
-        public Builder optRouterStraightThrough(boolean routerStraightThrough) {
-            this.routerStraightThrough = routerStraightThrough;
-            return this;
-        }
-
-        /**
-         * Sets both routers' other options ({@code router_kwargs}).
-         *
-         * @param routerKwargs a router builder used as a template (copied)
-         * @return this builder
-         */
-        public Builder optRouterKwargs(CoordinateDescentRouter.Builder routerKwargs) {
-            this.routerKwargs = routerKwargs;
-            return this;
-        }
-
-        /**
-         * Whether heavy keys are scaled by the kv scores too.
-         *
-         * @param multiplyKeysByScore default false
-         * @return this builder
-         */
-        public Builder optMultiplyKeysByScore(boolean multiplyKeysByScore) {
-            this.multiplyKeysByScore = multiplyKeysByScore;
-            return this;
-        }
-
-        /**
-         * Whether heavy queries are scaled by the query scores before attention.
-         *
-         * @param multiplyQueriesByScore default false
-         * @return this builder
-         */
-        public Builder optMultiplyQueriesByScore(boolean multiplyQueriesByScore) {
-            this.multiplyQueriesByScore = multiplyQueriesByScore;
-            return this;
-        }
-
-        /**
-         * Whether unrouted queries get the learned {@code null_q_token} (else 0) as heavy output.
-         *
-         * @param useNullQTokens default true
-         * @return this builder
-         */
-        public Builder optUseNullQTokens(boolean useNullQTokens) {
-            this.useNullQTokens = useNullQTokens;
-            return this;
-        }
-
-        /**
          * Whether the feature map is {@code (b, d, H, W)} instead of {@code (b, H, W, d)}.
          *
          * @param channelFirst default false
@@ -368,12 +226,10 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
          *     kv routes
          */
         public ConditionalRoutedImageAttention build() {
-            Builders.positive("dim", dim);
+            validate();
             Builders.positive("numHeavyTokensQ", numHeavyTokensQ);
             Builders.positive("numHeavyTokensKv", numHeavyTokensKv);
-            Builders.positive("numRoutedKv", numRoutedKv);
             Builders.positive("lightWindowSize", lightWindowSize);
-            Builders.divisible("heavyHeads", heavyHeads, "numRoutedKv", numRoutedKv);
             return new ConditionalRoutedImageAttention(this);
         }
     }

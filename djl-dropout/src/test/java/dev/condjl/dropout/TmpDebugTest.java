@@ -29,7 +29,7 @@ class TmpDebugTest {
                 StringBuilder sb = new StringBuilder("seed " + seed + " pen " + out.get(1).getFloat() + " ones " + out.get(2).getFloat());
                 for (var p : model.getParameters()) {
                     if (p.getKey().contains("shift")) {
-                        sb.append(" ").append(p.getValue().getArray().getGradient().abs().sum().getFloat());
+                        sb.append("\n ").append(p.getKey()).append(" ").append(p.getValue().getArray().getGradient().getShape()).append(" ").append(p.getValue().getArray().getGradient().abs().sum().getFloat());
                     }
                 }
                 System.out.println(sb);
