@@ -41,6 +41,7 @@ struct CdForward {
     float logk_scalar;
     EpsSchedule eps;
     void* out;            // dtype, rows * n
+    void* weights;        // null, or rows * n of dtype: the implicit-gradient weights q = (y < 1 ? y : 0) / e_final
 };
 
 // The implicit-function gradient of a converged coor_descent solution y, for an upstream gradient g:

@@ -204,6 +204,12 @@ void store_row(const float* src, int64_t n, DType dtype, int64_t offset, void* d
     }
 }
 
+double eps_final(const EpsSchedule& eps) {
+    double e = eps.start;
+    for (int t = 0; t < eps.iters; ++t) e = std::max(e * eps.decay, eps.floor);
+    return e;
+}
+
 }  // namespace
 
 void cd_forward_cpu(const CdForward& p) {
@@ -219,6 +225,12 @@ void cd_forward_cpu(const CdForward& p) {
         const float logk = p.logk != nullptr ? p.logk[row * p.logk_stride] : p.logk_scalar;
         forward_row(s, p.n, logk, p.eps, sc.z.data(), sc.y.data());
         store_row(sc.y.data(), p.n, p.dtype, off, p.out);
+        if (p.weights != nullptr) {
+            float* q = sc.z.data();
+            const float ef = static_cast<float>(eps_final(p.eps));
+            for (int64_t i = 0; i < p.n; ++i) q[i] = sc.y[i] < 1.0f ? sc.y[i] / ef : 0.0f;
+            store_row(q, p.n, p.dtype, off, p.weights);
+        }
     });
 }
 

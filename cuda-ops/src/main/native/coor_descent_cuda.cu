@@ -199,6 +199,7 @@ struct ForwardArgs {
     double eps_decay;
     double eps_floor;
     void* out;
+    void* weights;
 };
 
 constexpr float kLog2e = 1.4426950408889634f;
@@ -236,6 +237,9 @@ __device__ __forceinline__ float y_of(float s, float a, float e) {
     const float b = -fmaxf(sa, 0.0f);
     return expf((sa + b) / e);
 }
+
+// The implicit-gradient weight of an output: y / e where y < 1, else 0.
+__device__ __forceinline__ float q_of(float y, float e) { return y < 1.0f ? y / e : 0.0f; }
 
 // 16 cached values need more than the 64 registers a 1024-thread block allows: that variant runs up to 512 threads.
 template <typename T, int R>
@@ -308,11 +312,16 @@ __global__ void __launch_bounds__(R == 16 ? 512 : 1024) forward_kernel(const For
         iterate(Bool<true>());
         for (int t = 1; t < args.iters; ++t) iterate(Bool<false>());
         const float ef = static_cast<float>(e);
+        T* q_p = args.weights != nullptr ? static_cast<T*>(args.weights) + start : nullptr;
+        auto store = [&](int64_t off, float y) {
+            store_f(out_p, off, y);
+            if (q_p != nullptr) store_f(q_p, off, q_of(y, ef));
+        };
 #pragma unroll
         for (int j = 0; j < R; ++j) {
-            if (j * nt < len) store_f(out_p, j * nt, y_of(sv[j], a, ef));
+            if (j * nt < len) store(j * nt, y_of(sv[j], a, ef));
         }
-        for (int64_t off = streamed; off < len; off += nt) store_f(out_p, off, y_of(score(off), a, ef));
+        for (int64_t off = streamed; off < len; off += nt) store(off, y_of(score(off), a, ef));
     }
 }
 
@@ -628,7 +637,7 @@ std::string cuda_probe() {
             float host[4] = {0.5f, -1.0f, 2.0f, 0.25f};
             float* buf = static_cast<float*>(cuda_malloc(sizeof host * 2));
             cuda_memcpy(buf, host, sizeof host);
-            CdForward p{1, 4, DType::F32, buf, nullptr, nullptr, 0, 0.7f, EpsSchedule{3, 1.0, 1.0, 1.0}, buf + 4};
+            CdForward p{1, 4, DType::F32, buf, nullptr, nullptr, 0, 0.7f, EpsSchedule{3, 1.0, 1.0, 1.0}, buf + 4, nullptr};
             cd_forward_cuda(p, 0, nullptr, LaunchOverride{});
             cuda_synchronize();
             cuda_free(buf);
@@ -644,7 +653,7 @@ void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchO
     DeviceGuard guard(device);
     const Plan plan = make_plan(p.rows, p.n, false, p.dtype, ov);
     ForwardArgs args{layout_of(plan, p.rows, p.n), p.s, p.mask, p.logk, p.logk_stride, p.logk_scalar,
-                     p.eps.iters, p.eps.start, p.eps.decay, p.eps.floor, p.out};
+                     p.eps.iters, p.eps.start, p.eps.decay, p.eps.floor, p.out, p.weights};
     launch(plan, stream, &args);
 }
 

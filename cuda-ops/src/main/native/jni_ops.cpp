@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -115,15 +116,53 @@ float log_k(jfloat k) {
     return std::log(std::max(k, 1e-20f));
 }
 
+// A tensor allocated for a result, shaped and placed like `like`: deleted unless released to Java (DJL owns it).
+class Output {
+   public:
+    explicit Output(const Tensor& like)
+        : handle_(empty_tensor(like.sizes(), like.dtype(), like.device_type(), like.device_index())) {}
+    ~Output() {
+        if (handle_ != nullptr) torch_shim().delete_tensor(handle_);
+    }
+    Output(const Output&) = delete;
+    Output& operator=(const Output&) = delete;
+
+    void* data() {
+        void* d = nullptr;
+        if (torch_shim().get_data_ptr(handle_, &d) != 0) throw RuntimeError("libtorch get_data_ptr failed");
+        return d;
+    }
+    jlong release() {
+        TensorHandle h = handle_;
+        handle_ = nullptr;
+        return reinterpret_cast<jlong>(h);
+    }
+
+   private:
+    TensorHandle handle_;
+};
+
+jlongArray handles(JNIEnv* env, std::initializer_list<Output*> outputs) {
+    jlongArray array = env->NewLongArray(static_cast<jsize>(outputs.size()));
+    if (array == nullptr) throw RuntimeError("out of Java memory");
+    jsize i = 0;
+    for (Output* o : outputs) {
+        const jlong h = o->release();
+        env->SetLongArrayRegion(array, i++, 1, &h);
+    }
+    return array;
+}
+
 // logk_handle: a float32 tensor of one value, or one per row (shape s.shape[:-1], optionally with a trailing 1);
-// 0 to use ln(max(k, 1e-20)) for every row.
-jlong forward(jlong s_handle, jlong mask_handle, jlong logk_handle, jfloat k, EpsSchedule eps) {
+// 0 to use ln(max(k, 1e-20)) for every row. Returns y, and the implicit-gradient weights when asked for.
+jlongArray forward(JNIEnv* env, jlong s_handle, jlong mask_handle, jlong logk_handle, jfloat k, EpsSchedule eps,
+                   bool with_weights) {
     Tensor s(ptr<void>(s_handle), "s");
     const DType dtype = check_scores(s);
     const std::vector<int64_t>& sizes = s.sizes();
     const int64_t n = sizes.back();
     const int64_t rows = n == 0 ? 0 : s.numel() / n;
-    CdForward p{rows, n, dtype, nullptr, nullptr, nullptr, 0, 0.0f, eps, nullptr};
+    CdForward p{rows, n, dtype, nullptr, nullptr, nullptr, 0, 0.0f, eps, nullptr, nullptr};
     std::unique_ptr<Tensor> mask;
     std::unique_ptr<Tensor> logk;
     const TorchShim& shim = torch_shim();
@@ -153,20 +192,15 @@ jlong forward(jlong s_handle, jlong mask_handle, jlong logk_handle, jfloat k, Ep
     } else {
         p.logk_scalar = log_k(k);
     }
-    TensorHandle out = empty_tensor(sizes, s.dtype(), s.device_type(), s.device_index());
-    try {
-        void* out_data = nullptr;
-        if (shim.get_data_ptr(out, &out_data) != 0) throw RuntimeError("libtorch get_data_ptr failed");
-        p.s = s.contiguous_data();
-        p.mask = mask ? static_cast<const uint8_t*>(mask->contiguous_data()) : nullptr;
-        p.logk = logk ? static_cast<const float*>(logk->contiguous_data()) : nullptr;
-        p.out = out_data;
-        dispatch(s, p, cd_forward_cpu, cd_forward_cuda);
-    } catch (...) {
-        shim.delete_tensor(out);
-        throw;
-    }
-    return reinterpret_cast<jlong>(out);
+    Output out(s);
+    std::unique_ptr<Output> weights = with_weights ? std::make_unique<Output>(s) : nullptr;
+    p.s = s.contiguous_data();
+    p.mask = mask ? static_cast<const uint8_t*>(mask->contiguous_data()) : nullptr;
+    p.logk = logk ? static_cast<const float*>(logk->contiguous_data()) : nullptr;
+    p.out = out.data();
+    p.weights = weights ? weights->data() : nullptr;
+    dispatch(s, p, cd_forward_cpu, cd_forward_cuda);
+    return weights ? handles(env, {&out, weights.get()}) : handles(env, {&out});
 }
 
 jlong backward(jlong y_handle, jlong g_handle, jfloat eps) {
@@ -181,28 +215,23 @@ jlong backward(jlong y_handle, jlong g_handle, jfloat eps) {
     if (!(eps > 0)) throw ArgumentError("epsFinal must be > 0, got " + std::to_string(eps));
     const int64_t n = y.sizes().back();
     const int64_t rows = n == 0 ? 0 : y.numel() / n;
-    const TorchShim& shim = torch_shim();
-    TensorHandle out = empty_tensor(y.sizes(), y.dtype(), y.device_type(), y.device_index());
-    try {
-        void* out_data = nullptr;
-        if (shim.get_data_ptr(out, &out_data) != 0) throw RuntimeError("libtorch get_data_ptr failed");
-        CdBackward p{rows, n, dtype, y.contiguous_data(), g.contiguous_data(), eps, out_data};
-        dispatch(y, p, cd_backward_cpu, cd_backward_cuda);
-    } catch (...) {
-        shim.delete_tensor(out);
-        throw;
-    }
-    return reinterpret_cast<jlong>(out);
+    Output out(y);
+    CdBackward p{rows, n, dtype, y.contiguous_data(), g.contiguous_data(), eps, out.data()};
+    dispatch(y, p, cd_backward_cpu, cd_backward_cuda);
+    return out.release();
 }
 
 }  // namespace
 
 extern "C" {
 
-JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nForward(JNIEnv* env, jclass, jlong s, jlong mask,
-                                                                jlong logk, jfloat k, jint iters, jdouble start,
-                                                                jdouble decay, jdouble floor) {
-    return guarded<jlong>(env, 0, [&] { return forward(s, mask, logk, k, schedule(iters, start, decay, floor)); });
+JNIEXPORT jlongArray JNICALL Java_dev_condjl_cuda_CondjlOps_nForward(JNIEnv* env, jclass, jlong s, jlong mask,
+                                                                     jlong logk, jfloat k, jint iters, jdouble start,
+                                                                     jdouble decay, jdouble floor,
+                                                                     jboolean weights) {
+    return guarded<jlongArray>(env, nullptr, [&] {
+        return forward(env, s, mask, logk, k, schedule(iters, start, decay, floor), weights == JNI_TRUE);
+    });
 }
 
 JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nBackward(JNIEnv* env, jclass, jlong y, jlong g, jfloat eps) {
@@ -219,7 +248,7 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nForwardRaw(JNIEnv* env, j
         check_raw_shape(rows, n);
         const CdForward p{rows, n, dtype_of(dtype), ptr<const void>(s), ptr<const uint8_t>(mask),
                           ptr<const float>(logk), 1, logk == 0 ? log_k(k) : 0.0f,
-                          schedule(iters, start, decay, floor), ptr<void>(out)};
+                          schedule(iters, start, decay, floor), ptr<void>(out), nullptr};
         if (rows * n > 0 && (p.s == nullptr || p.out == nullptr)) throw ArgumentError("s and out must be non-null");
         if (cuda) {
             cd_forward_cuda(p, -1, ptr<void>(stream), launch_override(blocks, threads, mode));

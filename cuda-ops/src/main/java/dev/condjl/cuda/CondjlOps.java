@@ -2,6 +2,7 @@ package dev.condjl.cuda;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
@@ -132,7 +133,7 @@ public final class CondjlOps {
      * @return (..., n) soft top-k weights in [0, 1], dtype of {@code s}, in {@code s}'s manager; no gradient
      */
     public static NDArray coorDescent(NDArray s, float k, NDArray mask, EpsSchedule eps) {
-        return forward(s, null, k, mask, eps);
+        return forward(s, null, k, mask, eps, false).head();
     }
 
     /**
@@ -145,12 +146,30 @@ public final class CondjlOps {
      * @return (..., n) soft top-k weights in [0, 1], dtype of {@code s}, in {@code s}'s manager; no gradient
      */
     public static NDArray coorDescentLogK(NDArray s, NDArray logk, NDArray mask, EpsSchedule eps) {
+        return forwardLogK(s, logk, mask, eps, false).head();
+    }
+
+    /**
+     * {@link #coorDescentLogK} that also returns the implicit-gradient weights {@code q = w/e_final}
+     * ({@code w = y} where {@code y < 1}, else 0), from which {@code ds = q·(g − Σ(g·q)/Σq)} per row.
+     *
+     * @param s (..., n) scores, float32 or float16, PyTorch engine
+     * @param logk (1), (...) or (..., 1) log-sparsity on {@code s}'s device; converted to float32
+     * @param mask (..., n) bool validity mask (true = keep), or null
+     * @param eps the ε schedule
+     * @return {y, q}, both (..., n) of {@code s}'s dtype in {@code s}'s manager; no gradient
+     */
+    public static NDList coorDescentWithWeights(NDArray s, NDArray logk, NDArray mask, EpsSchedule eps) {
+        return forwardLogK(s, logk, mask, eps, true);
+    }
+
+    private static NDList forwardLogK(NDArray s, NDArray logk, NDArray mask, EpsSchedule eps, boolean weights) {
         if (logk == null) {
             throw new IllegalArgumentException("logk must not be null");
         }
         NDArray logk32 = logk.getDataType() == DataType.FLOAT32 ? logk : logk.toType(DataType.FLOAT32, false);
         try {
-            return forward(s, logk32, 0f, mask, eps);
+            return forward(s, logk32, 0f, mask, eps, weights);
         } finally {
             if (logk32 != logk) {
                 logk32.close();
@@ -173,7 +192,8 @@ public final class CondjlOps {
         return new PtNDArray((PtNDManager) py.getManager(), nBackward(py.getHandle(), pg.getHandle(), epsFinal));
     }
 
-    private static NDArray forward(NDArray s, NDArray logk, float k, NDArray mask, EpsSchedule eps) {
+    private static NDList forward(NDArray s, NDArray logk, float k, NDArray mask, EpsSchedule eps,
+            boolean weights) {
         ensureAvailable();
         if (eps == null) {
             throw new IllegalArgumentException("eps schedule must not be null");
@@ -181,9 +201,13 @@ public final class CondjlOps {
         PtNDArray ps = pytorch(s, "s");
         long maskHandle = mask == null ? 0L : pytorch(mask, "mask").getHandle();
         long logkHandle = logk == null ? 0L : pytorch(logk, "logk").getHandle();
-        long out = nForward(ps.getHandle(), maskHandle, logkHandle, k, eps.iters(), eps.epsAt(0), eps.epsDecay(),
-                eps.eps());
-        return new PtNDArray((PtNDManager) ps.getManager(), out);
+        long[] out = nForward(ps.getHandle(), maskHandle, logkHandle, k, eps.iters(), eps.epsAt(0), eps.epsDecay(),
+                eps.eps(), weights);
+        NDList results = new NDList(out.length);
+        for (long handle : out) {
+            results.add(new PtNDArray((PtNDManager) ps.getManager(), handle));
+        }
+        return results;
     }
 
     private static PtNDArray pytorch(NDArray array, String name) {
@@ -378,8 +402,8 @@ public final class CondjlOps {
         return nDeviceName();
     }
 
-    private static native long nForward(long s, long mask, long logk, float k, int iters, double epsStart,
-            double epsDecay, double eps);
+    private static native long[] nForward(long s, long mask, long logk, float k, int iters, double epsStart,
+            double epsDecay, double eps, boolean weights);
 
     private static native long nBackward(long y, long grad, float epsFinal);
 

@@ -115,6 +115,32 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
             Integer numHeavyTokensKv,
             boolean randomRoute,
             boolean training) {
+        return applyWithRouting(ps, x, numHeavyTokensQ, numHeavyTokensKv, randomRoute, training).output();
+    }
+
+    /**
+     * As {@link #apply}, also returning the routers' choices as absolute positions in {@code x}: {@code qIndices
+     * (b, W−1, Kq)} (the queries routed in windows 1..W−1; all {@code w} positions of a window when unrouted) and
+     * {@code kvIndices (b, W−1, [R,] Kkv)} (the past tokens each window attends to; every padded position when
+     * unrouted, of which those at or after the window's start are masked). Both are null when {@code n} equals the
+     * heavy window (no heavy branch).
+     *
+     * @param ps the parameter store
+     * @param x (b, n, dim) tokens, {@code n ≥ heavyWindowSize}
+     * @param numHeavyTokensQ null for the configured Kq, or the queries to route per window in this call
+     * @param numHeavyTokensKv null for the configured Kkv, or the keys/values to route per window and route
+     * @param randomRoute negative control: route by random scores instead of the learned ones
+     * @param training whether in training mode
+     * @return the output and the routing indices (no {@code ffIndices})
+     * @throws IllegalArgumentException if {@code x} is not {@code (b, n, dim)} or {@code n < heavyWindowSize}
+     */
+    public RoutedOutput applyWithRouting(
+            ParameterStore ps,
+            NDArray x,
+            Integer numHeavyTokensQ,
+            Integer numHeavyTokensKv,
+            boolean randomRoute,
+            boolean training) {
         Inputs.checkTokens("x", x, dim);
         long b = x.getShape().get(0);
         long n = x.getShape().get(1);
@@ -130,7 +156,7 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
         NDArray light = lightAttn.apply(ps, x, null, training);
         long windows = (n + w - 1) / w;
         if (windows == 1) {
-            return light;
+            return new RoutedOutput(light, null, null, null);
         }
         long p = windows * w;
         long rows = b * (windows - 1);
@@ -164,7 +190,11 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
         }
         heavy = heavy.reshape(b, (windows - 1) * w, dim).get(":, :" + (n - w));
         heavy = manager.zeros(new Shape(b, w, dim), x.getDataType()).concat(heavy, 1);
-        return light.add(heavy);
+        NDArray qIndices = qr.indicesOrAll().add(perRow(windowStart, b, rows));
+        NDArray kvIndices = kvr.indicesOrAll();
+        return new RoutedOutput(light.add(heavy),
+                qIndices.reshape(new Shape(b, windows - 1).addAll(qIndices.getShape().slice(1))),
+                kvIndices.reshape(new Shape(b, windows - 1).addAll(kvIndices.getShape().slice(1))), null);
     }
 
     /** Repeats a per-window array {@code (W−1, ...)} for every batch element: {@code (b·(W−1), ...)}. */
@@ -182,13 +212,17 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
     /**
      * {@inheritDoc}
      *
-     * <p>Input: {@code x}. Params: {@code num_heavy_tokens_q}, {@code num_heavy_tokens_kv}, {@code random_route}.
+     * <p>Input: {@code x}. Params: {@code num_heavy_tokens_q}, {@code num_heavy_tokens_kv}, {@code random_route},
+     * {@code return_routing} (then the output is followed by {@code q_indices} and {@code kv_indices}, see
+     * {@link #applyWithRouting}).
      */
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        return new NDList(apply(ps, Inputs.required(inputs, "x", 0), Inputs.integer(params, "num_heavy_tokens_q"),
-                Inputs.integer(params, "num_heavy_tokens_kv"), Inputs.flag(params, "random_route"), training));
+        RoutedOutput out = applyWithRouting(ps, Inputs.required(inputs, "x", 0),
+                Inputs.integer(params, "num_heavy_tokens_q"), Inputs.integer(params, "num_heavy_tokens_kv"),
+                Inputs.flag(params, "random_route"), training);
+        return Inputs.flag(params, "return_routing") ? out.toNDList() : new NDList(out.output());
     }
 
     /** {@inheritDoc} */

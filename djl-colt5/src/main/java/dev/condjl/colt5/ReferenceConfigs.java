@@ -37,7 +37,7 @@ public final class ReferenceConfigs {
             "ConditionalRoutedCrossAttention", Set.of("num_tokens_q", "num_tokens_kv"),
             "ConditionalRoutedImageAttention", Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv"),
             "ConditionalRoutedAutoregressiveAttention",
-            Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv", "random_route"));
+            Set.of("num_heavy_tokens_q", "num_heavy_tokens_kv", "random_route", "return_routing"));
 
     static {
         MODULES.put("RMSNorm", k -> new RMSNorm(k.requiredInt("dim")));

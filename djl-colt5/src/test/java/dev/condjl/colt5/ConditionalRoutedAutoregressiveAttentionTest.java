@@ -115,6 +115,25 @@ class ConditionalRoutedAutoregressiveAttentionTest {
     }
 
     @Test
+    void routingIndicesAreAbsolutePositions() {
+        Engine.getInstance().setRandomSeed(23);
+        try (NDManager manager = NDManager.newBaseManager()) {
+            ConditionalRoutedAutoregressiveAttention block = routed();
+            NDArray x = manager.randomNormal(new Shape(2, 14, 16));
+            block.initialize(manager, DataType.FLOAT32, x.getShape());
+            RoutedOutput out = block.applyWithRouting(new ParameterStore(manager, false), x, null, null, false, false);
+            assertEquals(new Shape(2, 3, 2), out.qIndices().getShape());
+            assertEquals(new Shape(2, 3, 2, 5), out.kvIndices().getShape());
+            long[] q = out.qIndices().toLongArray();
+            for (int i = 0; i < q.length; i++) {
+                long window = (i / 2) % 3 + 1;
+                assertTrue(q[i] >= 4 * window && q[i] < 4 * window + 4, "query " + q[i] + " outside window " + window);
+            }
+            assertTrue(out.kvIndices().max().getLong() < 16);
+        }
+    }
+
+    @Test
     void rejectsSequencesShorterThanTheHeavyWindow() {
         try (NDManager manager = NDManager.newBaseManager()) {
             ConditionalRoutedAutoregressiveAttention block = routed();

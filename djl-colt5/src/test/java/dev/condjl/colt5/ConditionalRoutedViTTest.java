@@ -4,11 +4,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import ai.djl.MalformedModelException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -36,15 +42,22 @@ class ConditionalRoutedViTTest {
     }
 
     @Test
-    void logitsMatchFixture() {
+    void logitsMatchFixtureAndSurviveDjlSaveAndLoad() throws IOException, MalformedModelException {
         try (NDManager manager = NDManager.newBaseManager()) {
             Issue8Fixtures fx = Issue8Fixtures.read(manager, "vit.safetensors");
             NDArray img = fx.get("img");
             ConditionalRoutedViT vit = fixtureConfig().build();
             vit.initialize(manager, DataType.FLOAT32, img.getShape());
             fx.load(vit);
-            NDArray logits = vit.apply(new ParameterStore(manager, false), img, false);
+            ParameterStore ps = new ParameterStore(manager, false);
+            NDArray logits = vit.apply(ps, img, false);
             Issue8Fixtures.assertClose("vit logits", fx.get("logits"), logits);
+
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+            vit.saveParameters(new DataOutputStream(bytes));
+            ConditionalRoutedViT copy = fixtureConfig().build();
+            copy.loadParameters(manager, new DataInputStream(new ByteArrayInputStream(bytes.toByteArray())));
+            assertEquals(0.0, Issue8Fixtures.maxAbsDiff(logits, copy.apply(ps, img, false)));
         }
     }
 

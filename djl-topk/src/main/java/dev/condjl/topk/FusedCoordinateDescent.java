@@ -2,6 +2,7 @@ package dev.condjl.topk;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
@@ -15,9 +16,10 @@ import dev.condjl.cuda.EpsSchedule;
  * or one CUDA launch), differentiable through a surrogate whose gradient is the implicit-function gradient of the
  * converged solution.
  *
- * <p>The native forward returns {@code y} without autograd history. With {@code w = y} where {@code y < 1} (else 0),
- * {@code ε} the final ε, {@code c = Σ(s·w)/Σw} and {@code h = w·((s − c)/ε + k/Σw)} (w and Σw constants), the result
- * inside a {@code GradientCollector} is {@code y + (h − stopGradient(h))}: numerically {@code y}, with gradients
+ * <p>The native forward returns {@code y} without autograd history and, inside a {@code GradientCollector}, the
+ * weights {@code q = w/ε} ({@code w = y} where {@code y < 1}, else 0; {@code ε} the final ε). With
+ * {@code h = q·(s − (Σ s·q − k)/Σq)} (q constant) the result is {@code y + (h − stopGradient(h))}: numerically
+ * {@code y}, with gradients
  * {@code ds = (w/ε)·(g − Σ(g·w)/Σw)} and {@code dk = Σ(g·w)/Σw} per row (0 where {@code Σw = 0}). Those are the
  * exact gradients of the map {@code (s, k) ↦ y} once the iteration has converged ({@code y = min(1, exp((s + a)/ε))}
  * with {@code Σy = k}); they cost O(n) per row and keep no iterations.
@@ -84,19 +86,21 @@ final class FusedCoordinateDescent {
                 new EpsSchedule(options.getIters(), options.getEps(), epsInit, options.getEpsDecay());
         Shape rowShape = s.getShape().slice(0, s.getShape().dimension() - 1).add(1);
         NDArray perRow = logk.size() == 1 || logk.getShape().equals(rowShape) ? logk : logk.broadcast(rowShape);
-        NDArray y = CondjlOps.coorDescentLogK(s, perRow, mask, schedule);
         if (!JniUtils.isGradMode()) {
-            return y;
+            return CondjlOps.coorDescentLogK(s, perRow, mask, schedule);
         }
-        // Inside a GradientCollector: PtNDArray.hasGradient() is false for non-leaf arrays, so whether s or k needs
-        // a gradient cannot be told; the surrogate is always built (about ten element-wise operations).
-        NDArray w = y.mul(y.lt(1f).toType(y.getDataType(), false));
-        NDArray sumW = w.sum(new int[] {-1}, true);
-        NDArray safeSumW = NDArrays.where(sumW.gt(0f), sumW, sumW.onesLike());
+        // Inside a GradientCollector. PtNDArray.hasGradient() is false for non-leaf arrays, so whether s or k needs
+        // a gradient cannot be told: the surrogate is always built (six element-wise operations).
+        NDList yq = CondjlOps.coorDescentWithWeights(s, perRow, mask, schedule);
+        NDArray y = yq.get(0);
+        NDArray q = yq.get(1);
+        NDArray sumQ = q.sum(new int[] {-1}, true);
+        NDArray safeSumQ = NDArrays.where(sumQ.gt(0f), sumQ, sumQ.onesLike());
         // Masked scores may be anything (even NaN); they carry no weight, so drop them before multiplying.
         NDArray valid = mask == null ? s : NDArrays.where(mask, s, s.zerosLike());
-        NDArray c = valid.mul(w).sum(new int[] {-1}, true).div(safeSumW);
-        NDArray h = valid.sub(c).div(schedule.epsFinal()).add(logk.exp().div(safeSumW)).mul(w);
+        // h = q·(s − (Σ s·q − k)/Σq): ds = q·(g − Σ g·q/Σq), dk = Σ g·q/Σq.
+        NDArray shift = valid.mul(q).sum(new int[] {-1}, true).sub(logk.exp()).div(safeSumQ);
+        NDArray h = valid.sub(shift).mul(q);
         return y.add(h.sub(h.stopGradient()));
     }
 }

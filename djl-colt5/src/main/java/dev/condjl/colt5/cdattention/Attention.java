@@ -15,7 +15,6 @@ import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import dev.condjl.colt5.LayerNorm;
-import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 
 /**
@@ -63,13 +62,7 @@ public final class Attention extends AbstractBlock {
         nullKv = builder.attnNullKv;
         useCoorDescent = builder.useCoorDescent;
         sparsityK = builder.coorDescentSparsityK;
-        options = CoordinateDescent.Options.builder()
-                .setIters(builder.coorDescentIters)
-                .optEps(builder.coorDescentEps)
-                .optEpsInit(builder.coorDescentEpsInit)
-                .optEpsDecay(builder.coorDescentEpsDecay)
-                .optBackend(builder.coorDescentBackend)
-                .build();
+        options = builder.options();
         nullKvParam = addParameter(Parameter.builder()
                 .setName("null_kv")
                 .setType(Parameter.Type.OTHER)
@@ -189,31 +182,20 @@ public final class Attention extends AbstractBlock {
     }
 
     /** Builds an {@link Attention}; option names follow the reference's keyword arguments. */
-    public static final class Builder {
+    public static final class Builder extends CoorDescentBuilder<Builder> {
 
-        private long dim;
         private int dimHead = 64;
         private int heads = 8;
         private boolean useCoorDescent;
-        private int coorDescentIters = 20;
         private double coorDescentSparsityK = 1;
-        private double coorDescentEps = 0.1;
-        private Double coorDescentEpsInit = 4.0;
-        private double coorDescentEpsDecay = 0.7;
-        private Backend coorDescentBackend = Backend.AUTO;
         private int attnNullKv;
         private boolean learnedSparsityK;
 
         private Builder() {}
 
-        /**
-         * Sets the model dimension {@code d} ({@code dim}); required.
-         *
-         * @param dim at least 1
-         * @return this builder
-         */
-        public Builder setDim(long dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -251,17 +233,6 @@ public final class Attention extends AbstractBlock {
         }
 
         /**
-         * Sets the coordinate-descent iterations ({@code coor_descent_iters}); default 20.
-         *
-         * @param iters at least 1
-         * @return this builder
-         */
-        public Builder optCoorDescentIters(int iters) {
-            this.coorDescentIters = iters;
-            return this;
-        }
-
-        /**
          * Sets the sparsity κ, or its maximum K when learned ({@code coor_descent_sparsity_k}); default 1.
          *
          * @param k {@code > 0}; {@code ≥ 1} with a learned κ
@@ -269,39 +240,6 @@ public final class Attention extends AbstractBlock {
          */
         public Builder optCoorDescentSparsityK(double k) {
             this.coorDescentSparsityK = k;
-            return this;
-        }
-
-        /**
-         * Sets the final ε ({@code coor_descent_eps}); default 0.1.
-         *
-         * @param eps {@code > 0}
-         * @return this builder
-         */
-        public Builder optCoorDescentEps(double eps) {
-            this.coorDescentEps = eps;
-            return this;
-        }
-
-        /**
-         * Sets the initial ε ({@code coor_descent_eps_init}); default 4.
-         *
-         * @param epsInit null (start at eps) or {@code > 0}
-         * @return this builder
-         */
-        public Builder optCoorDescentEpsInit(Double epsInit) {
-            this.coorDescentEpsInit = epsInit;
-            return this;
-        }
-
-        /**
-         * Sets the ε decay per iteration ({@code coor_descent_eps_decay}); default 0.7.
-         *
-         * @param epsDecay {@code > 0}
-         * @return this builder
-         */
-        public Builder optCoorDescentEpsDecay(double epsDecay) {
-            this.coorDescentEpsDecay = epsDecay;
             return this;
         }
 
@@ -324,19 +262,6 @@ public final class Attention extends AbstractBlock {
          */
         public Builder optLearnedSparsityK(boolean learnedSparsityK) {
             this.learnedSparsityK = learnedSparsityK;
-            return this;
-        }
-
-        /**
-         * Chooses how coordinate descent runs; default {@link Backend#AUTO}. The reference's gradient is that of
-         * the unrolled iterations ({@link Backend#UNROLLED}); the fused backend has the same forward but the
-         * implicit gradient of the converged solution.
-         *
-         * @param backend the backend
-         * @return this builder
-         */
-        public Builder optCoorDescentBackend(Backend backend) {
-            this.coorDescentBackend = backend;
             return this;
         }
 

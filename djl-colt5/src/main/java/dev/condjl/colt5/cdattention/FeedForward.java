@@ -12,7 +12,6 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.condjl.colt5.LayerNorm;
 import dev.condjl.colt5.Sequential;
-import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 
 /**
@@ -43,13 +42,7 @@ public final class FeedForward extends AbstractBlock {
         hidden = (long) (builder.dim * builder.mult);
         useCoorDescent = builder.useCoorDescent;
         sparsityK = builder.coorDescentSparsityK == null ? hidden / 10 : builder.coorDescentSparsityK;
-        options = CoordinateDescent.Options.builder()
-                .setIters(builder.coorDescentIters)
-                .optEps(builder.coorDescentEps)
-                .optEpsInit(builder.coorDescentEpsInit)
-                .optEpsDecay(builder.coorDescentEpsDecay)
-                .optBackend(builder.coorDescentBackend)
-                .build();
+        options = builder.options();
         projIn = addChildBlock("proj_in", new Sequential());
         projIn.add(new LayerNorm());
         projIn.add(Linear.builder().setUnits(hidden).build());
@@ -105,28 +98,17 @@ public final class FeedForward extends AbstractBlock {
     }
 
     /** Builds a {@link FeedForward}; option names follow the reference's keyword arguments. */
-    public static final class Builder {
+    public static final class Builder extends CoorDescentBuilder<Builder> {
 
-        private long dim;
         private double mult = 4;
         private boolean useCoorDescent;
-        private int coorDescentIters = 20;
         private Double coorDescentSparsityK;
-        private double coorDescentEps = 0.1;
-        private Double coorDescentEpsInit = 4.0;
-        private double coorDescentEpsDecay = 0.7;
-        private Backend coorDescentBackend = Backend.AUTO;
 
         private Builder() {}
 
-        /**
-         * Sets the model dimension {@code d} ({@code dim}); required.
-         *
-         * @param dim at least 1
-         * @return this builder
-         */
-        public Builder setDim(long dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -153,17 +135,6 @@ public final class FeedForward extends AbstractBlock {
         }
 
         /**
-         * Sets the coordinate-descent iterations ({@code coor_descent_iters}); default 20.
-         *
-         * @param iters at least 1
-         * @return this builder
-         */
-        public Builder optCoorDescentIters(int iters) {
-            this.coorDescentIters = iters;
-            return this;
-        }
-
-        /**
          * Sets the hidden units kept per token ({@code coor_descent_sparsity_k}); default {@code hidden / 10}.
          *
          * @param k null for the default, else {@code > 0}
@@ -171,52 +142,6 @@ public final class FeedForward extends AbstractBlock {
          */
         public Builder optCoorDescentSparsityK(Double k) {
             this.coorDescentSparsityK = k;
-            return this;
-        }
-
-        /**
-         * Sets the final ε ({@code coor_descent_eps}); default 0.1.
-         *
-         * @param eps {@code > 0}
-         * @return this builder
-         */
-        public Builder optCoorDescentEps(double eps) {
-            this.coorDescentEps = eps;
-            return this;
-        }
-
-        /**
-         * Sets the initial ε ({@code coor_descent_eps_init}); default 4.
-         *
-         * @param epsInit null (start at eps) or {@code > 0}
-         * @return this builder
-         */
-        public Builder optCoorDescentEpsInit(Double epsInit) {
-            this.coorDescentEpsInit = epsInit;
-            return this;
-        }
-
-        /**
-         * Sets the ε decay per iteration ({@code coor_descent_eps_decay}); default 0.7.
-         *
-         * @param epsDecay {@code > 0}
-         * @return this builder
-         */
-        public Builder optCoorDescentEpsDecay(double epsDecay) {
-            this.coorDescentEpsDecay = epsDecay;
-            return this;
-        }
-
-        /**
-         * Chooses how coordinate descent runs; default {@link Backend#AUTO}. The reference's gradient is that of
-         * the unrolled iterations ({@link Backend#UNROLLED}); the fused backend has the same forward but the
-         * implicit gradient of the converged solution.
-         *
-         * @param backend the backend
-         * @return this builder
-         */
-        public Builder optCoorDescentBackend(Backend backend) {
-            this.coorDescentBackend = backend;
             return this;
         }
 

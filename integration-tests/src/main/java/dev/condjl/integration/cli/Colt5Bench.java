@@ -31,6 +31,10 @@ import java.util.concurrent.Callable;
  * n/8 for queries, keys/values and the feed-forward, light window 128) against DJL's dense
  * {@link TransformerEncoderBlock} of the same width, heads and feed-forward size (4·dim), one JSON line per
  * (model, n) with the median of {@code --reps} runs after {@code --warmup}, then a line with the ratios.
+ *
+ * <p>On a shared machine run it with {@code OMP_WAIT_POLICY=PASSIVE}: with libtorch's default busy-waiting OpenMP
+ * threads, a machine loaded beyond its cores makes every small op wait for a descheduled thread, which slows the
+ * routed block (many small ops) far more than the dense one (few large ones).
  */
 @Command(
         name = "colt5",
@@ -95,6 +99,8 @@ public final class Colt5Bench implements Callable<Integer> {
                         : "TransformerEncoderBlock");
                 line.put("device", Engine.getInstance().defaultDevice().toString());
                 line.put("threads", System.getProperty("ai.djl.pytorch.num_threads", "default"));
+                // with OpenMP's default busy-waiting, a machine busier than its cores slows small ops many-fold
+                line.put("omp_wait_policy", System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"));
                 line.put("batch", batch);
                 line.put("dim", dim);
                 line.put("heads", heads);

@@ -9,6 +9,7 @@ import ai.djl.training.GradientCollector;
 
 import com.google.gson.Gson;
 
+import dev.condjl.cuda.CondjlOps;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 
@@ -42,6 +43,7 @@ public final class CoorDescentBench implements Callable<Integer> {
     /** Benchmarked implementations; a new backend registers here with a check of whether it can run. */
     static final List<Impl> IMPLS = List.of(
             new Impl("unrolled", Backend.UNROLLED, () -> true),
+            new Impl("fused", Backend.FUSED, () -> CondjlOps.supports(Engine.getInstance().defaultDevice())),
             new Impl("auto", Backend.AUTO, () -> true));
 
     private static final long[][] DEFAULT_CASES = {{2, 32768, 1024}, {16, 4096, 512}, {256, 2048, 256}};

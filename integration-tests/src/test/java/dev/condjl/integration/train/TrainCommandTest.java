@@ -57,6 +57,24 @@ class TrainCommandTest {
         assertTrue(err.toString().contains("needs a model trained with --corpus"), err.toString());
     }
 
+    @Test
+    void trainsACharacterModelAndGenerates() throws Exception {
+        Path corpus = dir.resolve("corpus.txt");
+        Files.writeString(corpus, "the quick brown fox jumps over the lazy dog. ".repeat(40));
+        Path run = dir.resolve("text");
+        assertEquals(0, run("train", "--corpus", corpus.toString(), "--steps", "2", "--seq-len", "64", "--dim", "32",
+                "--dim-head", "16", "--light-window", "16", "--heavy-q", "4", "--heavy-kv", "8", "--batch", "4",
+                "--eval-size", "4", "--run-dir", run.toString(), "--no-progress"), err.toString());
+        assertTrue(out.toString().contains("character-level language model"), out.toString());
+        out.getBuffer().setLength(0);
+        assertEquals(0, run("generate", "--checkpoint", run.resolve("checkpoint").toString(), "--prompt", "the ",
+                "--length", "20"), err.toString());
+        String text = out.toString().strip();
+        assertTrue(text.startsWith("the ") && text.length() == 24, text);
+        assertEquals(2, run("generate", "--checkpoint", run.resolve("checkpoint").toString(), "--prompt", "THE"));
+        assertTrue(err.toString().contains("'T'"), err.toString());
+    }
+
     @ParameterizedTest
     @CsvSource({"weight, BATCH_SUBSET", "noise, DROP_PATH", "learned, LAYER_DROP", "none, AUTO"})
     void everyRegularizerTrains(String dropout, String mode) {

@@ -47,7 +47,7 @@ class TrainingRunTest {
     }
 
     static TrainSettings settings(int steps, Path runDir, Path resume) {
-        return new TrainSettings(steps, 8, 3e-3, 5, 0.01, "adamw", 1.0, 1, new Device[] {Device.cpu()}, 10, 32,
+        return new TrainSettings(steps, 8, 3e-3, 5, 0.01, "adamw", 1.0, 1, new Device[] {Device.cpu()}, 10, 16,
                 runDir, resume, false);
     }
 
@@ -67,12 +67,12 @@ class TrainingRunTest {
         try (Model model = RunCheckpoint.open(checkpoint, Device.cpu())) {
             RoutedModel block = (RoutedModel) model.getBlock();
             Evaluation.Result again = Evaluation.run(block, new ParameterStore(model.getNDManager(), false),
-                    model.getNDManager(), task, task.validation(32), 7);
+                    model.getNDManager(), task, task.validation(16), 7);
             assertEquals(report.validLoss(), again.loss(), 1e-5, "reloaded checkpoint, other chunking");
             assertEquals(report.validAccuracy(), again.accuracy(), 1e-9);
         }
 
-        RunReport resumed = TrainingRun.train(config, task, settings(35, dir.resolve("run2"), checkpoint),
+        RunReport resumed = TrainingRun.train(config, task, settings(32, dir.resolve("run2"), checkpoint),
                 System.err);
         assertEquals(30, resumed.firstStep());
         assertEquals(report.validLoss(), resumed.validCurve().get(0)[1], 1e-5, "resume starts from the weights");
