@@ -242,13 +242,13 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nForwardRaw(JNIEnv* env, j
                                                                   jlong mask, jlong logk, jfloat k, jlong rows,
                                                                   jlong n, jint dtype, jint iters, jdouble start,
                                                                   jdouble decay, jdouble floor, jlong out,
-                                                                  jlong stream, jint blocks, jint threads,
-                                                                  jint mode) {
+                                                                  jlong weights, jlong stream, jint blocks,
+                                                                  jint threads, jint mode) {
     guarded<int>(env, 0, [&] {
         check_raw_shape(rows, n);
         const CdForward p{rows, n, dtype_of(dtype), ptr<const void>(s), ptr<const uint8_t>(mask),
                           ptr<const float>(logk), 1, logk == 0 ? log_k(k) : 0.0f,
-                          schedule(iters, start, decay, floor), ptr<void>(out), nullptr};
+                          schedule(iters, start, decay, floor), ptr<void>(out), ptr<void>(weights)};
         if (rows * n > 0 && (p.s == nullptr || p.out == nullptr)) throw ArgumentError("s and out must be non-null");
         if (cuda) {
             cd_forward_cuda(p, -1, ptr<void>(stream), launch_override(blocks, threads, mode));

@@ -242,14 +242,16 @@ public final class CondjlOps {
      * @param half float16 data instead of float32
      * @param eps the ε schedule
      * @param out rows·n outputs, same dtype as {@code s}
+     * @param weights rows·n implicit-gradient weights {@code q = w/e_final} (see {@link #coorDescentWithWeights}),
+     *     or 0 for none
      * @param stream CUDA stream ({@code cudaStream_t}), 0 for the default stream; ignored on the CPU
      * @param launch CUDA launch configuration; ignored on the CPU
      */
     public static void coorDescentRaw(boolean cuda, long s, long mask, long logk, float k, long rows, long n,
-            boolean half, EpsSchedule eps, long out, long stream, LaunchConfig launch) {
+            boolean half, EpsSchedule eps, long out, long weights, long stream, LaunchConfig launch) {
         ensureAvailable();
         nForwardRaw(cuda, s, mask, logk, k, rows, n, half ? 1 : 0, eps.iters(), eps.epsAt(0), eps.epsDecay(),
-                eps.eps(), out, stream, launch.blocksPerRow(), launch.threads(), launch.mode().ordinal());
+                eps.eps(), out, weights, stream, launch.blocksPerRow(), launch.threads(), launch.mode().ordinal());
     }
 
     /**
@@ -408,8 +410,8 @@ public final class CondjlOps {
     private static native long nBackward(long y, long grad, float epsFinal);
 
     private static native void nForwardRaw(boolean cuda, long s, long mask, long logk, float k, long rows, long n,
-            int dtype, int iters, double epsStart, double epsDecay, double eps, long out, long stream, int blocks,
-            int threads, int mode);
+            int dtype, int iters, double epsStart, double epsDecay, double eps, long out, long weights, long stream,
+            int blocks, int threads, int mode);
 
     private static native void nBackwardRaw(boolean cuda, long y, long grad, long out, long rows, long n, int dtype,
             float epsFinal, long stream, int blocks, int threads, int mode);

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -95,10 +96,20 @@ class CondjlOpsTensorTest {
     void backwardOnTensorsEqualsRawKernel() {
         float[] s = HostArrays.gaussian(new Random(6), 3 * 80, 1.0);
         float[] g = HostArrays.gaussian(new Random(7), 3 * 80, 1.0);
-        NDArray y = CondjlOps.coorDescent(manager.create(s, new Shape(3, 80)), 10f, null, ROUTER);
+        NDArray x = manager.create(s, new Shape(3, 80));
+        NDArray y = CondjlOps.coorDescent(x, 10f, null, ROUTER);
         NDArray ds = CondjlOps.coorDescentBackward(y, manager.create(g, new Shape(3, 80)), ROUTER.epsFinal());
         assertArrayEquals(CoorDescentKernelTest.backward(y.toFloatArray(), g, 80, ROUTER.epsFinal()),
                 ds.toFloatArray());
+
+        NDList yq = CondjlOps.coorDescentWithWeights(x, manager.create(new float[] {(float) Math.log(10)}), null,
+                ROUTER);
+        assertArrayEquals(y.toFloatArray(), yq.get(0).toFloatArray());
+        float[] yy = y.toFloatArray();
+        float[] q = yq.get(1).toFloatArray();
+        for (int i = 0; i < q.length; i++) {
+            assertEquals(yy[i] < 1 ? yy[i] / ROUTER.epsFinal() : 0f, q[i], "weight " + i);
+        }
     }
 
     @Test

@@ -81,7 +81,9 @@ public final class LayerDrop {
      */
     public static NDArray addZero(NDArray x, NDArray dummyResidual) {
         // |0 * s| is +0 (or NaN), and v - (+0) == v bit for bit, including v = -0.0
-        NDArray zero = dummyResidual.sum().mul(0).abs();
+        // zerosLike gives a native scalar: mul(Number) wraps a Java buffer that GC may free before backward
+        NDArray sum = dummyResidual.sum();
+        NDArray zero = sum.mul(sum.zerosLike()).abs();
         return x.sub(zero);
     }
 }

@@ -154,7 +154,9 @@ public final class StochasticDepth {
         indexShape[0] = k;
         // DJL keeps every array until its manager closes; autograd holds its own references, so
         // the temporaries are released here rather than at the end of the training step
-        try (NDArray scaled = residual.mul(alpha);
+        // a native scalar: mul(Number) wraps a Java buffer that GC may free before backward reads it
+        try (NDArray alphaScalar = residual.getManager().full(new Shape(), (float) alpha, residual.getDataType());
+                NDArray scaled = residual.mul(alphaScalar);
                 NDArray rows = xSub.add(scaled);
                 NDArray index = idx.reshape(indexShape).broadcast(subShape)) {
             return x.scatter(index, rows, 0);

@@ -48,7 +48,7 @@ public final class EvalCommand implements Callable<Integer> {
                         task, task.validation(evalSize), 32);
             }
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e, null, null);
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e);
         }
         var out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "task        %s%n", task.describe());

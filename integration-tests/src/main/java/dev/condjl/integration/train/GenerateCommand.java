@@ -72,7 +72,7 @@ public final class GenerateCommand implements Callable<Integer> {
             spec.commandLine().getOut().flush();
             return 0;
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e, null, null);
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e);
         }
     }
 

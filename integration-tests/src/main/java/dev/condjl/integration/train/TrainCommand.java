@@ -178,7 +178,7 @@ public final class TrainCommand implements Callable<Integer> {
             LOG.info("picture: {}", report.picture());
             return 0;
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e, null, null);
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e);
         }
     }
 
