@@ -10,13 +10,15 @@ set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv | tee "$out/device.txt"
-cp=cuda-ops/target/classes:cuda-ops/target/test-classes:$(ls .gpu/lib/*.jar | grep -v -e log4j-core -e log4j-slf4j | tr '\n' ':')
+jars=$(ls .gpu/lib/*.jar | grep -v -e log4j-core -e log4j-slf4j | tr '\n' ':')
+cp=cuda-ops/target/classes:cuda-ops/target/test-classes:$jars
 java=(.gpu/jre/bin/java -Dai.djl.offline=true -Dlog4j2.simplelogLevel=INFO -Dlog4j2.simplelogShowDateTime=false)
 "${java[@]}" -jar .gpu/junit.jar execute --class-path "$cp" --select-package dev.condjl.cuda --include-tag gpu \
   --details=tree --disable-ansi-colors > "$out/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
 grep -E "tests (successful|failed|skipped)|max \|cuda|✘" "$out/gpu-tests.log" | cut -c1-200 | tail -n 45
-"${java[@]}" -cp "$cp" dev.condjl.cuda.bench.CoorDescentBench --device gpu "$@" > "$out/condjl.jsonl" 2> "$out/condjl.err"
+"${java[@]}" -cp "$cp" dev.condjl.cuda.bench.CoorDescentBench --device gpu "$@" \
+  > "$out/condjl.jsonl" 2> "$out/condjl.err"
 echo "condjl bench exit $?"
 if [ -n "${NCU_CASE:-}" ]; then  # e.g. NCU_CASE=64x8192: Nsight Compute sections of one forward launch
   timeout 240 ncu --target-processes all --kernel-name regex:forward --launch-skip 3 --launch-count 1 \

@@ -63,8 +63,9 @@ struct LaunchOverride {
     int mode = 0;  // 0 auto, 1 one block per row, 2 thread-block cluster, 3 cooperative grid
 };
 
-void cd_forward_cpu(const CdForward& p);
-void cd_backward_cpu(const CdBackward& p);
+// threads: at most this many threads over rows; <= 0 for one per hardware thread.
+void cd_forward_cpu(const CdForward& p, int threads);
+void cd_backward_cpu(const CdBackward& p, int threads);
 
 // CUDA side. cuda_compiled() is false in a CPU-only build, where every other function throws RuntimeError.
 bool cuda_compiled();

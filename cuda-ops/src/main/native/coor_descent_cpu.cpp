@@ -90,11 +90,12 @@ uint16_t float_to_half(float f) {  // round to nearest even
     return sign | static_cast<uint16_t>(h);
 }
 
-// Runs body(row, scratch) for every row on up to hardware_concurrency threads; small problems stay on the caller.
+// Runs body(row, scratch) for every row on up to max_threads threads (hardware threads when <= 0); small problems
+// stay on the caller.
 template <class Scratch, class Body>
-void for_each_row(int64_t rows, int64_t n, Body body) {
+void for_each_row(int64_t rows, int64_t n, int max_threads, Body body) {
     const int64_t work = rows * std::max<int64_t>(n, 1);
-    const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+    const int64_t hw = max_threads > 0 ? max_threads : std::max(1u, std::thread::hardware_concurrency());
     const int threads = static_cast<int>(std::min({hw, rows, std::max<int64_t>(1, work / 8192)}));
     std::atomic<int64_t> next{0};
     auto worker = [&]() {
@@ -212,8 +213,8 @@ double eps_final(const EpsSchedule& eps) {
 
 }  // namespace
 
-void cd_forward_cpu(const CdForward& p) {
-    for_each_row<ForwardScratch>(p.rows, p.n, [&](int64_t row, ForwardScratch& sc) {
+void cd_forward_cpu(const CdForward& p, int threads) {
+    for_each_row<ForwardScratch>(p.rows, p.n, threads, [&](int64_t row, ForwardScratch& sc) {
         const int64_t off = row * p.n;
         float* s = sc.s.data();
         load_row(p.s, p.dtype, off, p.n, s);
@@ -234,8 +235,8 @@ void cd_forward_cpu(const CdForward& p) {
     });
 }
 
-void cd_backward_cpu(const CdBackward& p) {
-    for_each_row<BackwardScratch>(p.rows, p.n, [&](int64_t row, BackwardScratch& sc) {
+void cd_backward_cpu(const CdBackward& p, int threads) {
+    for_each_row<BackwardScratch>(p.rows, p.n, threads, [&](int64_t row, BackwardScratch& sc) {
         const int64_t off = row * p.n;
         load_row(p.y, p.dtype, off, p.n, sc.y.data());
         load_row(p.g, p.dtype, off, p.n, sc.g.data());

@@ -637,7 +637,8 @@ std::string cuda_probe() {
             float host[4] = {0.5f, -1.0f, 2.0f, 0.25f};
             float* buf = static_cast<float*>(cuda_malloc(sizeof host * 2));
             cuda_memcpy(buf, host, sizeof host);
-            CdForward p{1, 4, DType::F32, buf, nullptr, nullptr, 0, 0.7f, EpsSchedule{3, 1.0, 1.0, 1.0}, buf + 4, nullptr};
+            const EpsSchedule eps{3, 1.0, 1.0, 1.0};
+            CdForward p{1, 4, DType::F32, buf, nullptr, nullptr, 0, 0.7f, eps, buf + 4, nullptr};
             cd_forward_cuda(p, 0, nullptr, LaunchOverride{});
             cuda_synchronize();
             cuda_free(buf);

@@ -94,12 +94,12 @@ DType check_scores(const Tensor& s) {
     return s.dtype() == shim.dtype_f32 ? DType::F32 : DType::F16;
 }
 
-// Runs on s's device: the CPU kernels, or the CUDA kernels on libtorch's current stream.
+// Runs on s's device: the CPU kernels on up to cpu_threads threads, or the CUDA kernels on libtorch's current stream.
 template <typename P, typename Cpu, typename Cuda>
-void dispatch(const Tensor& s, const P& problem, Cpu cpu, Cuda cuda) {
+void dispatch(const Tensor& s, const P& problem, int cpu_threads, Cpu cpu, Cuda cuda) {
     const TorchShim& shim = torch_shim();
     if (s.device_type() == shim.device_cpu) {
-        cpu(problem);
+        cpu(problem, cpu_threads);
         return;
     }
     const std::string reason = cuda_probe();
@@ -156,7 +156,7 @@ jlongArray handles(JNIEnv* env, std::initializer_list<Output*> outputs) {
 // logk_handle: a float32 tensor of one value, or one per row (shape s.shape[:-1], optionally with a trailing 1);
 // 0 to use ln(max(k, 1e-20)) for every row. Returns y, and the implicit-gradient weights when asked for.
 jlongArray forward(JNIEnv* env, jlong s_handle, jlong mask_handle, jlong logk_handle, jfloat k, EpsSchedule eps,
-                   bool with_weights) {
+                   bool with_weights, int cpu_threads) {
     Tensor s(ptr<void>(s_handle), "s");
     const DType dtype = check_scores(s);
     const std::vector<int64_t>& sizes = s.sizes();
@@ -199,11 +199,11 @@ jlongArray forward(JNIEnv* env, jlong s_handle, jlong mask_handle, jlong logk_ha
     p.logk = logk ? static_cast<const float*>(logk->contiguous_data()) : nullptr;
     p.out = out.data();
     p.weights = weights ? weights->data() : nullptr;
-    dispatch(s, p, cd_forward_cpu, cd_forward_cuda);
+    dispatch(s, p, cpu_threads, cd_forward_cpu, cd_forward_cuda);
     return weights ? handles(env, {&out, weights.get()}) : handles(env, {&out});
 }
 
-jlong backward(jlong y_handle, jlong g_handle, jfloat eps) {
+jlong backward(jlong y_handle, jlong g_handle, jfloat eps, int cpu_threads) {
     Tensor y(ptr<void>(y_handle), "y");
     Tensor g(ptr<void>(g_handle), "grad");
     const DType dtype = check_scores(y);
@@ -217,7 +217,7 @@ jlong backward(jlong y_handle, jlong g_handle, jfloat eps) {
     const int64_t rows = n == 0 ? 0 : y.numel() / n;
     Output out(y);
     CdBackward p{rows, n, dtype, y.contiguous_data(), g.contiguous_data(), eps, out.data()};
-    dispatch(y, p, cd_backward_cpu, cd_backward_cuda);
+    dispatch(y, p, cpu_threads, cd_backward_cpu, cd_backward_cuda);
     return out.release();
 }
 
@@ -228,14 +228,16 @@ extern "C" {
 JNIEXPORT jlongArray JNICALL Java_dev_condjl_cuda_CondjlOps_nForward(JNIEnv* env, jclass, jlong s, jlong mask,
                                                                      jlong logk, jfloat k, jint iters, jdouble start,
                                                                      jdouble decay, jdouble floor,
-                                                                     jboolean weights) {
+                                                                     jboolean weights, jint cpu_threads) {
     return guarded<jlongArray>(env, nullptr, [&] {
-        return forward(env, s, mask, logk, k, schedule(iters, start, decay, floor), weights == JNI_TRUE);
+        return forward(env, s, mask, logk, k, schedule(iters, start, decay, floor), weights == JNI_TRUE,
+                       cpu_threads);
     });
 }
 
-JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nBackward(JNIEnv* env, jclass, jlong y, jlong g, jfloat eps) {
-    return guarded<jlong>(env, 0, [&] { return backward(y, g, eps); });
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nBackward(JNIEnv* env, jclass, jlong y, jlong g, jfloat eps,
+                                                                 jint cpu_threads) {
+    return guarded<jlong>(env, 0, [&] { return backward(y, g, eps, cpu_threads); });
 }
 
 JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nForwardRaw(JNIEnv* env, jclass, jboolean cuda, jlong s,
@@ -253,7 +255,7 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nForwardRaw(JNIEnv* env, j
         if (cuda) {
             cd_forward_cuda(p, -1, ptr<void>(stream), launch_override(blocks, threads, mode));
         } else {
-            cd_forward_cpu(p);
+            cd_forward_cpu(p, 0);
         }
         return 0;
     });
@@ -273,7 +275,7 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nBackwardRaw(JNIEnv* env, 
         if (cuda) {
             cd_backward_cuda(p, -1, ptr<void>(stream), launch_override(blocks, threads, mode));
         } else {
-            cd_backward_cpu(p);
+            cd_backward_cpu(p, 0);
         }
         return 0;
     });

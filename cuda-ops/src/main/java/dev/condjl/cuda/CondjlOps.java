@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.jni.JniUtils;
 
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -27,11 +28,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code Σw = 0}): the gradient of the converged solution, O(n), no stored iterations.
  *
  * <p>Loading never fails the caller: when the library cannot load, {@link #isAvailable()} is false, one warning is
- * logged and callers use their pure-DJL path; likewise {@link #supports(Device)} for GPUs whose driver or
- * architecture the CUDA kernels cannot use. Tensor entry points take DJL PyTorch arrays (fp32, or fp16 computed
- * in fp32), validate dtype, shape, device, {@code k} and mask before touching data, copy non-contiguous inputs
- * (broadcast views included), and throw {@link IllegalArgumentException} for bad input. Raw entry points take addresses (device pointers for
- * CUDA, direct-buffer addresses for the CPU) and need no libtorch.
+ * logged and callers use their pure-DJL path; likewise {@link #supports(Device)} for GPUs whose driver or architecture
+ * the CUDA kernels cannot use. Tensor entry points take DJL PyTorch arrays (fp32, or fp16 computed in fp32), validate
+ * dtype, shape, device, {@code k} and mask before touching data, copy non-contiguous inputs (broadcast views
+ * included), and throw {@link IllegalArgumentException} for bad input. Raw entry points take addresses (device
+ * pointers for CUDA, direct-buffer addresses for the CPU) and need no libtorch. On DJL tensors the CPU kernels use as
+ * many threads as libtorch's intra-op pool ({@code ai.djl.pytorch.num_threads}), so the two do not oversubscribe the
+ * cores.
  */
 public final class CondjlOps {
 
@@ -189,7 +192,8 @@ public final class CondjlOps {
         ensureAvailable();
         PtNDArray py = pytorch(y, "y");
         PtNDArray pg = pytorch(grad, "grad");
-        return new PtNDArray((PtNDManager) py.getManager(), nBackward(py.getHandle(), pg.getHandle(), epsFinal));
+        return new PtNDArray((PtNDManager) py.getManager(),
+                nBackward(py.getHandle(), pg.getHandle(), epsFinal, JniUtils.getNumThreads()));
     }
 
     private static NDList forward(NDArray s, NDArray logk, float k, NDArray mask, EpsSchedule eps,
@@ -202,7 +206,7 @@ public final class CondjlOps {
         long maskHandle = mask == null ? 0L : pytorch(mask, "mask").getHandle();
         long logkHandle = logk == null ? 0L : pytorch(logk, "logk").getHandle();
         long[] out = nForward(ps.getHandle(), maskHandle, logkHandle, k, eps.iters(), eps.epsAt(0), eps.epsDecay(),
-                eps.eps(), weights);
+                eps.eps(), weights, JniUtils.getNumThreads());
         NDList results = new NDList(out.length);
         for (long handle : out) {
             results.add(new PtNDArray((PtNDManager) ps.getManager(), handle));
@@ -405,9 +409,9 @@ public final class CondjlOps {
     }
 
     private static native long[] nForward(long s, long mask, long logk, float k, int iters, double epsStart,
-            double epsDecay, double eps, boolean weights);
+            double epsDecay, double eps, boolean weights, int cpuThreads);
 
-    private static native long nBackward(long y, long grad, float epsFinal);
+    private static native long nBackward(long y, long grad, float epsFinal, int cpuThreads);
 
     private static native void nForwardRaw(boolean cuda, long s, long mask, long logk, float k, long rows, long n,
             int dtype, int iters, double epsStart, double epsDecay, double eps, long out, long weights, long stream,

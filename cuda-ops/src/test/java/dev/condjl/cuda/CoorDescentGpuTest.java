@@ -131,6 +131,19 @@ class CoorDescentGpuTest {
     }
 
     @Test
+    void implicitGradientWeightsMatchCpu() {
+        Random rnd = new Random(10);
+        Problem p = new Problem(4, 3000, HostArrays.gaussian(rnd, 4 * 3000, 1.0), null, null, 200, ROUTER, false);
+        float[][] cpu = p.runWithWeights(false, LaunchConfig.AUTO);
+        for (LaunchConfig launch : new LaunchConfig[] {LaunchConfig.AUTO, new LaunchConfig(3, 128, Mode.GRID)}) {
+            float[][] gpu = p.runWithWeights(true, launch);
+            assertClose(cpu[0], gpu[0], FORWARD_TOL, "weights run forward " + launch);
+            // q = y / e_final where y < 1: the forward's tolerance scaled by 1 / e_final
+            assertClose(cpu[1], gpu[1], FORWARD_TOL / ROUTER.epsFinal(), "weights " + launch);
+        }
+    }
+
+    @Test
     void backwardMayOverwriteItsGradient() {
         Random rnd = new Random(9);
         int rows = 3;
@@ -150,11 +163,11 @@ class CoorDescentGpuTest {
     void rejectsImpossibleLaunches() {
         try (Device d = new Device(HostArrays.zeros(4 * 100))) {
             assertThrows(IllegalArgumentException.class, () -> CondjlOps.coorDescentRaw(true, d.ptr, 0, 0, 2f, 4,
-                    100, false, ROUTER, d.ptr, 0, new LaunchConfig(17, 32, Mode.CLUSTER)));
+                    100, false, ROUTER, d.ptr, 0, 0, new LaunchConfig(17, 32, Mode.CLUSTER)));
             assertThrows(IllegalArgumentException.class, () -> CondjlOps.coorDescentRaw(true, d.ptr, 0, 0, 2f, 4,
-                    100, false, ROUTER, d.ptr, 0, new LaunchConfig(1, 100, Mode.AUTO)));
+                    100, false, ROUTER, d.ptr, 0, 0, new LaunchConfig(1, 100, Mode.AUTO)));
             assertThrows(IllegalArgumentException.class, () -> CondjlOps.coorDescentRaw(true, d.ptr, 0, 0, 2f, 4,
-                    100, false, ROUTER, d.ptr, 0, new LaunchConfig(2, 32, Mode.BLOCK)));
+                    100, false, ROUTER, d.ptr, 0, 0, new LaunchConfig(2, 32, Mode.BLOCK)));
         }
         assertTrue(CondjlOps.describeLaunch(1, 1048576, false, LaunchConfig.AUTO).startsWith("grid"));
         assertTrue(CondjlOps.describeLaunch(2, 32768, false, LaunchConfig.AUTO).startsWith("cluster"));
@@ -217,20 +230,30 @@ class CoorDescentGpuTest {
         }
 
         float[] run(boolean cuda, LaunchConfig launch) {
+            return runWithWeights(cuda, launch)[0];
+        }
+
+        /** Returns {y, q}: the output and the implicit-gradient weights. */
+        float[][] runWithWeights(boolean cuda, LaunchConfig launch) {
             ByteBuffer out = nanBuffer(rows * n, half);
+            ByteBuffer weights = nanBuffer(rows * n, half);
             if (!cuda) {
                 CondjlOps.coorDescentRaw(false, CondjlOps.address(s), mask == null ? 0 : CondjlOps.address(mask),
-                        logk == null ? 0 : CondjlOps.address(logk), k, rows, n, half, eps, CondjlOps.address(out), 0,
-                        launch);
-                return half ? HostArrays.readHalves(out) : HostArrays.read(out);
+                        logk == null ? 0 : CondjlOps.address(logk), k, rows, n, half, eps, CondjlOps.address(out),
+                        CondjlOps.address(weights), 0, launch);
+                return new float[][] {read(out), read(weights)};
             }
             try (Device ds = new Device(s); Device dm = mask == null ? null : new Device(mask);
-                    Device dl = logk == null ? null : new Device(logk); Device dout = new Device(out)) {
+                    Device dl = logk == null ? null : new Device(logk); Device dout = new Device(out);
+                    Device dq = new Device(weights)) {
                 CondjlOps.coorDescentRaw(true, ds.ptr, dm == null ? 0 : dm.ptr, dl == null ? 0 : dl.ptr, k, rows, n,
-                        half, eps, dout.ptr, 0, launch);
-                ByteBuffer back = dout.download();
-                return half ? HostArrays.readHalves(back) : HostArrays.read(back);
+                        half, eps, dout.ptr, dq.ptr, 0, launch);
+                return new float[][] {read(dout.download()), read(dq.download())};
             }
+        }
+
+        private float[] read(ByteBuffer b) {
+            return half ? HostArrays.readHalves(b) : HostArrays.read(b);
         }
     }
 

@@ -24,7 +24,7 @@ class CoorDescentKernelTest {
         ByteBuffer mb = mask == null ? null : HostArrays.bytes(mask);
         ByteBuffer lb = logk == null ? null : HostArrays.floats(logk);
         CondjlOps.coorDescentRaw(false, CondjlOps.address(sb), mb == null ? 0 : CondjlOps.address(mb),
-                lb == null ? 0 : CondjlOps.address(lb), k, s.length / n, n, false, eps, CondjlOps.address(out), 0,
+                lb == null ? 0 : CondjlOps.address(lb), k, s.length / n, n, false, eps, CondjlOps.address(out), 0, 0,
                 LaunchConfig.AUTO);
         return HostArrays.read(out);
     }
@@ -149,12 +149,12 @@ class CoorDescentKernelTest {
         ByteBuffer b = HostArrays.zeros(8);
         long p = CondjlOps.address(b);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> CondjlOps.coorDescentRaw(false, p, 0, 0, 0f, 2, 4, false, ROUTER, p, 0, LaunchConfig.AUTO));
+                () -> CondjlOps.coorDescentRaw(false, p, 0, 0, 0f, 2, 4, false, ROUTER, p, 0, 0, LaunchConfig.AUTO));
         assertTrue(e.getMessage().contains("k must be"), e.getMessage());
         assertThrows(IllegalArgumentException.class,
-                () -> CondjlOps.coorDescentRaw(false, p, 0, 0, 2f, -1, 4, false, ROUTER, p, 0, LaunchConfig.AUTO));
+                () -> CondjlOps.coorDescentRaw(false, p, 0, 0, 2f, -1, 4, false, ROUTER, p, 0, 0, LaunchConfig.AUTO));
         assertThrows(IllegalArgumentException.class,
-                () -> CondjlOps.coorDescentRaw(false, 0, 0, 0, 2f, 2, 4, false, ROUTER, p, 0, LaunchConfig.AUTO));
+                () -> CondjlOps.coorDescentRaw(false, 0, 0, 0, 2f, 2, 4, false, ROUTER, p, 0, 0, LaunchConfig.AUTO));
         assertThrows(IllegalArgumentException.class,
                 () -> CondjlOps.coorDescentBackwardRaw(false, p, p, p, 2, 4, false, 0f, 0, LaunchConfig.AUTO));
         assertThrows(IllegalArgumentException.class, () -> CondjlOps.address(ByteBuffer.allocate(4)));

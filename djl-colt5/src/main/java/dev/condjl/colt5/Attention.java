@@ -207,44 +207,14 @@ public final class Attention extends AbstractBlock {
     }
 
     /** Builder; options are the reference's keyword arguments. */
-    public static final class Builder {
-        private int dim;
-        private int dimHead = 64;
-        private int heads = 8;
+    public static final class Builder extends MultiHeadBuilder<Builder> {
         private boolean multiplyKeysByScore;
 
         private Builder() {}
 
-        /**
-         * Sets the model width (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
-            return this;
-        }
-
-        /**
-         * Sets the head dimension.
-         *
-         * @param dimHead default 64
-         * @return this builder
-         */
-        public Builder optDimHead(int dimHead) {
-            this.dimHead = dimHead;
-            return this;
-        }
-
-        /**
-         * Sets the number of heads.
-         *
-         * @param heads default 8
-         * @return this builder
-         */
-        public Builder optHeads(int heads) {
-            this.heads = heads;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -266,9 +236,7 @@ public final class Attention extends AbstractBlock {
          * @throws IllegalArgumentException if a size is not positive
          */
         public Attention build() {
-            Builders.positive("dim", dim);
-            Builders.positive("dimHead", dimHead);
-            Builders.positive("heads", heads);
+            validate();
             return new Attention(this);
         }
     }

@@ -111,11 +111,8 @@ public final class LocalMHA extends AbstractBlock {
     }
 
     /** Builder; options are LocalMHA's keyword arguments. */
-    public static final class Builder {
-        private int dim;
+    public static final class Builder extends MultiHeadBuilder<Builder> {
         private int windowSize;
-        private int dimHead = 64;
-        private int heads = 8;
         private boolean prenorm;
         private boolean causal;
         private int lookBackward = 1;
@@ -124,14 +121,9 @@ public final class LocalMHA extends AbstractBlock {
 
         private Builder() {}
 
-        /**
-         * Sets the model width (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
             return this;
         }
 
@@ -143,28 +135,6 @@ public final class LocalMHA extends AbstractBlock {
          */
         public Builder setWindowSize(int windowSize) {
             this.windowSize = windowSize;
-            return this;
-        }
-
-        /**
-         * Sets the head dimension.
-         *
-         * @param dimHead default 64
-         * @return this builder
-         */
-        public Builder optDimHead(int dimHead) {
-            this.dimHead = dimHead;
-            return this;
-        }
-
-        /**
-         * Sets the number of heads.
-         *
-         * @param heads default 8
-         * @return this builder
-         */
-        public Builder optHeads(int heads) {
-            this.heads = heads;
             return this;
         }
 
@@ -235,9 +205,7 @@ public final class LocalMHA extends AbstractBlock {
          * @throws IllegalArgumentException if a size is out of range
          */
         public LocalMHA build() {
-            Builders.positive("dim", dim);
-            Builders.positive("dimHead", dimHead);
-            Builders.positive("heads", heads);
+            validate();
             window();
             return new LocalMHA(this);
         }

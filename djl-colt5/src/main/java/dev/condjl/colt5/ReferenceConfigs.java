@@ -173,71 +173,61 @@ public final class ReferenceConfigs {
     }
 
     private static ConditionalRoutedFeedForward feedForward(Kwargs k) {
-        return ConditionalRoutedFeedForward.builder()
-                .setDim(k.requiredInt("dim"))
+        return routed(k, ConditionalRoutedFeedForward.builder())
                 .setNumHeavyTokens(k.requiredInt("num_heavy_tokens"))
                 .optLightFfMult(k.getDouble("light_ff_mult", 0.5))
                 .optHeavyFfMult(k.getDouble("heavy_ff_mult", 4))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
                 .build();
     }
 
-    private static ConditionalRoutedAttention routedAttention(Kwargs k) {
+    /** {@code dim}, {@code router_straight_through} and {@code router_kwargs} of any routed module. */
+    private static <T extends RoutedBuilder<T>> T routed(Kwargs k, T builder) {
         k.ignore("use_flash_attn");
-        return ConditionalRoutedAttention.builder()
-                .setDim(k.requiredInt("dim"))
-                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
-                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
+        return builder.setDim(k.requiredInt("dim"))
+                .optRouterStraightThrough(k.getBool("router_straight_through", true))
+                .optRouterKwargs(routerKwargs(k));
+    }
+
+    /** The options every routed self-attention shares (see {@link RoutedAttentionBuilder}). */
+    private static <T extends RoutedAttentionBuilder<T>> T routedAttentionOptions(Kwargs k, T builder) {
+        return routed(k, builder)
                 .optNumRoutedKv(k.getInt("num_routed_kv", 1))
-                .optHasLightAttn(k.getBool("has_light_attn", true))
                 .optLightDimHead(k.getInt("light_dim_head", 64))
                 .optLightHeads(k.getInt("light_heads", 8))
                 .optLightWindowSize(k.getInt("light_window_size", 128))
                 .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
                 .optHeavyHeads(k.getInt("heavy_heads", 8))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
                 .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
                 .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
-                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+                .optUseNullQTokens(k.getBool("use_null_q_tokens", true));
+    }
+
+    private static ConditionalRoutedAttention routedAttention(Kwargs k) {
+        return routedAttentionOptions(k, ConditionalRoutedAttention.builder())
+                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
+                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
+                .optHasLightAttn(k.getBool("has_light_attn", true))
                 .optRotaryEmb(k.getBool("rotary_emb", false))
                 .build();
     }
 
     private static ConditionalRoutedTransformerBlock transformerBlock(Kwargs k) {
-        k.ignore("use_flash_attn");
-        return ConditionalRoutedTransformerBlock.builder()
-                .setDim(k.requiredInt("dim"))
+        return routedAttentionOptions(k, ConditionalRoutedTransformerBlock.builder())
                 .setNumHeavyAttnTokensQ(k.requiredInt("num_heavy_attn_tokens_q"))
                 .setNumHeavyAttnTokensKv(k.requiredInt("num_heavy_attn_tokens_kv"))
-                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
                 .setNumHeavyFfTokens(k.requiredInt("num_heavy_ff_tokens"))
-                .optLightDimHead(k.getInt("light_dim_head", 64))
-                .optLightHeads(k.getInt("light_heads", 8))
-                .optLightWindowSize(k.getInt("light_window_size", 128))
-                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
-                .optHeavyHeads(k.getInt("heavy_heads", 8))
                 .optLightFfMult(k.getDouble("light_ff_mult", 0.5))
                 .optHeavyFfMult(k.getDouble("heavy_ff_mult", 4))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
-                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
-                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
-                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
                 .build();
     }
 
     private static ConditionalRoutedCrossAttention crossAttention(Kwargs k) {
-        k.ignore("use_flash_attn", "num_sets_kv");
-        return ConditionalRoutedCrossAttention.builder()
-                .setDim(k.requiredInt("dim"))
+        k.ignore("num_sets_kv");
+        return routed(k, ConditionalRoutedCrossAttention.builder())
                 .setNumTokensQ(k.requiredInt("num_tokens_q"))
                 .setNumTokensKv(k.requiredInt("num_tokens_kv"))
                 .optDimHead(k.getInt("dim_head", 64))
                 .optHeads(k.getInt("heads", 8))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
                 .optKvRoutingTokens(k.getInt("kv_routing_tokens", 1))
                 .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
                 .optUseNullQTokens(k.getBool("use_null_q_tokens", true))

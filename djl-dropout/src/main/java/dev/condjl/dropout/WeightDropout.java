@@ -6,9 +6,9 @@ import java.util.Locale;
 
 /**
  * DropConnect / weight dropout (RETURNN {@code param_dropout}, {@code rf.weight_dropout}): in training
- * {@code W' = W ⊙ m / (1 − p)} with {@code m ~ Bernoulli(1 − p)} elementwise over the full parameter shape; in eval
- * {@code W' = W} (the same array). Register it on a block with {@link Parametrized}; with the per-forward cache one
- * mask is drawn per forward pass.
+ * {@code W' = W ⊙ m / (1 − p)} with {@code m ~ Bernoulli(1 − p)} elementwise over the full parameter shape; in
+ * eval {@code W' = W} (the same array). Register it on a block with {@link Parametrized}; with the per-forward cache
+ * one mask is drawn per forward pass.
  *
  * <p>What is kept for backward. PyTorch-side references (RETURNN's gradient-checkpoint scope) keep only an RNG seed
  * and regenerate the mask in backward; DJL offers no custom autograd function and no RNG state, so this version

@@ -175,7 +175,8 @@ class ParametrizedTest {
     void trainsUnderTrainerAndLeavesNothingInTheModelManager() {
         long[] plain = train(false);
         long[] parametrized = train(true);
-        assertTrue(parametrized[1] < 0.25 * parametrized[0], "eval loss x1000 " + parametrized[0] + " -> " + parametrized[1]);
+        assertTrue(parametrized[1] < 0.25 * parametrized[0],
+                "eval loss x1000 " + parametrized[0] + " -> " + parametrized[1]);
         // DJL's optimizer path itself adds gradient wrappers to the model manager each step; the parametrization
         // must add nothing on top (its temporaries belong to the batch)
         assertEquals(plain[2], parametrized[2]);

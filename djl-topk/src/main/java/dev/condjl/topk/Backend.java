@@ -13,6 +13,9 @@ public enum Backend {
      * {@link FusedCoordinateDescent} for how far its gradient is from the unrolled one.
      */
     FUSED,
-    /** {@link #FUSED} when the native library loaded and supports the input's dtype and device, else {@link #UNROLLED}. */
+    /**
+     * {@link #FUSED} when the native library loaded and supports the input's dtype and device, else
+     * {@link #UNROLLED}.
+     */
     AUTO
 }

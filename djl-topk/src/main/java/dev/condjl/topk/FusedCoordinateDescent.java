@@ -26,8 +26,8 @@ import dev.condjl.cuda.EpsSchedule;
  *
  * <p>It differs from {@link Backend#UNROLLED}'s gradient (autograd through every iteration) because the iteration is
  * not converged after the router's 20 or 50 iterations (ε 4 → 0.03, decay 0.7). Measured on random normal scores
- * and upstream gradients (float32, 4×2048, k = 256, {@code FusedCoordinateDescentTest#measuresTheGradientGapToUnrolled}),
- * fused vs unrolled gradient of {@code Σ g·y}: at 20 iterations max |diff| 10.4 (largest unrolled entry 60.2), cosine
+ * and upstream gradients (float32, 4×2048, k = 256, test {@code measuresTheGradientGapToUnrolled}), fused vs
+ * unrolled gradient of {@code Σ g·y}: at 20 iterations max |diff| 10.4 (largest unrolled entry 60.2), cosine
  * 0.982; at 50 iterations max |diff| 1.44 (largest entry 77.6), cosine 0.9993. At convergence (ε = 0.5, 300
  * iterations) both gradients, of s and of k, agree to cosine {@literal >} 0.9999. The forward equals the unrolled
  * one within 1e-5 on unit-scale scores (both round {@code a} to float32 after differently ordered sums; one ulp of

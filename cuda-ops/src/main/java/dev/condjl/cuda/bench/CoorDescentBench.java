@@ -146,7 +146,7 @@ public final class CoorDescentBench {
         long g = CondjlOps.address(d.g);
         long ds = CondjlOps.address(d.ds);
         Runnable fwd = () -> CondjlOps.coorDescentRaw(false, s, 0, 0, c.k(), c.rows(), c.n(), false, c.schedule(),
-                y, 0, LaunchConfig.AUTO);
+                y, 0, 0, LaunchConfig.AUTO);
         Runnable bwd = () -> CondjlOps.coorDescentBackwardRaw(false, y, g, ds, c.rows(), c.n(), false,
                 c.schedule().epsFinal(), 0, LaunchConfig.AUTO);
         double fwdMs = medianMs(fwd, reps);
@@ -245,7 +245,7 @@ public final class CoorDescentBench {
             cpuY = Data.direct(c.rows() * c.n());
             cpuDs = Data.direct(c.rows() * c.n());
             CondjlOps.coorDescentRaw(false, CondjlOps.address(d.s), 0, 0, c.k(), c.rows(), c.n(), false,
-                    c.schedule(), CondjlOps.address(cpuY), 0, LaunchConfig.AUTO);
+                    c.schedule(), CondjlOps.address(cpuY), 0, 0, LaunchConfig.AUTO);
             CondjlOps.coorDescentBackwardRaw(false, CondjlOps.address(cpuY), CondjlOps.address(d.g),
                     CondjlOps.address(cpuDs), c.rows(), c.n(), false, c.schedule().epsFinal(), 0, LaunchConfig.AUTO);
         }
@@ -253,7 +253,7 @@ public final class CoorDescentBench {
         String measure(String impl, LaunchConfig lc, int reps) {
             Case c = d.c;
             Runnable fwd = () -> CondjlOps.coorDescentRaw(true, s, 0, 0, c.k(), c.rows(), c.n(), false,
-                    c.schedule(), y, 0, lc);
+                    c.schedule(), y, 0, 0, lc);
             Runnable bwd = () -> CondjlOps.coorDescentBackwardRaw(true, y, g, ds, c.rows(), c.n(), false,
                     c.schedule().epsFinal(), 0, lc);
             CondjlOps.cudaMemset(y, 0xff, d.bytes);  // NaN: every output must be written

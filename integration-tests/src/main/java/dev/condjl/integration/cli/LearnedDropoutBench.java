@@ -64,7 +64,8 @@ public final class LearnedDropoutBench implements Callable<Integer> {
             description = "size of the generated corpus (default ${DEFAULT-VALUE})")
     int syntheticChars;
 
-    @Option(names = "--steps", defaultValue = "600", description = "optimizer steps per variant (default ${DEFAULT-VALUE})")
+    @Option(names = "--steps", defaultValue = "600",
+            description = "optimizer steps per variant (default ${DEFAULT-VALUE})")
     int steps;
 
     @Option(names = "--eval-interval", defaultValue = "200",
@@ -93,14 +94,16 @@ public final class LearnedDropoutBench implements Callable<Integer> {
     @Option(names = "--lr", defaultValue = "3e-3", description = "AdamW learning rate (default ${DEFAULT-VALUE})")
     float lr;
 
-    @Option(names = "--dropout", defaultValue = "0.2", description = "rate of the dropout baseline (default ${DEFAULT-VALUE})")
+    @Option(names = "--dropout", defaultValue = "0.2",
+            description = "rate of the dropout baseline (default ${DEFAULT-VALUE})")
     float dropout;
 
     @Option(names = "--penalty-coeff", defaultValue = "0.1",
             description = "constant LearnedDropout penalty coefficient (default ${DEFAULT-VALUE})")
     double penaltyCoeff;
 
-    @Option(names = "--shift-init", defaultValue = "0", description = "LearnedDropout shift init (default ${DEFAULT-VALUE})")
+    @Option(names = "--shift-init", defaultValue = "0",
+            description = "LearnedDropout shift init (default ${DEFAULT-VALUE})")
     float shiftInit;
 
     @Option(names = "--seed", defaultValue = "7", description = "default ${DEFAULT-VALUE}")

@@ -54,7 +54,8 @@ public final class WeightDropoutBench implements Callable<Integer> {
     @Option(names = "--batch", defaultValue = "64", description = "rows of the input (default ${DEFAULT-VALUE})")
     int batch;
 
-    @Option(names = "--repeats", defaultValue = "5", description = "forward/backward per case (default ${DEFAULT-VALUE})")
+    @Option(names = "--repeats", defaultValue = "5",
+            description = "forward/backward per case (default ${DEFAULT-VALUE})")
     int repeats;
 
     @Option(names = "--sigma", defaultValue = "0.075", description = "noise std (default ${DEFAULT-VALUE})")
@@ -70,8 +71,8 @@ public final class WeightDropoutBench implements Callable<Integer> {
     @Override
     public Integer call() throws IOException, InterruptedException {
         if (dim <= 0 || batch <= 0 || repeats <= 0) {
-            throw new IllegalArgumentException(
-                    String.format(Locale.ROOT, "dim (%d), batch (%d) and repeats (%d) must be > 0", dim, batch, repeats));
+            throw new IllegalArgumentException(String.format(
+                    Locale.ROOT, "dim (%d), batch (%d) and repeats (%d) must be > 0", dim, batch, repeats));
         }
         if (!child) {
             return relaunch();

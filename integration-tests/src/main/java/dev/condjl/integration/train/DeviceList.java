@@ -42,7 +42,8 @@ public final class DeviceList {
                 try {
                     id = Integer.parseInt(part.trim());
                 } catch (NumberFormatException e) {
-                    throw new IllegalArgumentException("--devices (" + spec + "): '" + part + "' is not a GPU index", e);
+                    throw new IllegalArgumentException(
+                            "--devices (" + spec + "): '" + part + "' is not a GPU index", e);
                 }
                 if (id < 0 || id >= visible) {
                     throw new IllegalArgumentException(

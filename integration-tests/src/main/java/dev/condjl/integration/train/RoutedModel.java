@@ -46,8 +46,9 @@ import java.util.Map;
  *
  * <p>Layer i is a {@link StochasticResidual} (rate {@code i·p/(depth-1)}, DINOv2's linear schedule; mode from the
  * configuration, batch subset by default) around the residual {@code f(x) = block(x) - x} of a
- * {@link ConditionalRoutedTransformerBlock} (retrieval) or a {@link CausalRoutedLayer} (text); with {@code --dropout weight|noise} the block's linear weights are
- * parametrized by {@link WeightDropout} or {@link VariationalNoise}. The forward output is {@code [logits]}, or
+ * {@link ConditionalRoutedTransformerBlock} (retrieval) or a {@link CausalRoutedLayer} (text); with
+ * {@code --dropout weight|noise} the block's linear weights are parametrized by {@link WeightDropout} or
+ * {@link VariationalNoise}. The forward output is {@code [logits]}, or
  * {@code [logits, penalty]} with learned dropout (for {@link dev.condjl.dropout.PenalizedLoss}).
  */
 public final class RoutedModel extends AbstractBlock {

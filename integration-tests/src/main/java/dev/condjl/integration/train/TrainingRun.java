@@ -55,7 +55,7 @@ public final class TrainingRun {
     /**
      * Trains a model and writes checkpoint, picture and report into the run directory.
      *
-     * @param config the model (ignored when resuming: the checkpoint's configuration is used)
+     * @param config the model (when resuming, the checkpoint's configuration)
      * @param task the data
      * @param s the training settings
      * @param err where the progress bar goes
@@ -65,9 +65,8 @@ public final class TrainingRun {
     public static RunReport train(ModelConfig config, TrainingTask task, TrainSettings s, PrintStream err)
             throws IOException {
         Engine.getEngine("PyTorch").setRandomSeed((int) s.seed());
-        Device[] devices = s.devices();
         Files.createDirectories(s.runDir());
-        try (Model model = Model.newInstance("condjl-train", devices[0], "PyTorch")) {
+        try (Model model = Model.newInstance("condjl-train", s.devices()[0], "PyTorch")) {
             RoutedModel block = new RoutedModel(config);
             model.setBlock(block);
             int first = s.resumeFrom() == null ? 0 : RunCheckpoint.load(s.resumeFrom(), model);
@@ -75,89 +74,130 @@ public final class TrainingRun {
                 throw new IllegalArgumentException("the checkpoint has done " + first + " steps; --steps ("
                         + s.steps() + ") must be larger to continue");
             }
-            // a resumed run draws other batches than the first part did
-            SplittableRandom data = new SplittableRandom(s.seed() + first);
             Loss loss = "learned".equals(config.dropout())
                     ? new PenalizedLoss(Loss.softmaxCrossEntropyLoss(), 1,
                             PenaltyCoefficient.constant(config.dropoutRate()))
                     : Loss.softmaxCrossEntropyLoss();
             DefaultTrainingConfig tc = new DefaultTrainingConfig(loss)
                     .optOptimizer(optimizer(s, first))
-                    .optDevices(devices);
+                    .optDevices(s.devices());
             LOG.info("{}", task.describe());
             try (Trainer trainer = model.newTrainer(tc)) {
-                trainer.initialize(new Shape(Math.max(1, s.batchSize() / devices.length), config.seqLen()));
-                long parameters = block.getParameters().values().stream()
-                        .filter(Parameter::requiresGradient).mapToLong(p -> p.getArray().size()).sum();
-                LOG.info("model: {} parameters, {} routed layers of width {}, devices {}", parameters,
-                        config.depth(), config.dim(), Arrays.toString(devices));
-                ParameterStore evalStore = new ParameterStore(model.getNDManager(), false);
-                Sample curveSet = task.validation(Math.min(CURVE_SEQUENCES, s.evalSize()));
-                RunCharts.Curve curve = new RunCharts.Curve();
-                curve.addValid(first, Evaluation.run(block, evalStore, model.getNDManager(), task, curveSet,
-                        EVAL_CHUNK));
-                ProgressLine progress = s.progress()
-                        ? new ProgressLine(err, first, s.steps(), System.console() != null) : null;
-                double smooth = Double.NaN;
-                double tokensPerSecond = 0;
-                long trainNanos = 0;
-                long cpuNanos = 0;
-                int skipped = 0;
-                for (int step = first; step < s.steps(); step++) {
-                    Sample batch = task.sample(data, s.batchSize());
-                    if (loss instanceof PenalizedLoss penalized) {
-                        penalized.setStep(step);
-                    }
-                    long cpu0 = processCpuNanos();
-                    long t0 = System.nanoTime();
-                    double[] stepStats = step(trainer, block, batch, devices, s.clipNorm());
-                    long dt = System.nanoTime() - t0;
-                    trainNanos += dt;
-                    cpuNanos += processCpuNanos() - cpu0;
-                    double tps = (double) s.batchSize() * config.seqLen() / (dt / 1e9);
-                    tokensPerSecond = step == first ? tps : 0.9 * tokensPerSecond + 0.1 * tps;
-                    smooth = Double.isNaN(smooth) ? stepStats[0] : 0.95 * smooth + 0.05 * stepStats[0];
-                    if (!Double.isFinite(stepStats[0])) {
-                        throw new IllegalStateException("the loss is " + stepStats[0] + " at step " + step
-                                + "; try a smaller --lr");
-                    }
-                    if (s.clipNorm() > 0 && !Double.isFinite(stepStats[1])) {
-                        skipped++;
-                        LOG.warn("gradient norm {} at step {}: update skipped ({} so far)", stepStats[1], step,
-                                skipped);
-                    }
-                    curve.addTrain(step + 1, stepStats[0], smooth, stepStats[1]);
-                    if ((step + 1) % s.evalEvery() == 0 || step + 1 == s.steps()) {
-                        curve.addValid(step + 1, Evaluation.run(block, evalStore, model.getNDManager(), task,
-                                curveSet, EVAL_CHUNK));
-                    }
-                    if (progress != null) {
-                        progress.update(step + 1, smooth, tokensPerSecond);
-                    }
-                }
-                Sample valid = task.validation(s.evalSize());
-                Evaluation.Result result =
-                        Evaluation.run(block, evalStore, model.getNDManager(), task, valid, EVAL_CHUNK);
-                Path checkpoint = s.runDir().resolve("checkpoint");
-                RunCheckpoint.save(checkpoint, model, s.steps());
-                Path picture = s.runDir().resolve("train.png");
-                try (NDManager m = model.getNDManager().newSubManager()) {
-                    Sample shown = valid.rows(0, Math.min(PICTURE_SEQUENCES, valid.batchSize()));
-                    RoutingTrace trace = block.trace(evalStore, shown.tokenArray(m));
-                    RunCharts.write(picture, curve, trace, shown, task, config);
-                }
-                curve.writeCsv(s.runDir().resolve("metrics.csv"));
-                int done = s.steps() - first;
-                RunReport report = new RunReport(task.describe(),
-                        Arrays.stream(devices).map(Device::toString).collect(Collectors.joining(",")),
-                        parameters, first, s.steps(), s.batchSize(), config.seqLen(), trainNanos / 1e9,
-                        trainNanos / 1e6 / done, cpuNanos / 1e6 / done, (double) done * s.batchSize() * config.seqLen() / (trainNanos / 1e9),
-                        smooth, skipped, result.loss(), result.accuracy(), 1.0 / config.numClasses(), result.sequences(),
-                        result.routing(), curve.valid(), PeakMemory.peakResidentBytes(), checkpoint.toString(),
-                        picture.toString());
-                report.save(s.runDir().resolve("report.json"));
-                return report;
+                trainer.initialize(new Shape(Math.max(1, s.batchSize() / s.devices().length), config.seqLen()));
+                LOG.info("model: {} parameters, {} routed layers of width {}, devices {}", parameterCount(block),
+                        config.depth(), config.dim(), Arrays.toString(s.devices()));
+                Loop loop = new Loop(model, trainer, block, task, s, first);
+                loop.run(err);
+                return loop.finish();
             }
+        }
+    }
+
+    private static long parameterCount(RoutedModel block) {
+        return block.getParameters().values().stream()
+                .filter(Parameter::requiresGradient).mapToLong(p -> p.getArray().size()).sum();
+    }
+
+    /** The steps of one run and what they measured. */
+    private static final class Loop {
+        private final Model model;
+        private final Trainer trainer;
+        private final RoutedModel block;
+        private final TrainingTask task;
+        private final TrainSettings s;
+        private final int first;
+        private final ParameterStore evalStore;
+        private final Sample curveSet;
+        private final RunCharts.Curve curve = new RunCharts.Curve();
+        private double smooth = Double.NaN;
+        private long trainNanos;
+        private long cpuNanos;
+        private int skipped;
+
+        Loop(Model model, Trainer trainer, RoutedModel block, TrainingTask task, TrainSettings s, int first) {
+            this.model = model;
+            this.trainer = trainer;
+            this.block = block;
+            this.task = task;
+            this.s = s;
+            this.first = first;
+            evalStore = new ParameterStore(model.getNDManager(), false);
+            curveSet = task.validation(Math.min(CURVE_SEQUENCES, s.evalSize()));
+        }
+
+        private Evaluation.Result evaluate(Sample sample) {
+            return Evaluation.run(block, evalStore, model.getNDManager(), task, sample, EVAL_CHUNK);
+        }
+
+        void run(PrintStream err) {
+            // a resumed run draws other batches than the first part did
+            SplittableRandom data = new SplittableRandom(s.seed() + first);
+            long tokensPerStep = (long) s.batchSize() * block.getConfig().seqLen();
+            ProgressLine progress = s.progress()
+                    ? new ProgressLine(err, first, s.steps(), System.console() != null) : null;
+            curve.addValid(first, evaluate(curveSet));
+            double tokensPerSecond = 0;
+            for (int step = first; step < s.steps(); step++) {
+                Sample batch = task.sample(data, s.batchSize());
+                if (trainer.getLoss() instanceof PenalizedLoss penalized) {
+                    penalized.setStep(step);
+                }
+                long cpu0 = processCpuNanos();
+                long t0 = System.nanoTime();
+                double[] stats = step(trainer, block, batch, s.devices(), s.clipNorm());
+                long dt = System.nanoTime() - t0;
+                trainNanos += dt;
+                cpuNanos += processCpuNanos() - cpu0;
+                double tps = tokensPerStep / (dt / 1e9);
+                tokensPerSecond = step == first ? tps : 0.9 * tokensPerSecond + 0.1 * tps;
+                record(step, stats);
+                if ((step + 1) % s.evalEvery() == 0 || step + 1 == s.steps()) {
+                    curve.addValid(step + 1, evaluate(curveSet));
+                }
+                if (progress != null) {
+                    progress.update(step + 1, smooth, tokensPerSecond);
+                }
+            }
+        }
+
+        /** Books one step's {loss, gradient norm}; stops on a non-finite loss. */
+        private void record(int step, double[] stats) {
+            if (!Double.isFinite(stats[0])) {
+                throw new IllegalStateException("the loss is " + stats[0] + " at step " + step
+                        + "; try a smaller --lr");
+            }
+            if (s.clipNorm() > 0 && !Double.isFinite(stats[1])) {
+                skipped++;
+                LOG.warn("gradient norm {} at step {}: update skipped ({} so far)", stats[1], step, skipped);
+            }
+            smooth = Double.isNaN(smooth) ? stats[0] : 0.95 * smooth + 0.05 * stats[0];
+            curve.addTrain(step + 1, stats[0], smooth, stats[1]);
+        }
+
+        /** Final evaluation, checkpoint, picture, metrics and report. */
+        RunReport finish() throws IOException {
+            ModelConfig config = block.getConfig();
+            Sample valid = task.validation(s.evalSize());
+            Evaluation.Result result = evaluate(valid);
+            Path checkpoint = s.runDir().resolve("checkpoint");
+            RunCheckpoint.save(checkpoint, model, s.steps());
+            Path picture = s.runDir().resolve("train.png");
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                Sample shown = valid.rows(0, Math.min(PICTURE_SEQUENCES, valid.batchSize()));
+                RunCharts.write(picture, curve, block.trace(evalStore, shown.tokenArray(m)), shown, task, config);
+            }
+            curve.writeCsv(s.runDir().resolve("metrics.csv"));
+            int done = s.steps() - first;
+            double seconds = trainNanos / 1e9;
+            RunReport report = new RunReport(task.describe(),
+                    Arrays.stream(s.devices()).map(Device::toString).collect(Collectors.joining(",")),
+                    parameterCount(block), first, s.steps(), s.batchSize(), config.seqLen(), seconds,
+                    seconds * 1e3 / done, cpuNanos / 1e6 / done,
+                    (double) done * s.batchSize() * config.seqLen() / seconds, smooth, skipped, result.loss(),
+                    result.accuracy(), 1.0 / config.numClasses(), result.sequences(), result.routing(),
+                    curve.valid(), PeakMemory.peakResidentBytes(), checkpoint.toString(), picture.toString());
+            report.save(s.runDir().resolve("report.json"));
+            return report;
         }
     }
 

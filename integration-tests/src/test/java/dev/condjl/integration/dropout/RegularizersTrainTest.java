@@ -57,7 +57,8 @@ class RegularizersTrainTest {
                 () -> Linear.builder().setUnits(DIM).build());
         for (String regularizer : List.of("weight-dropout", "noise", "noise+dropout", "learned-dropout")) {
             for (int t = 0; t < targets.size(); t++) {
-                cases.add(Arguments.of(regularizer, t == 0 ? "ConditionalRoutedFeedForward" : "Linear", targets.get(t)));
+                String name = t == 0 ? "ConditionalRoutedFeedForward" : "Linear";
+                cases.add(Arguments.of(regularizer, name, targets.get(t)));
             }
         }
         return cases.stream();
@@ -104,7 +105,8 @@ class RegularizersTrainTest {
                 float initial = evalLoss(trainer, l2, x, y);
                 EasyTrain.fit(trainer, 10, dataset, null);
                 float trained = evalLoss(trainer, l2, x, y);
-                assertTrue(trained < 0.7f * initial, targetName + " " + regularizer + ": " + initial + " -> " + trained);
+                assertTrue(trained < 0.7f * initial,
+                        targetName + " " + regularizer + ": " + initial + " -> " + trained);
                 assertFalse(before.allClose(snapshot(block)), "parameters did not move");
                 if (learned) {
                     assertEquals(40, penalized.getStep(), "4 batches x 10 epochs");
