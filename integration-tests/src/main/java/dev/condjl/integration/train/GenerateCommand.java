@@ -43,7 +43,7 @@ public final class GenerateCommand implements Callable<Integer> {
             defaultValue = "0.8")
     double temperature;
 
-    @Option(names = "--seed", description = "(${DEFAULT-VALUE})", defaultValue = "42")
+    @Option(names = "--seed", description = "sampling seed (${DEFAULT-VALUE})", defaultValue = "42")
     long seed;
 
     @Option(names = "--devices", description = "cpu or gpu:0 (${DEFAULT-VALUE})", defaultValue = "cpu")

@@ -10,6 +10,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.Pair;
 import ai.djl.util.PairList;
 import dev.condjl.colt5.ConditionalRoutedAutoregressiveAttention;
@@ -18,6 +19,7 @@ import dev.condjl.colt5.CoordinateDescentRouter;
 import dev.condjl.colt5.RMSNorm;
 import dev.condjl.colt5.RoutedOutput;
 import dev.condjl.colt5.StateDicts;
+import dev.condjl.colt5.cdattention.Embedding;
 import dev.condjl.dropout.LearnedDropout;
 import dev.condjl.dropout.Parametrization;
 import dev.condjl.dropout.Parametrized;
@@ -56,8 +58,8 @@ public final class RoutedModel extends AbstractBlock {
     private static final byte VERSION = 1;
 
     private final ModelConfig config;
-    private final EmbeddingTable tokenEmb;
-    private final EmbeddingTable posEmb;
+    private final Embedding tokenEmb;
+    private final Embedding posEmb;
     private final LearnedDropout embDropout;
     private final List<StochasticResidual> layers = new ArrayList<>();
     private final List<Block> cores = new ArrayList<>();
@@ -74,8 +76,10 @@ public final class RoutedModel extends AbstractBlock {
     public RoutedModel(ModelConfig config) {
         super(VERSION);
         this.config = config;
-        tokenEmb = addChildBlock("token_emb", new EmbeddingTable(config.vocabSize(), config.dim(), 1f));
-        posEmb = addChildBlock("pos_emb", new EmbeddingTable(config.seqLen(), config.dim(), 0.02f));
+        tokenEmb = addChildBlock("token_emb", new Embedding(config.vocabSize(), config.dim()));
+        posEmb = addChildBlock("pos_emb", new Embedding(config.seqLen(), config.dim()));
+        // small positions at first, so that routing starts from the tokens' content (GPT-2's 0.02)
+        posEmb.setInitializer(new NormalInitializer(0.02f), Parameter.Type.WEIGHT);
         embDropout = "learned".equals(config.dropout())
                 ? addChildBlock("emb_dropout", LearnedDropout.builder()
                         .setEmbedDim(config.dim()).setNumHeads(config.heads()).build())
@@ -189,7 +193,8 @@ public final class RoutedModel extends AbstractBlock {
     private NDList embed(ParameterStore ps, NDArray tokens, boolean training) {
         long n = tokens.getShape().get(1);
         NDArray positions = tokens.getManager().arange(0, n, 1, DataType.INT64);
-        NDArray x = tokenEmb.lookup(ps, tokens, training).add(posEmb.lookup(ps, positions, training));
+        NDArray x = tokenEmb.forward(ps, new NDList(tokens), training).head()
+                .add(posEmb.forward(ps, new NDList(positions), training).head());
         if (embDropout == null) {
             return new NDList(x);
         }

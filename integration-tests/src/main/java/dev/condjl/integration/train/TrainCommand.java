@@ -112,7 +112,8 @@ public final class TrainCommand implements Callable<Integer> {
             defaultValue = "50")
     int warmup;
 
-    @Option(names = "--weight-decay", description = "(${DEFAULT-VALUE})", defaultValue = "0.01")
+    @Option(names = "--weight-decay", description = "weight decay, decoupled for AdamW (${DEFAULT-VALUE})",
+            defaultValue = "0.01")
     double weightDecay;
 
     @Option(names = "--optimizer", description = "adamw or adam (${DEFAULT-VALUE})", defaultValue = "adamw")
@@ -122,7 +123,8 @@ public final class TrainCommand implements Callable<Integer> {
             defaultValue = "1.0")
     double clip;
 
-    @Option(names = "--seed", description = "(${DEFAULT-VALUE})", defaultValue = "42")
+    @Option(names = "--seed", description = "seed of the weights, the data and the dropout masks (${DEFAULT-VALUE})",
+            defaultValue = "42")
     long seed;
 
     @Option(names = "--devices", description = "cpu, gpu or gpu:0,1 (${DEFAULT-VALUE})", defaultValue = "cpu")
