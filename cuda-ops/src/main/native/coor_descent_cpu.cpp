@@ -37,10 +37,7 @@ inline float vexp(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return p * __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
 }
 
 float half_to_float(uint16_t h) {
@@ -152,9 +149,15 @@ void forward_row(const float* __restrict s, int64_t n, float logk, const EpsSche
         if (m == kNegInf) {  // fully masked row: the output is 0 whatever a is
             a = std::numeric_limits<float>::infinity();
         } else {
+            // Float partial sums over blocks of 256 (32 terms per vector lane), accumulated in double.
             double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t i = 0; i < n; ++i) sum += vexp(z[i] - m);
+            for (int64_t i0 = 0; i0 < n; i0 += 256) {
+                const int64_t i1 = std::min<int64_t>(n, i0 + 256);
+                float block = 0.0f;
+#pragma omp simd reduction(+ : block)
+                for (int64_t i = i0; i < i1; ++i) block += vexp(z[i] - m);
+                sum += block;
+            }
             const float lse = m + std::log(static_cast<float>(sum));
             a = ef * (logk - lse);
         }
@@ -165,7 +168,8 @@ void forward_row(const float* __restrict s, int64_t n, float logk, const EpsSche
     for (int64_t i = 0; i < n; ++i) {
         const float sa = s[i] + a;
         const float b = -(sa > 0.0f ? sa : 0.0f);
-        y[i] = s[i] == kNegInf ? 0.0f : vexp((sa + b) / ef);
+        const float v = vexp((sa + b) / ef);
+        y[i] = s[i] == kNegInf ? 0.0f : v;
     }
 }
 

@@ -38,6 +38,10 @@ public enum CheckpointFormat {
         if (head.length >= 4 && head[0] == 'P' && head[1] == 'K' && (head[2] == 3 || head[2] == 5)) {
             return PYTORCH_ZIP;
         }
+        // before the legacy check: a safetensors header length may well start with byte 0x80
+        if (head.length >= 9 && head[8] == '{' && head[5] == 0 && head[6] == 0 && head[7] == 0) {
+            return SAFETENSORS;
+        }
         if ((head.length > 0 && (head[0] & 0xff) == 0x80) || isTar(head)) {
             throw new CheckpointException(
                     file,
@@ -46,9 +50,6 @@ public enum CheckpointFormat {
                     "legacy torch.save format (written by torch < 1.6 or with _use_new_zipfile_serialization=False),"
                             + " which cannot be read safely; re-save it with torch >= 1.6:"
                             + " torch.save(torch.load(path, weights_only=True), new_path)");
-        }
-        if (head.length >= 9 && head[8] == '{') {
-            return SAFETENSORS;
         }
         if (head.length < 9) {
             throw new CheckpointException(file, null, null, "file of " + head.length + " bytes is too short");

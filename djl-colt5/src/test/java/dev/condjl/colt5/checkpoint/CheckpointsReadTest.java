@@ -64,6 +64,22 @@ class CheckpointsReadTest {
     }
 
     @Test
+    void readsSafetensorsWhoseHeaderLengthStartsWithTheLegacyPickleByte() throws Exception {
+        // the legacy torch.save magic is byte 0x80 at offset 0; so is one safetensors header length in 256
+        NDArray w = manager.create(new float[] {1f, 2f, 3f});
+        for (int nameLength = 1; nameLength < 400; nameLength++) {
+            Path file = dir.resolve("h" + nameLength + ".safetensors");
+            Checkpoints.writeSafetensors(file, Map.of("w".repeat(nameLength), w));
+            if ((java.nio.file.Files.readAllBytes(file)[0] & 0xff) == 0x80) {
+                Map<String, NDArray> sd = Checkpoints.read(file, manager);
+                assertEquals(w, sd.get("w".repeat(nameLength)));
+                return;
+            }
+        }
+        throw new AssertionError("no key length gave a header length with low byte 0x80");
+    }
+
+    @Test
     void unwrapsTheOnlyStateDictOfATrainingCheckpoint() throws Exception {
         Fixtures.assertStateDict("nested.pt", Checkpoints.read(Fixtures.path("nested.pt"), manager));
         assertEquals("model", Checkpoints.inspect(Fixtures.path("nested.pt")).selectedKey());
