@@ -28,8 +28,10 @@ flavor=cpu
 
 mkdir -p "$build/$flavor" "$classes/native/lib/linux-x86_64"
 out=$classes/native/lib/linux-x86_64/libcondjl_ops.so
-cxxflags=(-std=c++17 -O3 -fPIC -fvisibility=hidden -fopenmp-simd -Wall -Wextra -I"$java_home/include"
-          -I"$java_home/include/linux")
+# -fno-trapping-math (no FP exception flags are read; results are unchanged) lets GCC if-convert, and so vectorise,
+# the clamps of the CPU kernels' exp: 5x faster loops.
+cxxflags=(-std=c++17 -O3 -fPIC -fvisibility=hidden -fopenmp-simd -fno-trapping-math -Wall -Wextra
+          -I"$java_home/include" -I"$java_home/include/linux")
 deps=("$src"/*.h "$src/build.sh")
 
 stale() {  # stale <object> <source>: the object is missing or older than the source, a header or this script

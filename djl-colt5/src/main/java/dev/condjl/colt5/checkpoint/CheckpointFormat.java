@@ -38,8 +38,9 @@ public enum CheckpointFormat {
         if (head.length >= 4 && head[0] == 'P' && head[1] == 'K' && (head[2] == 3 || head[2] == 5)) {
             return PYTORCH_ZIP;
         }
-        // before the legacy check: a safetensors header length may well start with byte 0x80
-        if (head.length >= 9 && head[8] == '{' && head[5] == 0 && head[6] == 0 && head[7] == 0) {
+        // before the legacy check: a safetensors header length may start with byte 0x80, while a legacy
+        // torch.save file has its magic number's byte 0xf9 at offset 8
+        if (head.length >= 9 && head[8] == '{') {
             return SAFETENSORS;
         }
         if ((head.length > 0 && (head[0] & 0xff) == 0x80) || isTar(head)) {

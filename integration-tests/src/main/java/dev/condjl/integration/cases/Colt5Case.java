@@ -31,8 +31,8 @@ import java.util.Optional;
  * {@code ConditionalRoutedCrossAttention}, and from issue 8 {@code ConditionalRoutedImageAttention},
  * {@code ConditionalRoutedAutoregressiveAttention}, {@code ConditionalRoutedViT} (input {@code img}) and the
  * {@code coordinate_descent_attention.*} classes) built from the reference's keyword arguments by
- * {@link ReferenceConfigs}, with {@code --weights} (safetensors or {@code torch.save}) loaded strictly by
- * {@code state_dict} name, run in inference mode.
+ * {@link ReferenceConfigs}, with {@code --weights} (safetensors or {@code torch.save}, after {@code --key} and
+ * {@code --strip-prefix}) loaded strictly by {@code state_dict} name, run in inference mode.
  *
  * <p>Inputs: {@code x}, optional boolean {@code mask}; the cross attention also {@code context} and optional
  * {@code context_mask}; the router optionally {@code routing_tokens}. Forward: the reference's non-tensor keyword
@@ -87,7 +87,7 @@ final class Colt5Case implements ReferenceCase {
 
     @Override
     public Map<String, NDArray> run(NDManager manager, JsonObject config, JsonObject forward,
-            Map<String, NDArray> inputs, Optional<Path> weights) throws IOException {
+            Map<String, NDArray> inputs, Optional<Path> weights, ReadOptions weightOptions) throws IOException {
         Block block = ReferenceConfigs.build(name, toMap(config));
         var params = ReferenceConfigs.forwardParams(name, toMap(forward));
 
@@ -110,7 +110,7 @@ final class Colt5Case implements ReferenceCase {
         // the first input's shape: the ViT's patch embedding and the cd Transformer's embeddings need it
         block.initialize(manager, DataType.FLOAT32, list.head().getShape());
         if (weights.isPresent()) {
-            Checkpoints.loadInto(block, weights.get(), ReadOptions.defaults(), true);
+            Checkpoints.loadInto(block, weights.get(), weightOptions, true);
         } else {
             LOGGER.warn("{}: no --weights given, running with freshly initialised parameters", name);
         }

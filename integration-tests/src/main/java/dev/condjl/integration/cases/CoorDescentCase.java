@@ -7,6 +7,7 @@ import ai.djl.training.GradientCollector;
 
 import com.google.gson.JsonObject;
 
+import dev.condjl.colt5.checkpoint.ReadOptions;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 
@@ -31,7 +32,7 @@ final class CoorDescentCase implements ReferenceCase {
 
     @Override
     public Map<String, NDArray> run(NDManager manager, JsonObject config, JsonObject forward,
-            Map<String, NDArray> inputs, Optional<Path> weights) {
+            Map<String, NDArray> inputs, Optional<Path> weights, ReadOptions weightOptions) {
         CaseInputs.rejectWeights(name(), weights);
         CaseArgs args = new CaseArgs("config", config);
         CoordinateDescent.Options options = CoordinateDescent.Options.builder()

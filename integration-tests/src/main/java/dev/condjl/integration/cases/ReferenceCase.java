@@ -5,6 +5,8 @@ import ai.djl.ndarray.NDManager;
 
 import com.google.gson.JsonObject;
 
+import dev.condjl.colt5.checkpoint.ReadOptions;
+
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
@@ -32,10 +34,11 @@ public interface ReferenceCase {
      * @param forward non-tensor forward keyword arguments (never null; empty when absent)
      * @param inputs named input tensors; read them with {@link CaseInputs}, which rejects unknown names
      * @param weights a checkpoint for modules with parameters
+     * @param weightOptions which state dict of {@code weights} to read and which key prefix to strip
      * @return named output tensors, in the order they should be written
      * @throws IOException if the weights cannot be read
      * @throws IllegalArgumentException for a bad config, a missing or unexpected tensor, or a bad shape
      */
     Map<String, NDArray> run(NDManager manager, JsonObject config, JsonObject forward, Map<String, NDArray> inputs,
-            Optional<Path> weights) throws IOException;
+            Optional<Path> weights, ReadOptions weightOptions) throws IOException;
 }

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 
 import com.google.gson.JsonObject;
 
+import dev.condjl.colt5.checkpoint.ReadOptions;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.TieBreak;
 import dev.condjl.topk.TopK;
@@ -30,7 +31,7 @@ final class TopKCase implements ReferenceCase {
 
     @Override
     public Map<String, NDArray> run(NDManager manager, JsonObject config, JsonObject forward,
-            Map<String, NDArray> inputs, Optional<Path> weights) {
+            Map<String, NDArray> inputs, Optional<Path> weights, ReadOptions weightOptions) {
         CaseInputs.rejectWeights(name(), weights);
         CaseArgs args = new CaseArgs("config", config);
         int k = args.getInt("k");

@@ -4,7 +4,10 @@ import dev.condjl.colt5.checkpoint.ReadOptions;
 
 import picocli.CommandLine.Option;
 
-/** The options {@code condjl convert} and {@code condjl inspect} share: which state dict to read. */
+/**
+ * The options {@code condjl convert}, {@code condjl inspect} and {@code condjl run} (for {@code --weights}) share:
+ * which state dict to read.
+ */
 public final class CheckpointOptions {
 
     @Option(names = "--key", paramLabel = "KEY",

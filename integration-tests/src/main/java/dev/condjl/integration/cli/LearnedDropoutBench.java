@@ -19,6 +19,7 @@ import dev.condjl.dropout.LearnedDropout;
 import dev.condjl.dropout.LearnedDropoutTransformer;
 import dev.condjl.dropout.PenalizedLoss;
 import dev.condjl.dropout.PenaltyCoefficient;
+import dev.condjl.integration.train.TextCorpus;
 
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
@@ -31,10 +32,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
-import java.util.TreeSet;
 import java.util.concurrent.Callable;
 
 /**
@@ -169,19 +170,11 @@ public final class LearnedDropoutBench implements Callable<Integer> {
     }
 
     private static Data encode(String text) {
-        int[] codePoints = text.codePoints().toArray();
-        TreeSet<Integer> alphabet = new TreeSet<>();
-        for (int c : codePoints) {
-            alphabet.add(c);
-        }
-        List<Integer> sorted = new ArrayList<>(alphabet);
-        int[] ids = new int[codePoints.length];
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = java.util.Collections.binarySearch(sorted, codePoints[i]);
-        }
+        String alphabet = TextCorpus.alphabetOf(text);
+        int[] ids = TextCorpus.encode(text, alphabet);
         int split = (int) (ids.length * 0.9);
-        return new Data(java.util.Arrays.copyOf(ids, split), java.util.Arrays.copyOfRange(ids, split, ids.length),
-                sorted.size());
+        return new Data(Arrays.copyOf(ids, split), Arrays.copyOfRange(ids, split, ids.length),
+                alphabet.codePointCount(0, alphabet.length()));
     }
 
     private Result train(String name, Data data, float rate, LearnedDropout.Builder learned) {

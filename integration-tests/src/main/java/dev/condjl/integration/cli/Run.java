@@ -9,6 +9,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 
+import dev.condjl.colt5.checkpoint.Checkpoints;
 import dev.condjl.integration.cases.CaseArgs;
 import dev.condjl.integration.cases.ReferenceCases;
 
@@ -17,6 +18,7 @@ import org.apache.logging.log4j.Logger;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -25,8 +27,11 @@ import java.io.InputStreamReader;
 import java.io.PrintWriter;
 import java.io.Reader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
@@ -40,6 +45,10 @@ import java.util.stream.Collectors;
  * <p>The case file is {@code {"module": NAME, "config": {reference kwargs}, "forward": {non-tensor forward
  * kwargs}}}; input and output tensors are named as the reference's arguments and return fields. Every error (unknown
  * module, missing tensor, bad shape, unreadable file) ends the command with exit code 1 and one line on stderr.
+ *
+ * <p>Tensor files go through {@link Checkpoints} and its checks: inputs are safetensors (or {@code torch.save})
+ * files, {@code BF16} inputs arrive as float32; outputs are written as safetensors in the order the case returns
+ * them. {@code --key} and {@code --strip-prefix} select the state dict inside {@code --weights}.
  */
 @Command(
         name = "run",
@@ -64,8 +73,11 @@ public final class Run implements Callable<Integer> {
     @Option(names = "--output", paramLabel = "OUT.safetensors", description = "Where to write the output tensors.")
     Path output;
 
-    @Option(names = "--weights", paramLabel = "W", description = "Checkpoint for modules with parameters.")
+    @Option(names = "--weights", paramLabel = "W",
+            description = "Checkpoint (safetensors or torch.save) for modules with parameters.")
     Path weights;
+
+    @Mixin CheckpointOptions weightOptions;
 
     @Option(names = "--example", paramLabel = "MODULE",
             description = "Run the example case shipped in the jar instead of --spec/--input.")
@@ -77,18 +89,21 @@ public final class Run implements Callable<Integer> {
         if (example == null && (caseFile == null || input == null)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "give --spec and --input, or --example");
         }
+        if (weights == null && (weightOptions.key != null || weightOptions.stripPrefix != null)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--key and --strip-prefix need --weights");
+        }
         PrintWriter err = spec.commandLine().getErr();
         try (NDManager manager = NDManager.newBaseManager()) {
             JsonObject caseJson;
             Map<String, NDArray> inputs;
             if (example == null) {
                 caseJson = readCase(caseFile);
-                inputs = SafetensorsFiles.read(input, manager);
+                inputs = Checkpoints.read(input, manager);
             } else {
-                try (InputStream json = exampleResource(".json"); InputStream tensors = exampleResource(".safetensors")) {
+                try (InputStream json = exampleResource(".json")) {
                     caseJson = parseCase(new InputStreamReader(json, StandardCharsets.UTF_8), "example " + example);
-                    inputs = SafetensorsFiles.read(tensors, manager);
                 }
+                inputs = readExampleInputs(manager);
             }
             CaseArgs top = new CaseArgs("case file", caseJson);
             String module = top.getString("module", null);
@@ -100,9 +115,10 @@ public final class Run implements Callable<Integer> {
             JsonObject forward = top.getObject("forward");
             top.rejectUnknown();
             Map<String, NDArray> outputs = ReferenceCases.get(module)
-                    .run(manager, config, forward, inputs, Optional.ofNullable(weights));
+                    .run(manager, config, forward, inputs, Optional.ofNullable(weights),
+                            weightOptions.toReadOptions());
             if (output != null) {
-                SafetensorsFiles.write(output, outputs);
+                Checkpoints.writeSafetensors(output, outputs);
             }
             print(module, outputs, spec.commandLine().getOut());
             return 0;
@@ -124,12 +140,23 @@ public final class Run implements Callable<Integer> {
         return in;
     }
 
+    /** The example's tensors sit inside the jar, and {@link Checkpoints} reads files only. */
+    private Map<String, NDArray> readExampleInputs(NDManager manager) throws IOException {
+        Path tmp = Files.createTempFile("condjl-example-", ".safetensors");
+        try (InputStream tensors = exampleResource(".safetensors")) {
+            Files.copy(tensors, tmp, StandardCopyOption.REPLACE_EXISTING);
+            return Checkpoints.read(tmp, manager);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
     private static JsonObject readCase(Path file) throws IOException {
         Reader reader;
         try {
             reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new IOException("cannot read case file " + file + ": " + SafetensorsFiles.reason(e), e);
+            throw new IOException("cannot read case file " + file + ": " + reason(e), e);
         }
         return parseCase(reader, "case file " + file);
     }
@@ -162,6 +189,17 @@ public final class Run implements Callable<Integer> {
             out.println("  " + entry.getKey() + " " + array.getDataType() + " " + array.getShape() + " [" + values + more);
         }
         out.flush();
+    }
+
+    /** A readable cause: file-system exceptions carry only the path as their message. */
+    private static String reason(IOException e) {
+        if (e instanceof NoSuchFileException) {
+            return "no such file";
+        }
+        if (e instanceof AccessDeniedException) {
+            return "permission denied";
+        }
+        return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     }
 
     private static String oneLine(Exception e) {

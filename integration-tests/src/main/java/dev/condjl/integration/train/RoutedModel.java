@@ -129,9 +129,7 @@ public final class RoutedModel extends AbstractBlock {
     }
 
     private static CoordinateDescentRouter.Builder routerKwargs(ModelConfig c) {
-        // TEMPORARY (notes/requests-train.md §3): the fused backend's surrogate gradient is corrupted after a GC
-        return CoordinateDescentRouter.builder().optEps(c.routerEps()).optCosineSimRouting(c.cosineRouting())
-                .optBackend(dev.condjl.topk.Backend.UNROLLED);
+        return CoordinateDescentRouter.builder().optEps(c.routerEps()).optCosineSimRouting(c.cosineRouting());
     }
 
     /** The block itself, or the block with its linear weights parametrized for {@code --dropout weight|noise}. */

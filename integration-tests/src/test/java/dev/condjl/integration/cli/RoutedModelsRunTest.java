@@ -11,6 +11,7 @@ import ai.djl.util.JsonUtils;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import dev.condjl.colt5.checkpoint.Checkpoints;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -61,7 +62,7 @@ class RoutedModelsRunTest {
         spec.add("config", c.get("config"));
         Path specFile = Files.writeString(dir.resolve(fixture + ".json"), spec.toString());
         try (NDManager manager = NDManager.newBaseManager()) {
-            Map<String, NDArray> all = SafetensorsFiles.read(FIXTURES.resolve(fixture), manager);
+            Map<String, NDArray> all = Checkpoints.read(FIXTURES.resolve(fixture), manager);
             String prefix = c.get("weights_prefix").getAsString();
             Map<String, NDArray> weights = new LinkedHashMap<>();
             all.forEach((name, array) -> {
@@ -76,13 +77,13 @@ class RoutedModelsRunTest {
             Path in = dir.resolve(fixture + ".in.safetensors");
             Path weightFile = dir.resolve(fixture + ".weights.safetensors");
             Path outFile = dir.resolve(fixture + ".out.safetensors");
-            SafetensorsFiles.write(in, inputs);
-            SafetensorsFiles.write(weightFile, weights);
+            Checkpoints.writeSafetensors(in, inputs);
+            Checkpoints.writeSafetensors(weightFile, weights);
             int code = run("run", "--spec", specFile.toString(), "--input", in.toString(), "--weights",
                     weightFile.toString(), "--output", outFile.toString());
             assertEquals(0, code, fixture + ": " + err);
             NDArray expected = all.get("@" + c.get("output").getAsString());
-            NDArray actual = SafetensorsFiles.read(outFile, manager).get("output");
+            NDArray actual = Checkpoints.read(outFile, manager).get("output");
             assertEquals(expected.getShape().size() == 1 ? new Shape() : expected.getShape(), actual.getShape(),
                     fixture);
             double diff = expected.toType(DataType.FLOAT64, false).reshape(actual.getShape())
@@ -99,7 +100,7 @@ class RoutedModelsRunTest {
                 + " \"heavy_heads\": 2}}");
         try (NDManager manager = NDManager.newBaseManager()) {
             Path in = dir.resolve("in.safetensors");
-            SafetensorsFiles.write(in, Map.of("x", manager.randomNormal(new Shape(1, 3, 8))));
+            Checkpoints.writeSafetensors(in, Map.of("x", manager.randomNormal(new Shape(1, 3, 8))));
             assertEquals(1, run("run", "--spec", spec.toString(), "--input", in.toString()));
             assertEquals("condjl run: sequence length (3) must be >= heavyWindowSize (4); x has shape (1, 3, 8)",
                     err.toString().strip());

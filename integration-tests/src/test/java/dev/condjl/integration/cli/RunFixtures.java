@@ -8,8 +8,12 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
+import dev.condjl.colt5.checkpoint.Checkpoints;
+
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.URISyntaxException;
+import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -29,6 +33,17 @@ final class RunFixtures {
         return copy("/examples/" + module + ".json", dir.resolve(module + ".json"));
     }
 
+    /** A test resource as a file: test resources are plain files under target/test-classes. */
+    private static Path resource(String name) {
+        URL url = RunFixtures.class.getResource(name);
+        assertNotNull(url, "missing resource " + name);
+        try {
+            return Path.of(url.toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     private static Path copy(String resource, Path target) throws IOException {
         try (InputStream in = RunFixtures.class.getResourceAsStream(resource)) {
             assertNotNull(in, "missing resource " + resource);
@@ -39,10 +54,10 @@ final class RunFixtures {
 
     /** Asserts that {@code outputFile} holds the expected outputs of {@code module} (floats within 1e-5). */
     static void assertExpectedOutputs(String module, Path outputFile) throws IOException {
-        try (NDManager manager = NDManager.newBaseManager();
-                InputStream in = RunFixtures.class.getResourceAsStream("/run/" + module + ".expected.safetensors")) {
-            Map<String, NDArray> expected = SafetensorsFiles.read(in, manager);
-            Map<String, NDArray> actual = SafetensorsFiles.read(outputFile, manager);
+        try (NDManager manager = NDManager.newBaseManager()) {
+            Map<String, NDArray> expected = Checkpoints.read(resource("/run/" + module + ".expected.safetensors"),
+                    manager);
+            Map<String, NDArray> actual = Checkpoints.read(outputFile, manager);
             assertEquals(expected.keySet(), actual.keySet(), module + " output names");
             for (Map.Entry<String, NDArray> entry : expected.entrySet()) {
                 NDArray want = entry.getValue();
