@@ -5,7 +5,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.jni.JniUtils;
 
 import org.apache.logging.log4j.LogManager;
@@ -192,7 +191,7 @@ public final class CondjlOps {
         ensureAvailable();
         PtNDArray py = pytorch(y, "y");
         PtNDArray pg = pytorch(grad, "grad");
-        return new PtNDArray((PtNDManager) py.getManager(),
+        return new PtNDArray(py.getManager(),
                 nBackward(py.getHandle(), pg.getHandle(), epsFinal, JniUtils.getNumThreads()));
     }
 
@@ -209,7 +208,7 @@ public final class CondjlOps {
                 eps.eps(), weights, JniUtils.getNumThreads());
         NDList results = new NDList(out.length);
         for (long handle : out) {
-            results.add(new PtNDArray((PtNDManager) ps.getManager(), handle));
+            results.add(new PtNDArray(ps.getManager(), handle));
         }
         return results;
     }

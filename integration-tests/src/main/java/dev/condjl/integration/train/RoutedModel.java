@@ -17,6 +17,7 @@ import dev.condjl.colt5.ConditionalRoutedAutoregressiveAttention;
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
 import dev.condjl.colt5.CoordinateDescentRouter;
 import dev.condjl.colt5.RMSNorm;
+import dev.condjl.colt5.RoutedAttentionBuilder;
 import dev.condjl.colt5.RoutedOutput;
 import dev.condjl.colt5.StateDicts;
 import dev.condjl.colt5.cdattention.Embedding;
@@ -99,37 +100,39 @@ public final class RoutedModel extends AbstractBlock {
         toLogits = addChildBlock("to_logits", Linear.builder().setUnits(config.numClasses()).build());
     }
 
-    private static ConditionalRoutedTransformerBlock routedBlock(ModelConfig c) {
-        return ConditionalRoutedTransformerBlock.builder()
-                .setDim(c.dim())
+    /**
+     * The {@link ConditionalRoutedTransformerBlock} of the retrieval model. Also used by tests to build the
+     * reference-named block a checkpoint slice must load into.
+     *
+     * @param c the configuration
+     * @return an uninitialized block
+     */
+    static ConditionalRoutedTransformerBlock routedBlock(ModelConfig c) {
+        return attention(ConditionalRoutedTransformerBlock.builder(), c)
                 .setNumHeavyAttnTokensQ(c.heavyTokensQ())
                 .setNumHeavyAttnTokensKv(c.heavyTokensKv())
                 .setNumHeavyFfTokens(c.heavyTokensFf())
-                .optLightWindowSize(c.lightWindow())
-                .optLightHeads(c.heads())
-                .optLightDimHead(c.dimHead())
-                .optHeavyHeads(c.heads())
-                .optHeavyDimHead(c.dimHead())
-                .optRouterKwargs(routerKwargs(c))
                 .build();
     }
 
     private static CausalRoutedLayer causalLayer(ModelConfig c) {
-        return new CausalRoutedLayer(ConditionalRoutedAutoregressiveAttention.builder()
-                .setDim(c.dim())
+        return new CausalRoutedLayer(attention(ConditionalRoutedAutoregressiveAttention.builder(), c)
                 .setNumHeavyTokensQ(c.heavyTokensQ())
                 .setNumHeavyTokensKv(c.heavyTokensKv())
+                .build(), c.dim());
+    }
+
+    /** The options both routed attentions share: width, heads, light window and {@code router_kwargs}. */
+    private static <B extends RoutedAttentionBuilder<B>> B attention(B builder, ModelConfig c) {
+        return builder.setDim(c.dim())
                 .optLightWindowSize(c.lightWindow())
                 .optLightHeads(c.heads())
                 .optLightDimHead(c.dimHead())
                 .optHeavyHeads(c.heads())
                 .optHeavyDimHead(c.dimHead())
-                .optRouterKwargs(routerKwargs(c))
-                .build(), c.dim());
-    }
-
-    private static CoordinateDescentRouter.Builder routerKwargs(ModelConfig c) {
-        return CoordinateDescentRouter.builder().optEps(c.routerEps()).optCosineSimRouting(c.cosineRouting());
+                .optRouterKwargs(CoordinateDescentRouter.builder()
+                        .optEps(c.routerEps())
+                        .optCosineSimRouting(c.cosineRouting()));
     }
 
     /** The block itself, or the block with its linear weights parametrized for {@code --dropout weight|noise}. */

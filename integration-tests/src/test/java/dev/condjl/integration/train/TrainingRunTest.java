@@ -11,7 +11,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
-import dev.condjl.colt5.CoordinateDescentRouter;
 import dev.condjl.colt5.StateDicts;
 import dev.condjl.colt5.checkpoint.Checkpoints;
 
@@ -94,14 +93,7 @@ class TrainingRunTest {
                     .filter(e -> e.getKey().startsWith("layers.1."))
                     .collect(Collectors.toMap(e -> e.getKey().substring("layers.1.".length()), Map.Entry::getValue));
             assertTrue(layer1.containsKey("conditional_attn.q_router.routing_token"), layer1.keySet().toString());
-            ConditionalRoutedTransformerBlock block = ConditionalRoutedTransformerBlock.builder()
-                    .setDim(c.dim()).setNumHeavyAttnTokensQ(c.heavyTokensQ()).setNumHeavyAttnTokensKv(
-                            c.heavyTokensKv()).setNumHeavyFfTokens(c.heavyTokensFf())
-                    .optLightWindowSize(c.lightWindow()).optLightHeads(c.heads()).optLightDimHead(c.dimHead())
-                    .optHeavyHeads(c.heads()).optHeavyDimHead(c.dimHead())
-                    .optRouterKwargs(CoordinateDescentRouter.builder().optEps(c.routerEps())
-                            .optCosineSimRouting(true))
-                    .build();
+            ConditionalRoutedTransformerBlock block = RoutedModel.routedBlock(c);
             block.initialize(manager, DataType.FLOAT32, new Shape(1, N, c.dim()));
             StateDicts.LoadReport loaded = StateDicts.load(block, layer1, true);
             assertEquals(layer1.size(), loaded.loaded());
