@@ -316,7 +316,7 @@ public final class CoordinateDescent {
             private double eps = 0.1;
             private Double epsInit;
             private double epsDecay = 1.0;
-            private Backend backend = Backend.AUTO;
+            private Backend backend = Backend.UNROLLED;
 
             private Builder() {}
 
@@ -365,7 +365,8 @@ public final class CoordinateDescent {
             }
 
             /**
-             * Sets the backend; default {@link Backend#AUTO}.
+             * Sets the backend; default {@link Backend#UNROLLED}, the reference's exact gradient; the CoLT5 router asks
+             * for {@link Backend#AUTO}.
              *
              * @param backend the backend
              * @return this builder
