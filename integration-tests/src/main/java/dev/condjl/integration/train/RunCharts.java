@@ -144,6 +144,11 @@ public final class RunCharts {
                 .title("Loss").xAxisTitle("step").yAxisTitle("cross-entropy (nats)").build();
         style(chart);
         double[][] train = columns(curve.train, 0, 2);
+        for (int i = 0; i < train[0].length; i++) {
+            // the loss of update i is measured between step counts i-1 and i; off-integer x values also keep
+            // XChart from labelling every 27th step instead of round numbers
+            train[0][i] -= 0.5;
+        }
         if (train[0].length > 0) {
             line(chart.addSeries("train (smoothed)", train[0], train[1]), new Color(0x1f77b4));
         }
