@@ -42,7 +42,8 @@ public final class CausalAttention {
         NDArray q = parts.get(0).reshape(b, t, numHeads, headSize).transpose(0, 2, 1, 3);
         NDArray kT = parts.get(1).reshape(b, t, numHeads, headSize).transpose(0, 2, 3, 1);
         NDArray v = parts.get(2).reshape(b, t, numHeads, headSize).transpose(0, 2, 1, 3);
-        NDArray scores = q.matMul(kT).mul((float) (1.0 / Math.sqrt(headSize))).add(futureMask(qkv.getManager(), t));
+        NDArray sim = q.matMul(kT);
+        NDArray scores = sim.mul(Scalars.of(sim, 1.0 / Math.sqrt(headSize))).add(futureMask(qkv.getManager(), t));
         NDArray probs = scores.softmax(-1);
         if (training && dropoutRate > 0f) {
             probs = Dropout.dropout(probs, dropoutRate, true).head();

@@ -113,7 +113,8 @@ public final class LearnedDropout extends AbstractBlock {
      * @return (B, T, C) values in [0, 1]; row t depends on positions ≤ t only
      */
     public static NDArray keepProbability(NDArray qkv, NDArray shift, int numHeads) {
-        return CausalAttention.attend(qkv, numHeads, 0f, false).add(shift).cos().mul(0.5f).add(0.5f);
+        NDArray cos = CausalAttention.attend(qkv, numHeads, 0f, false).add(shift).cos();
+        return cos.mul(Scalars.of(cos, 0.5)).add(0.5f);
     }
 
     /**
@@ -140,7 +141,11 @@ public final class LearnedDropout extends AbstractBlock {
      * @return () the penalty, differentiable
      */
     public static NDArray penalty(NDArray m, PenaltyType type) {
-        return type == PenaltyType.SQUARED ? m.square().mul(0.5f).mean() : m.mean();
+        if (type != PenaltyType.SQUARED) {
+            return m.mean();
+        }
+        NDArray squared = m.square();
+        return squared.mul(Scalars.of(squared, 0.5)).mean();
     }
 
     /** {@inheritDoc} */

@@ -55,7 +55,8 @@ public final class PenalizedLoss extends Loss {
                             + penaltyIndex);
         }
         NDArray data = base.evaluate(labels, new NDList(predictions.get(0)));
-        return data.add(predictions.get(penaltyIndex).mul((float) coefficient.at(step.get())));
+        NDArray penalty = predictions.get(penaltyIndex);
+        return data.add(penalty.mul(Scalars.of(penalty, coefficient.at(step.get()))));
     }
 
     /**

@@ -66,9 +66,9 @@ public final class WeightDropout implements Parametrization {
         uniform.close();
         NDArray dropped = keep.mul(weight);
         keep.close();
-        // In place: the multiply saved only the mask, so scaling its output does not disturb autograd and avoids a
-        // second weight-sized tensor.
-        return dropped.muli(1f / (1f - rate));
+        // In place, to avoid a second weight-sized tensor; the scale is a native scalar because autograd keeps it
+        // for the backward pass (see Scalars).
+        return dropped.muli(Scalars.of(dropped, 1.0 / (1.0 - rate)));
     }
 
     /** {@inheritDoc} */

@@ -165,6 +165,8 @@ public final class RunCharts {
                 .title("Validation accuracy").xAxisTitle("step").yAxisTitle("accuracy").build();
         style(chart);
         chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0);
+        // accuracy starts low: the top left corner stays free
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
         double[][] valid = columns(curve.valid, 0, 2);
         XYSeries v = chart.addSeries("validation", valid[0], valid[1]);
         v.setLineColor(new Color(0xd62728));

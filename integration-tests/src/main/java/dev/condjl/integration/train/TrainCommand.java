@@ -149,9 +149,10 @@ public final class TrainCommand implements Callable<Integer> {
             + "to --steps; its model configuration is used")
     Path resume;
 
-    @Option(names = "--threads", description = "PyTorch intra-op threads (default: one per core); 1 is faster on "
-            + "a machine shared with other jobs")
-    Integer threads;
+    @Option(names = "--threads", description = "PyTorch intra-op threads (${DEFAULT-VALUE}): the default model's "
+            + "operations are small, so more threads gain little, and on cores shared with other jobs they spin and "
+            + "slow each step several times", defaultValue = "1")
+    int threads;
 
     @Option(names = "--progress", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "draw the progress bar (default: ${DEFAULT-VALUE})")
@@ -162,11 +163,12 @@ public final class TrainCommand implements Callable<Integer> {
     /** {@inheritDoc} */
     @Override
     public Integer call() throws Exception {
-        if (threads != null) {
-            // read when the engine starts, i.e. before the first DJL call of this process
-            System.setProperty("ai.djl.pytorch.num_threads", threads.toString());
-            System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+        if (threads < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--threads (" + threads + ") must be >= 1");
         }
+        // read when the engine starts, i.e. before the first DJL call of this process
+        System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
+        System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
         try {
             ModelConfig config = resume != null ? ModelConfig.load(resume) : modelConfig();
             TrainingTask task = config.task(null);

@@ -92,7 +92,7 @@ class RegularizersTrainTest {
             Block block = target.get();
             model.setBlock(regularize(regularizer, block));
             DefaultTrainingConfig config = new DefaultTrainingConfig(learned ? penalized : l2)
-                    .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.01f)).build());
+                    .optOptimizer(Optimizer.adam().optLearningRateTracker(Tracker.fixed(0.02f)).build());
             if (learned) {
                 config.addTrainingListeners(penalized.stepCounter());
             }
@@ -103,13 +103,13 @@ class RegularizersTrainTest {
                 trainer.initialize(new Shape(8, 8, DIM));
                 NDArray before = snapshot(block);
                 float initial = evalLoss(trainer, l2, x, y);
-                EasyTrain.fit(trainer, 10, dataset, null);
+                EasyTrain.fit(trainer, 6, dataset, null);
                 float trained = evalLoss(trainer, l2, x, y);
                 assertTrue(trained < 0.7f * initial,
                         targetName + " " + regularizer + ": " + initial + " -> " + trained);
                 assertFalse(before.allClose(snapshot(block)), "parameters did not move");
                 if (learned) {
-                    assertEquals(40, penalized.getStep(), "4 batches x 10 epochs");
+                    assertEquals(24, penalized.getStep(), "4 batches x 6 epochs");
                 }
             }
         }
