@@ -133,7 +133,7 @@ public final class LearnedDropoutBench implements Callable<Integer> {
                 data.val().length, data.alphabet());
         List<Result> results = new ArrayList<>();
         results.add(train("no dropout", data, 0f, null));
-        results.add(train(String.format(Locale.ROOT, "dropout %.1f", dropout), data, dropout, null));
+        results.add(train("dropout " + dropout, data, dropout, null));
         results.add(train(String.format(Locale.ROOT, "LearnedDropout (shift %s, coeff %s)", shiftInit, penaltyCoeff),
                 data, 0f, LearnedDropout.builder().optShiftInit(shiftInit)));
         for (Result r : results) {

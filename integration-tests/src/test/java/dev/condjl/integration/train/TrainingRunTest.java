@@ -34,11 +34,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class TrainingRunTest {
 
-    static final int N = 128;
+    static final int N = 64;
 
     @TempDir Path dir;
 
-    /** A small model: 2 layers of width 32 over 128 tokens, 16 routed tokens per router. */
+    /** A small model: 2 layers of width 32 over 64 tokens, 16 routed tokens per router. */
     static ModelConfig smallConfig(String dropout, double rate, double dropPath, String mode) {
         RetrievalTask task = new RetrievalTask(N, 1, 8, 8, 16);
         return new ModelConfig(ModelConfig.RETRIEVAL, N, task.vocabSize(), task.numClasses(), 32, 2, 2, 16, 16, 16,
