@@ -10,7 +10,7 @@ import java.nio.file.Path;
  * covers native tensors, the JVM heap and everything else the process touched, so one fresh process
  * per configuration gives a sound peak-memory comparison.
  */
-final class ResidentMemory {
+public final class ResidentMemory {
 
     private ResidentMemory() {}
 
@@ -19,7 +19,7 @@ final class ResidentMemory {
      *
      * @return {@code VmHWM} in MiB
      */
-    static double peakMib() {
+    public static double peakMib() {
         return field("VmHWM:");
     }
 
@@ -28,8 +28,21 @@ final class ResidentMemory {
      *
      * @return {@code VmRSS} in MiB
      */
-    static double currentMib() {
+    public static double currentMib() {
         return field("VmRSS:");
+    }
+
+    /**
+     * The peak resident set size so far, for reports that must not fail where it cannot be read.
+     *
+     * @return {@code VmHWM} in bytes, or -1 where {@code /proc/self/status} has none (not Linux)
+     */
+    public static long peakBytesIfKnown() {
+        try {
+            return (long) (peakMib() * 1024 * 1024);
+        } catch (RuntimeException e) {
+            return -1;
+        }
     }
 
     private static double field(String name) {

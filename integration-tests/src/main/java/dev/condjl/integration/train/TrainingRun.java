@@ -16,6 +16,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import dev.condjl.integration.cli.ResidentMemory;
 import dev.condjl.dropout.PenalizedLoss;
 import dev.condjl.dropout.PenaltyCoefficient;
 
@@ -195,7 +196,7 @@ public final class TrainingRun {
                     seconds * 1e3 / done, cpuNanos / 1e6 / done,
                     (double) done * s.batchSize() * config.seqLen() / seconds, smooth, skipped, result.loss(),
                     result.accuracy(), 1.0 / config.numClasses(), result.sequences(), result.routing(),
-                    curve.valid(), PeakMemory.peakResidentBytes(), checkpoint.toString(), picture.toString());
+                    curve.valid(), ResidentMemory.peakBytesIfKnown(), checkpoint.toString(), picture.toString());
             report.save(s.runDir().resolve("report.json"));
             return report;
         }
