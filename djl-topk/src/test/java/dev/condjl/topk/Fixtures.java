@@ -8,11 +8,13 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonParser;
 
 import java.io.IOException;
+import java.util.Random;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
@@ -45,6 +47,26 @@ final class Fixtures {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /**
+     * Standard-normal values drawn on the host from {@code seed}: the same numbers on every device, unlike
+     * {@code manager.randomNormal}, whose CPU and CUDA generators differ. Tests whose bound depends on the data
+     * (convergence within a fixed number of iterations) use these.
+     *
+     * @param manager where the array is created (its device)
+     * @param seed the generator's seed
+     * @param shape the shape
+     * @return float32 N(0, 1) values
+     */
+    static NDArray normal(NDManager manager, long seed, long... shape) {
+        Shape s = new Shape(shape);
+        Random random = new Random(seed);
+        float[] values = new float[Math.toIntExact(s.size())];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextGaussian();
+        }
+        return manager.create(values, s);
     }
 
     private static InputStream open(String file) {

@@ -94,18 +94,26 @@ class FusedCoordinateDescentTest {
     /** The documented gap (FusedCoordinateDescent's class comment) between implicit and unrolled gradients. */
     @Test
     void measuresTheGradientGapToUnrolled() {
-        NDArray s = manager.randomNormal(new Shape(4, 2048));
-        NDArray g = manager.randomNormal(new Shape(4, 2048));
+        // The implicit gradient is that of the converged solution; the unrolled one approaches it as the iterations
+        // converge, at a pace that depends on the scores (50 iterations gave cosines from 0.984 to 0.9993 on
+        // different draws). So the test asserts the narrowing and the limit, on host-drawn data that every device
+        // shares.
+        NDArray s = Fixtures.normal(manager, 5, 4, 2048);
+        NDArray g = Fixtures.normal(manager, 6, 4, 2048);
         NDArray k = manager.create(new float[] {256, 256, 256, 256});
-        for (int iters : new int[] {20, 50}) {
+        double previous = -1;
+        for (int iters : new int[] {20, 50, 400}) {
             NDArray fused = gradients(s, g, k, router(iters, Backend.FUSED))[0];
             NDArray unrolled = gradients(s, g, k, router(iters, Backend.UNROLLED))[0];
             double cos = cosine(fused, unrolled);
             double diff = fused.sub(unrolled).abs().max().getFloat();
             LOG.info("{} iterations: implicit vs unrolled gradient max |diff| {} (unrolled max |grad| {}), cosine {}",
                     iters, diff, maxAbs(unrolled), cos);
-            assertTrue(cos > (iters == 20 ? 0.95 : 0.995), iters + " iterations: cosine " + cos);
+            assertTrue(cos > previous, iters + " iterations: cosine " + cos + " must exceed " + previous);
+            assertTrue(cos > 0.95, iters + " iterations: cosine " + cos);
+            previous = cos;
         }
+        assertTrue(previous > 0.999, "converged: cosine " + previous);
     }
 
     @Test

@@ -37,7 +37,7 @@ import java.util.Map;
  *     validation sequences
  * @param peakRssBytes the process's peak resident memory (VmHWM), -1 if unknown
  * @param checkpoint the checkpoint directory
- * @param picture the PNG with the loss curve and routing map
+ * @param picture the PNG with the loss curve and routing map, null when it could not be drawn
  */
 public record RunReport(
         String task,

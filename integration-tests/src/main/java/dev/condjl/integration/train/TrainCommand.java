@@ -179,7 +179,9 @@ public final class TrainCommand implements Callable<Integer> {
             RunReport report = TrainingRun.train(config, task, settings, System.err);
             spec.commandLine().getOut().print(report.toText());
             spec.commandLine().getOut().flush();
-            LOG.info("picture: {}", report.picture());
+            if (report.picture() != null) {
+                LOG.info("picture: {}", report.picture());
+            }
             return 0;
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage(), e);

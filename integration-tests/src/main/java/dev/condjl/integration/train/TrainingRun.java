@@ -175,7 +175,11 @@ public final class TrainingRun {
             curve.addTrain(step + 1, stats[0], smooth, stats[1]);
         }
 
-        /** Final evaluation, checkpoint, picture, metrics and report. */
+        /**
+         * Final evaluation, checkpoint, picture, metrics and report. The checkpoint is the run's result and its
+         * failure fails the run; the picture, the metrics and the report are extras: each that fails is logged in
+         * one warning and the others are still written.
+         */
         RunReport finish() throws IOException {
             ModelConfig config = block.getConfig();
             Sample valid = task.validation(s.evalSize());
@@ -183,11 +187,14 @@ public final class TrainingRun {
             Path checkpoint = s.runDir().resolve("checkpoint");
             RunCheckpoint.save(checkpoint, model, s.steps());
             Path picture = s.runDir().resolve("train.png");
-            try (NDManager m = model.getNDManager().newSubManager()) {
-                Sample shown = valid.rows(0, Math.min(PICTURE_SEQUENCES, valid.batchSize()));
-                RunCharts.write(picture, curve, block.trace(evalStore, shown.tokenArray(m)), shown, task, config);
-            }
-            curve.writeCsv(s.runDir().resolve("metrics.csv"));
+            boolean drawn = bestEffort("the picture " + picture, () -> {
+                try (NDManager m = model.getNDManager().newSubManager()) {
+                    Sample shown = valid.rows(0, Math.min(PICTURE_SEQUENCES, valid.batchSize()));
+                    RunCharts.write(picture, curve, block.trace(evalStore, shown.tokenArray(m)), shown, task, config);
+                }
+            });
+            Path metrics = s.runDir().resolve("metrics.csv");
+            bestEffort("the metrics " + metrics, () -> curve.writeCsv(metrics));
             int done = s.steps() - first;
             double seconds = trainNanos / 1e9;
             RunReport report = new RunReport(task.describe(),
@@ -196,9 +203,36 @@ public final class TrainingRun {
                     seconds * 1e3 / done, cpuNanos / 1e6 / done,
                     (double) done * s.batchSize() * config.seqLen() / seconds, smooth, skipped, result.loss(),
                     result.accuracy(), 1.0 / config.numClasses(), result.sequences(), result.routing(),
-                    curve.valid(), ResidentMemory.peakBytesIfKnown(), checkpoint.toString(), picture.toString());
-            report.save(s.runDir().resolve("report.json"));
+                    curve.valid(), ResidentMemory.peakBytesIfKnown(), checkpoint.toString(),
+                    drawn ? picture.toString() : null);
+            Path reportFile = s.runDir().resolve("report.json");
+            bestEffort("the report " + reportFile, () -> report.save(reportFile));
             return report;
+        }
+    }
+
+    /** Output that a run can do without. */
+    @FunctionalInterface
+    private interface Extra {
+        void write() throws IOException;
+    }
+
+    /**
+     * Writes an extra; a failure (I/O, or graphics without fonts) becomes one warning.
+     *
+     * @return whether it was written
+     */
+    private static boolean bestEffort(String what, Extra extra) {
+        try {
+            extra.write();
+            return true;
+        } catch (IOException | RuntimeException | Error e) {
+            if (e instanceof VirtualMachineError fatal) {
+                throw fatal;
+            }
+            // the JDK reports missing fonts and other headless-graphics failures as plain Errors
+            LOG.warn("could not write {} ({}); the run's other results are kept", what, e.toString());
+            return false;
         }
     }
 

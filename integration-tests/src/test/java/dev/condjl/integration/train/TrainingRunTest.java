@@ -84,6 +84,22 @@ class TrainingRunTest {
         assertTrue(Files.readAllLines(dir.resolve("run/metrics.csv")).size() == 31);
     }
 
+    @Test
+    void aPictureThatCannotBeWrittenKeepsTheOtherResults() throws IOException {
+        ModelConfig config = smallConfig("none", 0, 0, "BATCH_SUBSET");
+        Path run = dir.resolve("blocked");
+        // a non-empty directory where the picture should go: no image writer can replace it
+        Files.createDirectories(run.resolve("train.png").resolve("occupied"));
+        RunReport report = TrainingRun.train(config, config.task(null), settings(3, run, null), System.err);
+
+        assertEquals(null, report.picture(), "no picture was drawn");
+        assertTrue(Files.isDirectory(run.resolve("train.png")), "the obstacle is untouched");
+        assertTrue(Files.isRegularFile(Path.of(report.checkpoint()).resolve(RunCheckpoint.SAFETENSORS)));
+        assertEquals(4, Files.readAllLines(run.resolve("metrics.csv")).size(), "header + 3 steps");
+        String json = Files.readString(run.resolve("report.json"));
+        assertTrue(json.contains("\"validAccuracy\"") && !json.contains("train.png"), json);
+    }
+
     private static void assertExportLoadsIntoAReferenceBlock(ModelConfig c, Path file) throws IOException {
         try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
             Map<String, NDArray> all = Checkpoints.read(file, manager);
