@@ -165,7 +165,7 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
         NDArray position = manager.arange(0, p, 1, DataType.INT64, x.getDevice());
 
         NDArray q = padded.reshape(b, windows, w, dim).get(":, 1:").reshape(rows, w, dim);
-        NDArray qMask = perRow(position.lt(n).reshape(windows, w).get("1:"), b, rows);
+        NDArray qMask = perRow(position.lt(Tensors.index(position, n)).reshape(windows, w).get("1:"), b, rows);
         NDArray kv = padded.expandDims(1).broadcast(new Shape(b, windows - 1, p, dim)).reshape(rows, p, dim);
         NDArray windowStart = manager.arange(w, p, w, DataType.INT64, x.getDevice()).expandDims(1);
         NDArray kvMask = perRow(position.expandDims(0).lt(windowStart), b, rows);

@@ -199,14 +199,14 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         NDArray selScores = selected.get(0);
         NDArray indices = selected.get(1);
         if (straightThrough) {
-            selScores = selScores.add(selScores.neg().add(1f).stopGradient());
+            selScores = selScores.add(Tensors.scalar(selScores, 1).sub(selScores).stopGradient());
             if (maskRep != null) {
                 selScores = selScores.mul(maskRep.gather(indices, 1).toType(selScores.getDataType(), false));
             }
         }
 
         // (b·blocks·R, k) -> (b, [R,] blocks·k), positions offset by their block's start
-        NDArray offsets = x.getManager().arange(0, (int) blocks, 1, DataType.INT64).mul(len)
+        NDArray offsets = x.getManager().arange(0, (int) (blocks * len), (int) len, DataType.INT64, x.getDevice())
                 .reshape(1, blocks, 1, 1);
         selScores = unfold(selScores.reshape(b, blocks, r, k), routeDim);
         indices = unfold(indices.reshape(b, blocks, r, k).add(offsets), routeDim);

@@ -118,20 +118,21 @@ public final class LocalAttention {
         long back = (long) w * window.lookBackward();
         long forward = (long) w * window.lookForward();
         NDArray slot = manager.arange(0, (int) span, 1, DataType.INT64).reshape(1, 1, span);
-        // i - j for query offset t and key slot: (1, w, span)
-        NDArray distance = manager.arange(0, w, 1, DataType.INT64).reshape(1, w, 1).add(back).sub(slot);
+        // i - j for query offset t and key slot: (1, w, span); constants are device arrays (see Tensors.index)
+        NDArray distance = manager.arange((int) back, (int) back + w, 1, DataType.INT64).reshape(1, w, 1).sub(slot);
         NDArray band = null;
         if (window.causal()) {
-            band = distance.gte(0);
+            band = distance.gte(Tensors.index(distance, 0));
             if (window.exactWindowsize()) {
-                band = band.logicalAnd(distance.lte(back));
+                band = band.logicalAnd(distance.lte(Tensors.index(distance, back)));
             }
         } else if (window.exactWindowsize()) {
-            band = distance.gte(-forward).logicalAnd(distance.lte(back));
+            band = distance.gte(Tensors.index(distance, -forward))
+                    .logicalAnd(distance.lte(Tensors.index(distance, back)));
         }
-        NDArray kPos = manager.arange(0, (int) windows, 1, DataType.INT64).reshape(windows, 1, 1).mul(w)
-                .add(slot).sub(back);
-        NDArray inRange = kPos.gte(0).logicalAnd(kPos.lt(n));
+        NDArray kPos = manager.arange((int) -back, (int) (windows * w - back), w, DataType.INT64)
+                .reshape(windows, 1, 1).add(slot);
+        NDArray inRange = kPos.gte(Tensors.index(kPos, 0)).logicalAnd(kPos.lt(Tensors.index(kPos, n)));
         return band == null ? inRange.broadcast(windows, w, span) : inRange.logicalAnd(band);
     }
 }

@@ -41,6 +41,18 @@ final class Tensors {
     }
 
     /**
+     * A 0-dim int64 constant on {@code like}'s device, for comparisons with index arrays. DJL's
+     * {@code gte(Number)} and the like copy the number from the host, which on a GPU waits for the device.
+     *
+     * @param like an array of this call (its manager and device are used)
+     * @param value the constant, {@code |value| < 2^24}
+     * @return a 0-dim int64 array
+     */
+    static NDArray index(NDArray like, long value) {
+        return like.getManager().full(new Shape(), value, DataType.INT64, like.getDevice());
+    }
+
+    /**
      * Rows of {@code x} picked per batch element: {@code out[b, j..] = x[b, indices[b, j..]]}.
      *
      * @param x (b, n, d...) tokens
@@ -84,7 +96,8 @@ final class Tensors {
      * @return float32 bias of the same shape
      */
     static NDArray maskBias(NDArray keep) {
-        return keep.toType(DataType.FLOAT32, false).sub(1f).mul(Float.MAX_VALUE);
+        NDArray bias = keep.toType(DataType.FLOAT32, false);
+        return bias.sub(scalar(bias, 1)).mul(scalar(bias, Float.MAX_VALUE));
     }
 
     /**

@@ -54,6 +54,7 @@ public final class CausalAttention {
     /** (T, T) additive mask: 0 where key ≤ query, {@link #MASKED} where the key lies in the future. */
     private static NDArray futureMask(NDManager manager, long t) {
         NDArray position = manager.arange((int) t);
-        return position.expandDims(0).gt(position.expandDims(1)).toType(DataType.FLOAT32, false).mul(MASKED);
+        NDArray future = position.expandDims(0).gt(position.expandDims(1)).toType(DataType.FLOAT32, false);
+        return future.mul(Scalars.of(future, MASKED));
     }
 }

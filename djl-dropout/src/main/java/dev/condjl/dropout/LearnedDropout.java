@@ -114,7 +114,8 @@ public final class LearnedDropout extends AbstractBlock {
      */
     public static NDArray keepProbability(NDArray qkv, NDArray shift, int numHeads) {
         NDArray cos = CausalAttention.attend(qkv, numHeads, 0f, false).add(shift).cos();
-        return cos.mul(Scalars.of(cos, 0.5)).add(0.5f);
+        NDArray half = Scalars.of(cos, 0.5);
+        return cos.mul(half).add(half);
     }
 
     /**
@@ -128,8 +129,8 @@ public final class LearnedDropout extends AbstractBlock {
      */
     public static NDArray round(NDArray m, NDArray uniform) {
         NDArray detached = m.stopGradient();
-        NDArray keep = uniform == null ? detached.gte(0.5f) : uniform.lte(detached);
-        NDArray scaling = NDArrays.where(keep, detached.neg().add(1f), detached.neg());
+        NDArray keep = uniform == null ? detached.gte(Scalars.of(detached, 0.5)) : uniform.lte(detached);
+        NDArray scaling = NDArrays.where(keep, Scalars.of(detached, 1).sub(detached), detached.neg());
         return m.add(scaling);
     }
 

@@ -8,7 +8,8 @@ import ai.djl.ndarray.types.Shape;
  *
  * <p>DJL's {@code mul(Number)} and {@code div(Number)} wrap the number in a tensor over a Java buffer that is
  * released right after the operation, while autograd keeps that tensor for the backward pass: a garbage
- * collection in between corrupts the gradient. A tensor made by {@code full} owns native memory.
+ * collection in between corrupts the gradient. A tensor made by {@code full} owns native memory. On a GPU the
+ * wrapped number is also copied from the host, which waits for all queued work; {@code full} fills on the device.
  */
 final class Scalars {
 
@@ -22,6 +23,6 @@ final class Scalars {
      * @return a native 0-dim array
      */
     static NDArray of(NDArray like, double value) {
-        return like.getManager().full(new Shape(), (float) value, like.getDataType());
+        return like.getManager().full(new Shape(), (float) value, like.getDataType(), like.getDevice());
     }
 }

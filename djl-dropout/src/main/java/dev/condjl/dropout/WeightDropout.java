@@ -62,7 +62,7 @@ public final class WeightDropout implements Parametrization {
     public static NDArray dropConnect(NDArray weight, float rate, NDManager manager) {
         NDArray uniform =
                 manager.randomUniform(0f, 1f, weight.getShape(), weight.getDataType(), weight.getDevice());
-        NDArray keep = uniform.gte(rate);
+        NDArray keep = uniform.gte(Scalars.of(uniform, rate));
         uniform.close();
         NDArray dropped = keep.mul(weight);
         keep.close();

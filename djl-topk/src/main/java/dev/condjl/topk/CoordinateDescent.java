@@ -85,8 +85,10 @@ public final class CoordinateDescent {
         return Scoped.compute(() -> {
             NDArray k;
             if (kTensor == null) {
-                // The reference builds torch.Tensor([k]) (float32) and casts it to s's dtype.
-                k = s.getManager().create(new float[] {(float) kScalar}).toType(s.getDataType(), false);
+                // The reference builds torch.Tensor([k]) (float32) and casts it to s's dtype. Filled on the device:
+                // create(float[]) copies from the host, which on a GPU waits for all queued work.
+                k = s.getManager().full(new Shape(1), (float) kScalar, DataType.FLOAT32, s.getDevice())
+                        .toType(s.getDataType(), false);
             } else {
                 if (!kTensor.gt(0).all().getBoolean()) {
                     double min = kTensor.min().toType(DataType.FLOAT64, false).getDouble();
@@ -155,7 +157,7 @@ public final class CoordinateDescent {
         // a product of native tensors owns its storage; float64 keeps the full double value
         return s.getDataType() == DataType.FLOAT64
                 ? manager.ones(new Shape(), DataType.FLOAT64).mul(value)
-                : manager.full(new Shape(), (float) value, s.getDataType());
+                : manager.full(new Shape(), (float) value, s.getDataType(), s.getDevice());
     }
 
     /**
@@ -176,7 +178,7 @@ public final class CoordinateDescent {
             return manager.create(-Double.MAX_VALUE);
         }
         float value = type == DataType.FLOAT16 ? -65504f : -Float.MAX_VALUE;
-        return manager.create(value).toType(type, false);
+        return manager.full(new Shape(), value, type, s.getDevice());
     }
 
     /** Rejects null, 0-dim, empty-row, non-floating and bfloat16 scores named {@code name}. */

@@ -98,7 +98,7 @@ final class FusedCoordinateDescent {
         NDArray y = yq.get(0);
         NDArray q = yq.get(1);
         NDArray sumQ = q.sum(new int[] {-1}, true);
-        NDArray safeSumQ = NDArrays.where(sumQ.gt(0f), sumQ, sumQ.onesLike());
+        NDArray safeSumQ = NDArrays.where(sumQ.gt(sumQ.zerosLike()), sumQ, sumQ.onesLike());
         // Masked scores may be anything (even NaN); they carry no weight, so drop them before multiplying.
         NDArray valid = mask == null ? s : NDArrays.where(mask, s, s.zerosLike());
         // h = q·(s − (Σ s·q − k)/Σq): ds = q·(g − Σ g·q/Σq), dk = Σ g·q/Σq.
