@@ -87,5 +87,7 @@ void cuda_event_record(void* event, void* stream);
 float cuda_event_elapsed_ms(void* start, void* end);
 void cuda_event_destroy(void* event);
 std::string cuda_device_name();
+// Bytes of the current device in use by every process (total minus free, cudaMemGetInfo).
+int64_t cuda_memory_used();
 
 }  // namespace condjl

@@ -718,4 +718,11 @@ std::string cuda_device_name() {
            std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) + " multiprocessors)";
 }
 
+int64_t cuda_memory_used() {
+    size_t free = 0;
+    size_t total = 0;
+    check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+    return static_cast<int64_t>(total - free);
+}
+
 }  // namespace condjl

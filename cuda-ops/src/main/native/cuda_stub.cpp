@@ -25,5 +25,6 @@ void cuda_event_record(void*, void*) { unavailable(); }
 float cuda_event_elapsed_ms(void*, void*) { unavailable(); }
 void cuda_event_destroy(void*) { unavailable(); }
 std::string cuda_device_name() { unavailable(); }
+int64_t cuda_memory_used() { unavailable(); }
 
 }  // namespace condjl

@@ -367,4 +367,8 @@ JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_CondjlOps_nDeviceName(JNIEnv* env
     return guarded<jstring>(env, nullptr, [&] { return env->NewStringUTF(cuda_device_name().c_str()); });
 }
 
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaMemoryUsed(JNIEnv* env, jclass) {
+    return guarded<jlong>(env, 0, [&] { return static_cast<jlong>(cuda_memory_used()); });
+}
+
 }  // extern "C"

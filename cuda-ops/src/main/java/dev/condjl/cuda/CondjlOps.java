@@ -407,6 +407,18 @@ public final class CondjlOps {
         return nDeviceName();
     }
 
+    /**
+     * Memory of the current CUDA device in use by all processes ({@code cudaMemGetInfo}: total minus free). After
+     * PyTorch's cache is emptied ({@code JniUtils.emptyCudaCache()}) this is the memory live tensors occupy, plus
+     * the CUDA contexts.
+     *
+     * @return bytes
+     */
+    public static long cudaMemoryUsed() {
+        ensureAvailable();
+        return nCudaMemoryUsed();
+    }
+
     private static native long[] nForward(long s, long mask, long logk, float k, int iters, double epsStart,
             double epsDecay, double eps, boolean weights, int cpuThreads);
 
@@ -447,4 +459,6 @@ public final class CondjlOps {
     private static native void nEventDestroy(long event);
 
     private static native String nDeviceName();
+
+    private static native long nCudaMemoryUsed();
 }
