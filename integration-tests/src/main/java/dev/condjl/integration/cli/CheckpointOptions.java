@@ -1,6 +1,6 @@
 package dev.condjl.integration.cli;
 
-import dev.condjl.colt5.checkpoint.ReadOptions;
+import dev.condjl.topk.checkpoint.ReadOptions;
 
 import picocli.CommandLine.Option;
 

@@ -9,7 +9,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.Checkpoints;
 import dev.condjl.integration.cases.CaseArgs;
 import dev.condjl.integration.cases.ReferenceCases;
 

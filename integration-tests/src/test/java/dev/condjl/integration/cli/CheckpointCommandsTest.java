@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 
-import dev.condjl.colt5.checkpoint.Checkpoints;
-import dev.condjl.colt5.checkpoint.ReadOptions;
+import dev.condjl.topk.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.ReadOptions;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 /**
  * What to read from a checkpoint and the limits that protect the reader from damaged or hostile files.

@@ -1,11 +1,10 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import dev.condjl.colt5.StateDicts;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -14,8 +14,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
-import dev.condjl.colt5.Sequential;
-import dev.condjl.colt5.StateDicts;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -156,7 +154,7 @@ class CheckpointsReadTest {
 
     @Test
     void loadsIntoABlockByStateDictName() throws Exception {
-        Sequential block = new Sequential();
+        TorchSequential block = new TorchSequential();
         block.add(Linear.builder().setUnits(3).build()).add(Linear.builder().setUnits(2).build());
         try (NDManager model = NDManager.newBaseManager()) {
             block.initialize(model, DataType.FLOAT32, new Shape(1, 4));

@@ -1,4 +1,4 @@
-package dev.condjl.colt5;
+package dev.condjl.topk.checkpoint;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
