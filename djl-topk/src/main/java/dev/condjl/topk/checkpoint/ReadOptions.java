@@ -13,8 +13,9 @@ import java.util.function.UnaryOperator;
  *
  * <p>Each key then goes through {@code rename} (a function of the key, e.g. a mapping table or a regex replace),
  * and a key for which {@code exclude} holds is dropped: it is not read, not returned and not counted in
- * {@code maxTotalBytes} (a zip file's entries are still checked against it as a whole). Both see the key after the prefix was stripped; {@code exclude} sees it after {@code rename}. For
- * example, to take the backbone of a {@code torch.compile}d classifier and train a new head:
+ * {@code maxTotalBytes} (a zip file's entries are still checked against it as a whole). Both see the key after the
+ * prefix was stripped; {@code exclude} sees it after {@code rename}. For example, to take the backbone of a
+ * {@code torch.compile}d classifier and train a new head:
  *
  * <pre>{@code
  * ReadOptions options = ReadOptions.builder()
