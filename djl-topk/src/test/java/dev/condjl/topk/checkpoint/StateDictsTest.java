@@ -29,8 +29,22 @@ import org.junit.jupiter.api.io.TempDir;
 /** Naming and loading by PyTorch {@code state_dict} keys. */
 class StateDictsTest {
 
+    /** A block that returns its input: the tests below only name and load parameters. */
+    private abstract static class PassThrough extends AbstractBlock {
+        @Override
+        protected NDList forwardInternal(
+                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+            return inputs;
+        }
+
+        @Override
+        public Shape[] getOutputShapes(Shape[] inputShapes) {
+            return inputShapes;
+        }
+    }
+
     /** A block shaped like a small reference module: a direct parameter, a buffer, nested children. */
-    private static final class Toy extends AbstractBlock {
+    private static final class Toy extends PassThrough {
         private final Parameter token;
         private final Parameter buffer;
         private final Linear toQ;
@@ -46,24 +60,13 @@ class StateDictsTest {
         }
 
         @Override
-        protected NDList forwardInternal(
-                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-            return inputs;
-        }
-
-        @Override
         protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
             toQ.initialize(manager, dataType, inputShapes);
             ff.initialize(manager, dataType, inputShapes);
         }
-
-        @Override
-        public Shape[] getOutputShapes(Shape[] inputShapes) {
-            return inputShapes;
-        }
     }
 
-    private static final class Inner extends AbstractBlock {
+    private static final class Inner extends PassThrough {
         private final Linear first;
 
         Inner() {
@@ -71,19 +74,8 @@ class StateDictsTest {
         }
 
         @Override
-        protected NDList forwardInternal(
-                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-            return inputs;
-        }
-
-        @Override
         protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
             first.initialize(manager, dataType, inputShapes);
-        }
-
-        @Override
-        public Shape[] getOutputShapes(Shape[] inputShapes) {
-            return inputShapes;
         }
     }
 
@@ -155,7 +147,7 @@ class StateDictsTest {
     }
 
     /** {@code embed.weight} is also the output layer, stored by PyTorch a second time as {@code head.weight}. */
-    private static final class TiedToy extends AbstractBlock implements TiedWeights {
+    private static final class TiedToy extends PassThrough implements TiedWeights {
         private final Parameter embed;
 
         TiedToy() {
@@ -167,21 +159,10 @@ class StateDictsTest {
         public Map<String, String> tiedKeys() {
             return Map.of("head.weight", "embed.weight");
         }
-
-        @Override
-        protected NDList forwardInternal(
-                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-            return inputs;
-        }
-
-        @Override
-        public Shape[] getOutputShapes(Shape[] inputShapes) {
-            return inputShapes;
-        }
     }
 
     /** The tied toy as the child {@code lm} of another block: tied keys carry the child's prefix. */
-    private static final class Outer extends AbstractBlock {
+    private static final class Outer extends PassThrough {
         private final TiedToy lm;
 
         Outer() {
@@ -189,19 +170,8 @@ class StateDictsTest {
         }
 
         @Override
-        protected NDList forwardInternal(
-                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-            return inputs;
-        }
-
-        @Override
         protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
             lm.initialize(manager, dataType, inputShapes);
-        }
-
-        @Override
-        public Shape[] getOutputShapes(Shape[] inputShapes) {
-            return inputShapes;
         }
     }
 
