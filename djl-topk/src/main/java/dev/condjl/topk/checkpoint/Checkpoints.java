@@ -116,7 +116,7 @@ public final class Checkpoints {
      *
      * @param in a {@code torch.save} zip file or a safetensors file
      * @param out the safetensors file to write (replaced when complete)
-     * @param options which dict to convert, which prefix to strip, and the limits
+     * @param options which dict to convert, which keys to strip, rename or exclude, and the limits
      * @return what was written
      * @throws CheckpointException if {@code in} fails a check
      * @throws IOException if {@code out} cannot be written

@@ -45,6 +45,16 @@ class CheckpointCommandsTest {
     }
 
     @Test
+    void excludeLeavesOutTheKeysItMatches() throws Exception {
+        Path target = dir.resolve("no_norm.safetensors");
+        assertEquals(0, condjl("convert", fixture("nested.pt").toString(), target.toString(),
+                "--strip-prefix", "module.", "--exclude", "norm\\..*", "--exclude", "head\\.weight"), err.toString());
+        try (NDManager manager = NDManager.newBaseManager()) {
+            assertEquals(List.of("proj.weight", "proj.bias"), List.copyOf(Checkpoints.read(target, manager).keySet()));
+        }
+    }
+
+    @Test
     void inspectListsTheNestedStateDict() throws Exception {
         assertEquals(0, condjl("inspect", fixture("nested.pt").toString()), err.toString());
         List<String> lines = out.toString().lines().toList();

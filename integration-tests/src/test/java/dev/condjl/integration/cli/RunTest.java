@@ -161,7 +161,7 @@ class RunTest {
         RunFixtures.copyExample("topk", dir);
         assertEquals(2, run("run", "--spec", dir.resolve("topk.json").toString(), "--input",
                 dir.resolve("topk.in.safetensors").toString(), "--strip-prefix", "module."));
-        assertTrue(err.toString().contains("--key and --strip-prefix need --weights"), err.toString());
+        assertTrue(err.toString().contains("--key, --strip-prefix and --exclude need --weights"), err.toString());
     }
 
     /** A safetensors file: 8-byte little-endian header length, the JSON header, the data. */
