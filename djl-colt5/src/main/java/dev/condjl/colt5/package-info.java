@@ -11,8 +11,9 @@
  *       {@link dev.condjl.colt5.SelfAttention}, the heavy-branch {@link dev.condjl.colt5.Attention},
  *       {@link dev.condjl.colt5.RotaryEmbedding}, and the light branch {@link dev.condjl.colt5.LocalMHA} over
  *       {@link dev.condjl.colt5.LocalAttention}.
- *   <li>Weights by PyTorch name: {@link dev.condjl.colt5.StateDicts}; blocks from the reference's keyword arguments:
- *       {@link dev.condjl.colt5.ReferenceConfigs}.
+ *   <li>Blocks from the reference's keyword arguments: {@link dev.condjl.colt5.ReferenceConfigs}; weights by
+ *       PyTorch name through {@link dev.condjl.topk.checkpoint.Checkpoints} (module {@code djl-topk}), with
+ *       {@link dev.condjl.colt5.Sequential} for {@code torch.nn.Sequential} names.
  * </ul>
  *
  * <p>Child-block and parameter names are the reference's {@code state_dict} keys. Outputs match the reference

@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Block;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;

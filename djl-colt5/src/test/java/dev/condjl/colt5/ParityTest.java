@@ -10,6 +10,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.training.ParameterStore;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;

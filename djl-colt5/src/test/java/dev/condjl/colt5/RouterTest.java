@@ -12,6 +12,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.condjl.topk.TieBreak;
 import ai.djl.util.PairList;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;

@@ -21,6 +21,7 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.PairList;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;

@@ -17,8 +17,10 @@ import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import dev.condjl.topk.checkpoint.TiedWeights;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * yif-AI's decoder-only {@code LearnedDropoutTransformer} (spec §4.1), and with no LearnedDropout its
@@ -42,9 +44,18 @@ import java.util.List;
  * {@code ….feed_forward.dropout.shift}, {@code ….ln1.weight}, {@code ….ln2.weight}, {@code ln.weight},
  * {@code dropout_embed_attn.batch_attn_weights.weight}, {@code dropout_embed_attn.linear.weight} (biases when
  * {@code useBias}). The tied {@code output_layer.weight} is {@code token_embedding.weight} and is not a second
- * parameter. Initialization as nanoGPT: N(0, 0.02), {@code residual_proj} N(0, 0.02/√(2L)), norms 1.
+ * parameter; as a {@link TiedWeights} the model accepts yif-AI's second copy on load when it is equal and writes it
+ * on export, so {@code Checkpoints.loadInto(model, Path.of("ckpt.pt"))} takes a yif-AI {@code state_dict} strictly.
+ * Initialization as nanoGPT: N(0, 0.02), {@code residual_proj} N(0, 0.02/√(2L)), norms 1.
+ *
+ * <p>One concept in one file: the private {@code Norm}, {@code Attention}, {@code FeedForward} and {@code Layer}
+ * blocks exist only to give the parameters yif-AI's names and are used nowhere else (the reusable pieces,
+ * {@link LearnedDropout} and {@link CausalAttention}, have their own files), so the model reads top to bottom as the
+ * reference's {@code model.py} does.
  */
-public final class LearnedDropoutTransformer extends AbstractBlock {
+public final class LearnedDropoutTransformer extends AbstractBlock implements TiedWeights {
+
+    private static final Map<String, String> TIED = Map.of("output_layer.weight", "token_embedding.weight");
 
     private static final byte VERSION = 1;
     private static final float INIT_STD = 0.02f;
@@ -111,6 +122,16 @@ public final class LearnedDropoutTransformer extends AbstractBlock {
             total += p.getArray().size();
         }
         return total - positionalEmbedding.getArray().size();
+    }
+
+    /**
+     * yif-AI's output layer shares the token embedding.
+     *
+     * @return {@code output_layer.weight -> token_embedding.weight}
+     */
+    @Override
+    public Map<String, String> tiedKeys() {
+        return TIED;
     }
 
     /** {@inheritDoc} */

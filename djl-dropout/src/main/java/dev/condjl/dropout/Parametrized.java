@@ -11,14 +11,21 @@ import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.ParameterList;
 import ai.djl.training.ParameterStore;
+import ai.djl.util.Pair;
 import ai.djl.util.PairList;
+import dev.condjl.topk.checkpoint.StateDicts;
+import dev.condjl.topk.checkpoint.TiedWeights;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.BiPredicate;
 
 /**
  * Runs a block with {@link Parametrization}s registered on some of its parameters: every time the block (or any
@@ -33,14 +40,35 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>The wrapper is transparent to naming and persistence: {@link #getChildren()}, {@link #getDirectParameters()},
  * {@link #saveParameters} and {@link #loadParameters} are the wrapped block's, so parameter names (including
  * PyTorch-style state-dict names) and saved files are exactly those of the unwrapped block, and a file saved from a
- * parametrized block loads into the plain block and back.
+ * parametrized block loads into the plain block and back. Parameters are addressed by their state-dict names
+ * ({@code conditional_attn.heavy_attn.to_q.weight}) or DJL's internal names; {@link #registerAll(Parametrization)}
+ * covers the weight matrices ({@link #WEIGHTS}), and {@link #registerAll(Parametrization, BiPredicate)} any
+ * selection.
  *
  * <p>Several parametrizations on one parameter are applied in registration order (register {@link VariationalNoise}
  * before {@link WeightDropout} for RETURNN's {@code drop(W + σε)}). With the per-forward cache (the default), a
  * parameter is transformed once per forward pass and device, so a block that reads a weight several times (a loop,
  * shared weights) sees one mask; without it, every read draws anew, as PyTorch outside {@code parametrize.cached()}.
  */
-public final class Parametrized extends AbstractBlock {
+public final class Parametrized extends AbstractBlock implements TiedWeights {
+
+    /**
+     * The parameters {@link #registerAll(Parametrization)} covers: trained parameters of type
+     * {@link Parameter.Type#WEIGHT}, i.e. the weight matrices of linear maps ({@code Linear}, the heavy and light
+     * attention projections, the feed-forward layers), convolution kernels and embedding tables.
+     *
+     * <p>Left out: biases ({@code BIAS}), norm scales and shifts ({@code GAMMA}, {@code BETA}), everything of type
+     * {@code OTHER} (CoLT5's {@code routing_token}, {@code null_kv} and {@code null_q_token}, LearnedDropout's
+     * {@code shift}, LayerScale's {@code gamma}) and buffers such as {@code rotary_emb.inv_freq}. Why: DropConnect
+     * and weight noise regularize the connections of a linear map, as RETURNN's {@code param_dropout} and AWD-LSTM's
+     * {@code WeightDrop} use them; a routing token or null key/value is a single learned vector that decides which
+     * tokens are routed or attended, and dropping its entries changes that decision rather than thinning a map's
+     * connections; norms and biases are per-channel vectors whose dropout only rescales or shifts a channel. A rank
+     * test alone ({@code WeightDropout(p, 2)}) does not tell these apart: {@code routing_token} is {@code (r, d)} and
+     * {@code null_kv} {@code (2, h, d)}.
+     */
+    public static final BiPredicate<String, Parameter> WEIGHTS =
+            (name, p) -> p.getType() == Parameter.Type.WEIGHT && p.requiresGradient();
 
     private final Block block;
     private final boolean cached;
@@ -82,33 +110,50 @@ public final class Parametrized extends AbstractBlock {
     /**
      * Appends a parametrization to the parameter called {@code name}.
      *
-     * @param name a key of the wrapped block's {@code getParameters()}, e.g. {@code weight} for a {@code Linear} or
-     *     {@code 01Linear_weight} one level down
+     * @param name the parameter's PyTorch {@code state_dict} name ({@code conditional_attn.heavy_attn.to_q.weight},
+     *     see {@link StateDicts}), or its DJL name, a key of the wrapped block's {@code getParameters()}
+     *     ({@code 02conditional_attn_04heavy_attn_02to_q_weight}); for a {@code Linear} both are {@code weight}
      * @param parametrization the transform
      * @return this block
-     * @throws IllegalArgumentException if the block has no parameter of that name; the message lists the names
+     * @throws IllegalArgumentException if no parameter has that name (the message lists the state-dict names), or
+     *     the name is ambiguous
      */
     public Parametrized register(String name, Parametrization parametrization) {
-        Parameter parameter = block.getParameters().get(name);
+        Parameter parameter = find(name);
         if (parameter == null) {
-            throw new IllegalArgumentException(
-                    "no parameter '" + name + "' in " + block.getClass().getSimpleName() + "; parameters are "
-                            + block.getParameters().keys());
+            throw new IllegalArgumentException("no parameter '" + name + "' in " + block.getClass().getSimpleName()
+                    + "; its parameters by state-dict name are " + StateDicts.named(block).keys());
         }
         append(parameter, parametrization);
         return this;
     }
 
     /**
-     * Appends a parametrization to every parameter of the wrapped block (the parametrization may skip some, e.g.
-     * {@link WeightDropout} with a minimum rank skips biases).
+     * Appends a parametrization to the wrapped block's weight matrices: the parameters {@link #WEIGHTS} selects.
      *
      * @param parametrization the transform
      * @return this block
      */
     public Parametrized registerAll(Parametrization parametrization) {
-        for (Parameter parameter : block.getParameters().values()) {
-            append(parameter, parametrization);
+        return registerAll(parametrization, WEIGHTS);
+    }
+
+    /**
+     * Appends a parametrization to every parameter of the wrapped block that {@code which} selects, for example
+     * {@code WEIGHTS.and((name, p) -> name.startsWith("conditional_attn."))} or {@code (name, p) -> true} for all.
+     *
+     * @param parametrization the transform
+     * @param which tested with each parameter's state-dict name (see {@link StateDicts#named}) and the parameter
+     * @return this block
+     */
+    public Parametrized registerAll(Parametrization parametrization, BiPredicate<String, Parameter> which) {
+        if (which == null) {
+            throw new IllegalArgumentException("the parameter predicate must not be null");
+        }
+        for (Pair<String, Parameter> p : StateDicts.named(block)) {
+            if (which.test(p.getKey(), p.getValue())) {
+                append(p.getValue(), parametrization);
+            }
         }
         return this;
     }
@@ -125,14 +170,39 @@ public final class Parametrized extends AbstractBlock {
     }
 
     /**
+     * The parameter called {@code name}: by state-dict name, else by DJL name.
+     *
+     * @return the parameter, or null if none has that name
+     * @throws IllegalArgumentException if the name stands for two different parameters
+     */
+    private Parameter find(String name) {
+        Set<Parameter> found = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (Pair<String, Parameter> p : StateDicts.named(block)) {
+            if (p.getKey().equals(name)) {
+                found.add(p.getValue());
+            }
+        }
+        Parameter byDjlName = block.getParameters().get(name);
+        if (byDjlName != null) {
+            found.add(byDjlName);
+        }
+        if (found.size() > 1) {
+            throw new IllegalArgumentException("'" + name + "' names " + found.size() + " parameters of "
+                    + block.getClass().getSimpleName() + " (two children share a name); use its DJL name, one of "
+                    + block.getParameters().keys());
+        }
+        return found.isEmpty() ? null : found.iterator().next();
+    }
+
+    /**
      * Removes every parametrization of the parameter called {@code name}; its forward value is the plain parameter
      * again.
      *
-     * @param name a key of the wrapped block's {@code getParameters()}
+     * @param name the parameter's state-dict name or DJL name (as for {@link #register})
      * @return whether the parameter had any parametrization
      */
     public boolean remove(String name) {
-        Parameter parameter = block.getParameters().get(name);
+        Parameter parameter = find(name);
         return parameter != null && chains.remove(parameter.getId()) != null;
     }
 
@@ -144,11 +214,11 @@ public final class Parametrized extends AbstractBlock {
     /**
      * The parametrizations of the parameter called {@code name}, in application order.
      *
-     * @param name a key of the wrapped block's {@code getParameters()}
+     * @param name the parameter's state-dict name or DJL name (as for {@link #register})
      * @return an unmodifiable list, empty when none is registered or no such parameter exists
      */
     public List<Parametrization> getParametrizations(String name) {
-        Parameter parameter = block.getParameters().get(name);
+        Parameter parameter = find(name);
         return parameter == null ? List.of() : chains.getOrDefault(parameter.getId(), List.of());
     }
 
@@ -223,6 +293,16 @@ public final class Parametrized extends AbstractBlock {
     @Override
     public void loadParameters(NDManager manager, DataInputStream is) throws IOException, MalformedModelException {
         block.loadParameters(manager, is);
+    }
+
+    /**
+     * The wrapped block's tied keys, so that a parametrized model loads and exports like the plain one.
+     *
+     * @return the wrapped block's {@link TiedWeights#tiedKeys()}, or none
+     */
+    @Override
+    public Map<String, String> tiedKeys() {
+        return block instanceof TiedWeights tied ? tied.tiedKeys() : Map.of();
     }
 
     /** {@inheritDoc} */

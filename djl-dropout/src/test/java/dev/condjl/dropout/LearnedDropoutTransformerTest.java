@@ -9,31 +9,18 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.loss.Loss;
-import ai.djl.util.Pair;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /** The yif-AI model layout (spec §4.1, §4.2, §4.7): parameter counts, state-dict names, one training step. */
 class LearnedDropoutTransformerTest {
-
-    /** PyTorch-style names: child names without DJL's two-digit position prefix, joined with dots. */
-    private static Map<String, Parameter> stateDict(Block block, String prefix, Map<String, Parameter> out) {
-        for (Pair<String, Parameter> p : block.getDirectParameters()) {
-            out.put(prefix + p.getKey(), p.getValue());
-        }
-        for (Pair<String, Block> child : block.getChildren()) {
-            stateDict(child.getValue(), prefix + child.getKey().substring(2) + ".", out);
-        }
-        return out;
-    }
 
     private static long count(LearnedDropoutTransformer.Builder builder) {
         try (NDManager manager = NDManager.newBaseManager()) {
@@ -67,7 +54,7 @@ class LearnedDropoutTransformerTest {
     @Test
     void parameterNamesAreTheReferenceStateDictKeys() {
         try (NDManager manager = NDManager.newBaseManager()) {
-            Map<String, Parameter> names = stateDict(small(manager, false), "", new LinkedHashMap<>());
+            Map<String, Parameter> names = StateDicts.parameters(small(manager, false));
             List<String> expected = new ArrayList<>(List.of(
                     "token_embedding.weight",
                     "positional_embedding.weight",
@@ -136,7 +123,7 @@ class LearnedDropoutTransformerTest {
                 assertTrue(penalty > 0f && penalty <= 0.5f, "penalty " + penalty);
                 assertTrue(ones >= 0f && ones <= 1f, "ones " + ones);
                 List<String> withoutGradient = new ArrayList<>();
-                for (Map.Entry<String, Parameter> e : stateDict(model, "", new LinkedHashMap<>()).entrySet()) {
+                for (Map.Entry<String, Parameter> e : StateDicts.parameters(model).entrySet()) {
                     if (e.getValue().getArray().getGradient().abs().sum().getFloat() == 0f) {
                         withoutGradient.add(e.getKey());
                     }

@@ -16,6 +16,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.SequentialBlock;
 import ai.djl.nn.convolutional.Conv1d;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.DefaultTrainingConfig;
@@ -26,11 +27,14 @@ import ai.djl.training.initializer.Initializer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
+import ai.djl.util.Pair;
 import ai.djl.util.PairList;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -225,6 +229,102 @@ class ParametrizedTest {
             bx.attach(batch);
             return Math.round(1000 * trainer.getLoss().evaluate(new NDList(y), trainer.evaluate(new NDList(bx)))
                     .getFloat());
+        }
+    }
+
+    private static LearnedDropoutTransformer transformer(NDManager manager, boolean useBias) {
+        LearnedDropoutTransformer model = LearnedDropoutTransformer.builder().setAlphabetSize(11).setContextSize(4)
+                .setNEmbed(8).setNLayer(2).setNHead(2).optUseBias(useBias)
+                .optLearnedDropout(LearnedDropout.builder()).build();
+        model.initialize(manager, DataType.FLOAT32, new Shape(1, 4));
+        return model;
+    }
+
+    @Test
+    void parametersAreNamedByStateDictKeyOrByDjlName() {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LearnedDropoutTransformer model = transformer(manager, false);
+            String stateDictName = "transformer_blocks.1.feed_forward.linear.weight";
+            Parameter parameter = StateDicts.parameters(model).get(stateDictName);
+            String djlName = model.getParameters().stream().filter(p -> p.getValue() == parameter)
+                    .map(Pair::getKey).findFirst().orElseThrow();
+            assertFalse(djlName.equals(stateDictName), djlName);
+
+            WeightDropout dropout = new WeightDropout(0.1f);
+            Parametrized wrapped = Parametrized.wrap(model).register(stateDictName, dropout);
+            assertEquals(List.of(dropout), wrapped.getParametrizations(djlName));
+            VariationalNoise noise = new VariationalNoise(0.1f);
+            wrapped.register(djlName, noise);
+            assertEquals(List.of(dropout, noise), wrapped.getParametrizations(stateDictName));
+            assertTrue(wrapped.remove(stateDictName));
+            assertEquals(List.of(), wrapped.getParametrizations(djlName));
+
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> wrapped.register("transformer_blocks.1.feed_forward.linear.kernel", dropout));
+            assertTrue(e.getMessage().contains("'transformer_blocks.1.feed_forward.linear.kernel'")
+                    && e.getMessage().contains(stateDictName), e.getMessage());
+        }
+    }
+
+    @Test
+    void registerAllCoversTheWeightMatricesByDefault() {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LearnedDropoutTransformer model = transformer(manager, true);
+            Parametrized wrapped = Parametrized.wrap(model).registerAll(new WeightDropout(0.1f));
+            List<String> covered = new ArrayList<>();
+            for (String name : StateDicts.parameters(model).keySet()) {
+                if (!wrapped.getParametrizations(name).isEmpty()) {
+                    covered.add(name);
+                }
+            }
+            List<String> expected = new ArrayList<>(List.of("token_embedding.weight", "positional_embedding.weight"));
+            for (int i = 0; i < 2; i++) {
+                String p = "transformer_blocks." + i + ".";
+                expected.addAll(List.of(p + "multi_attn_head.batch_attn_weights.weight",
+                        p + "multi_attn_head.residual_proj.weight", p + "feed_forward.linear.weight",
+                        p + "feed_forward.residual_proj.weight", p + "feed_forward.dropout.batch_attn_weights.weight"));
+            }
+            // left out: every bias, ln*.weight/bias (norms) and feed_forward.dropout.shift (type OTHER)
+            assertEquals(expected, covered);
+        }
+    }
+
+    @Test
+    void registerAllTakesAPredicateOverStateDictNames() {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            LearnedDropoutTransformer model = transformer(manager, false);
+            Parametrized wrapped = Parametrized.wrap(model).registerAll(new VariationalNoise(0.01f),
+                    Parametrized.WEIGHTS.and((name, p) -> name.startsWith("transformer_blocks.1.feed_forward.")));
+            assertEquals(List.of("transformer_blocks.1.feed_forward.linear.weight",
+                            "transformer_blocks.1.feed_forward.residual_proj.weight",
+                            "transformer_blocks.1.feed_forward.dropout.batch_attn_weights.weight"),
+                    StateDicts.parameters(model).keySet().stream()
+                            .filter(name -> !wrapped.getParametrizations(name).isEmpty()).toList());
+            wrapped.removeAll();
+            wrapped.registerAll(new VariationalNoise(0.01f), (name, p) -> name.endsWith(".shift"));
+            assertEquals(1, wrapped.getParametrizations("transformer_blocks.0.feed_forward.dropout.shift").size());
+        }
+    }
+
+    @Test
+    void aNameTwoParametersShareIsRefusedWithTheDjlNames() {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            SequentialBlock net = new SequentialBlock().add(Linear.builder().setUnits(3).build())
+                    .add(Linear.builder().setUnits(2).build());
+            net.initialize(manager, DataType.FLOAT32, new Shape(1, 4));
+            Parametrized wrapped = Parametrized.wrap(net);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> wrapped.register("Linear.weight", new WeightDropout(0.1f)));
+            assertTrue(e.getMessage().contains("names 2 parameters") && e.getMessage().contains("02Linear_weight"),
+                    e.getMessage());
+            wrapped.register("02Linear_weight", new WeightDropout(0.1f));
+            assertEquals(1, wrapped.getParametrizations("02Linear_weight").size());
+            assertEquals(0, wrapped.getParametrizations("01Linear_weight").size());
+            // the default covers both weights though their state-dict names coincide
+            wrapped.removeAll();
+            wrapped.registerAll(new WeightDropout(0.1f));
+            assertEquals(1, wrapped.getParametrizations("01Linear_weight").size());
+            assertEquals(0, wrapped.getParametrizations("01Linear_bias").size());
         }
     }
 }

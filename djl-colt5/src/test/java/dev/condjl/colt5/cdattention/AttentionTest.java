@@ -13,7 +13,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import dev.condjl.colt5.Issue8Fixtures;
-import dev.condjl.colt5.StateDicts;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;

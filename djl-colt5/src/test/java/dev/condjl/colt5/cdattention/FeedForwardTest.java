@@ -11,7 +11,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.condjl.colt5.Issue8Fixtures;
-import dev.condjl.colt5.StateDicts;
+import dev.condjl.topk.checkpoint.StateDicts;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 

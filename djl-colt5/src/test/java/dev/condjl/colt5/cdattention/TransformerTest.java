@@ -13,7 +13,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import dev.condjl.colt5.Issue8Fixtures;
-import dev.condjl.colt5.StateDicts;
+import dev.condjl.topk.checkpoint.StateDicts;
 import dev.condjl.topk.Backend;
 import java.util.Map;
 import org.junit.jupiter.api.Test;

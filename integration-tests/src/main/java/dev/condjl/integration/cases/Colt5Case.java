@@ -12,8 +12,8 @@ import com.google.gson.JsonObject;
 import com.google.gson.reflect.TypeToken;
 
 import dev.condjl.colt5.ReferenceConfigs;
-import dev.condjl.colt5.checkpoint.Checkpoints;
-import dev.condjl.colt5.checkpoint.ReadOptions;
+import dev.condjl.topk.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.ReadOptions;
 
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;

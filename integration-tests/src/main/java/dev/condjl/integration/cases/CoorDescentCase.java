@@ -7,7 +7,7 @@ import ai.djl.training.GradientCollector;
 
 import com.google.gson.JsonObject;
 
-import dev.condjl.colt5.checkpoint.ReadOptions;
+import dev.condjl.topk.checkpoint.ReadOptions;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDManager;
 
 import com.google.gson.JsonObject;
 
-import dev.condjl.colt5.checkpoint.ReadOptions;
+import dev.condjl.topk.checkpoint.ReadOptions;
 
 import java.io.IOException;
 import java.nio.file.Path;

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDManager;
 
 import com.google.gson.JsonObject;
 
-import dev.condjl.colt5.checkpoint.ReadOptions;
+import dev.condjl.topk.checkpoint.ReadOptions;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.TieBreak;
 import dev.condjl.topk.TopK;

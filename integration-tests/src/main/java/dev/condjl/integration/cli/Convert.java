@@ -1,7 +1,7 @@
 package dev.condjl.integration.cli;
 
-import dev.condjl.colt5.checkpoint.CheckpointInfo;
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.CheckpointInfo;
+import dev.condjl.topk.checkpoint.Checkpoints;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;

@@ -1,8 +1,8 @@
 package dev.condjl.integration.cli;
 
-import dev.condjl.colt5.checkpoint.CheckpointInfo;
-import dev.condjl.colt5.checkpoint.Checkpoints;
-import dev.condjl.colt5.checkpoint.TensorEntry;
+import dev.condjl.topk.checkpoint.CheckpointInfo;
+import dev.condjl.topk.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.TensorEntry;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;

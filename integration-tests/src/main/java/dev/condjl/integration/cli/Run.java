@@ -9,7 +9,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.Checkpoints;
 import dev.condjl.integration.cases.CaseArgs;
 import dev.condjl.integration.cases.ReferenceCases;
 
@@ -89,8 +89,9 @@ public final class Run implements Callable<Integer> {
         if (example == null && (caseFile == null || input == null)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "give --spec and --input, or --example");
         }
-        if (weights == null && (weightOptions.key != null || weightOptions.stripPrefix != null)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--key and --strip-prefix need --weights");
+        if (weights == null && weightOptions.isSet()) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--key, --strip-prefix and --exclude need --weights");
         }
         PrintWriter err = spec.commandLine().getErr();
         try (NDManager manager = NDManager.newBaseManager()) {

@@ -19,7 +19,7 @@ import dev.condjl.colt5.CoordinateDescentRouter;
 import dev.condjl.colt5.RMSNorm;
 import dev.condjl.colt5.RoutedAttentionBuilder;
 import dev.condjl.colt5.RoutedOutput;
-import dev.condjl.colt5.StateDicts;
+import dev.condjl.topk.checkpoint.StateDicts;
 import dev.condjl.colt5.cdattention.Embedding;
 import dev.condjl.dropout.LearnedDropout;
 import dev.condjl.dropout.Parametrization;

@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 
-import dev.condjl.colt5.checkpoint.Checkpoints;
-import dev.condjl.colt5.checkpoint.ReadOptions;
+import dev.condjl.topk.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.ReadOptions;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,6 +42,16 @@ class CheckpointCommandsTest {
 
     private static Path fixture(String name) throws URISyntaxException {
         return Path.of(CheckpointCommandsTest.class.getResource("/checkpoint/" + name).toURI());
+    }
+
+    @Test
+    void excludeLeavesOutTheKeysItMatches() throws Exception {
+        Path target = dir.resolve("no_norm.safetensors");
+        assertEquals(0, condjl("convert", fixture("nested.pt").toString(), target.toString(),
+                "--strip-prefix", "module.", "--exclude", "norm\\..*", "--exclude", "head\\.weight"), err.toString());
+        try (NDManager manager = NDManager.newBaseManager()) {
+            assertEquals(List.of("proj.weight", "proj.bias"), List.copyOf(Checkpoints.read(target, manager).keySet()));
+        }
     }
 
     @Test

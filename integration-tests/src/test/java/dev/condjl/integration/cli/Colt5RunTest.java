@@ -12,7 +12,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.Checkpoints;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -11,7 +11,7 @@ import ai.djl.util.JsonUtils;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.Checkpoints;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;

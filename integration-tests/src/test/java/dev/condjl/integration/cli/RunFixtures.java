@@ -8,7 +8,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.Checkpoints;
 
 import java.io.IOException;
 import java.io.InputStream;

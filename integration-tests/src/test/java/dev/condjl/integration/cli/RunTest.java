@@ -8,7 +8,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.Checkpoints;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -161,7 +161,7 @@ class RunTest {
         RunFixtures.copyExample("topk", dir);
         assertEquals(2, run("run", "--spec", dir.resolve("topk.json").toString(), "--input",
                 dir.resolve("topk.in.safetensors").toString(), "--strip-prefix", "module."));
-        assertTrue(err.toString().contains("--key and --strip-prefix need --weights"), err.toString());
+        assertTrue(err.toString().contains("--key, --strip-prefix and --exclude need --weights"), err.toString());
     }
 
     /** A safetensors file: 8-byte little-endian header length, the JSON header, the data. */

@@ -11,8 +11,8 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
-import dev.condjl.colt5.StateDicts;
-import dev.condjl.colt5.checkpoint.Checkpoints;
+import dev.condjl.topk.checkpoint.StateDicts;
+import dev.condjl.topk.checkpoint.Checkpoints;
 
 import java.awt.image.BufferedImage;
 import java.io.IOException;

@@ -1,12 +1,15 @@
-package dev.condjl.colt5;
+package dev.condjl.topk.checkpoint;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
 import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
+import ai.djl.util.PairList;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -22,6 +25,9 @@ import java.util.Map;
  * built with the reference's child names ({@code heavy_ff}, {@code 1}, {@code router}) exposes exactly the reference's
  * {@code state_dict} keys ({@code heavy_ff.1.weight}, {@code router.routing_token}). Persistent buffers such as
  * {@code rotary_emb.inv_freq} are parameters with {@code requiresGradient() == false} and appear here too.
+ *
+ * <p>A block implementing {@link TiedWeights} adds second keys for tied parameters; {@link #load} checks that a
+ * state dict's copies under both keys are equal.
  */
 public final class StateDicts {
 
@@ -32,24 +38,31 @@ public final class StateDicts {
      *
      * @param missing block parameters absent from the state dict, in block order
      * @param unexpected state-dict keys the block has no parameter for, in map order
-     * @param mismatched parameters present on both sides with different shapes, as {@code name -> "block (..) vs
-     *     state dict (..)"}
+     * @param mismatched keys present on both sides that do not fit, as {@code name -> reason}: a different shape
+     *     ({@code "block (..) vs state dict (..)"}), or a tied key whose values differ from the parameter's
+     * @param tied tied keys (see {@link TiedWeights}) accepted because their values equal the parameter's, or
+     *     loaded into it because the parameter's own key was absent
      * @param loaded number of parameters whose values were copied
      */
     public record LoadReport(
-            List<String> missing, List<String> unexpected, Map<String, String> mismatched, int loaded) {
+            List<String> missing,
+            List<String> unexpected,
+            Map<String, String> mismatched,
+            List<String> tied,
+            int loaded) {
 
         /** Creates a report holding unmodifiable copies of its lists. */
         public LoadReport {
             missing = List.copyOf(missing);
             unexpected = List.copyOf(unexpected);
             mismatched = Collections.unmodifiableMap(new LinkedHashMap<>(mismatched));
+            tied = List.copyOf(tied);
         }
 
         /**
          * Whether every block parameter was loaded and no key was left over.
          *
-         * @return true when nothing is missing, unexpected or mis-shaped
+         * @return true when nothing is missing, unexpected or mismatched
          */
         public boolean isComplete() {
             return missing.isEmpty() && unexpected.isEmpty() && mismatched.isEmpty();
@@ -60,11 +73,12 @@ public final class StateDicts {
         public String toString() {
             return String.format(
                     Locale.ROOT,
-                    "loaded %d; missing %s; unexpected %s; mis-shaped %s",
+                    "loaded %d; missing %s; unexpected %s; mismatched %s; tied %s",
                     loaded,
                     missing,
                     unexpected,
-                    mismatched);
+                    mismatched,
+                    tied);
         }
     }
 
@@ -79,24 +93,55 @@ public final class StateDicts {
      */
     public static LinkedHashMap<String, Parameter> parameters(Block block) {
         LinkedHashMap<String, Parameter> out = new LinkedHashMap<>();
-        collect(block, "", out);
+        for (Pair<String, Parameter> p : named(block)) {
+            if (out.put(p.getKey(), p.getValue()) != null) {
+                throw new IllegalStateException("two parameters map to the state-dict name '" + p.getKey()
+                        + "': two children of one block have the same name (DJL's SequentialBlock names them after"
+                        + " their class; dev.condjl.colt5.Sequential names them 0, 1, ... as torch.nn.Sequential)");
+            }
+        }
         return out;
     }
 
-    private static void collect(Block block, String prefix, Map<String, Parameter> out) {
-        for (Pair<String, Parameter> p : block.getDirectParameters()) {
-            put(out, prefix + p.getKey(), p.getValue());
+    /**
+     * Every parameter of {@code block} and its descendants with its state-dict name, in the order of
+     * {@link #parameters}, without requiring the names to be unique.
+     *
+     * @param block any DJL block
+     * @return (dotted name, parameter) pairs; a name repeats where two children of one block have the same name
+     */
+    public static PairList<String, Parameter> named(Block block) {
+        PairList<String, Parameter> out = new PairList<>();
+        walk(block, "", out, null);
+        return out;
+    }
+
+    /**
+     * The second keys of tied parameters in {@code block} and its descendants (see {@link TiedWeights}).
+     *
+     * @param block any DJL block
+     * @return full tied key to the full state-dict name of the parameter it shares, e.g.
+     *     {@code output_layer.weight -> token_embedding.weight}
+     */
+    public static LinkedHashMap<String, String> tiedKeys(Block block) {
+        LinkedHashMap<String, String> out = new LinkedHashMap<>();
+        walk(block, "", null, out);
+        return out;
+    }
+
+    private static void walk(Block block, String prefix, PairList<String, Parameter> params, Map<String, String> tied) {
+        if (params != null) {
+            for (Pair<String, Parameter> p : block.getDirectParameters()) {
+                params.add(prefix + p.getKey(), p.getValue());
+            }
+        }
+        if (tied != null && block instanceof TiedWeights t) {
+            t.tiedKeys().forEach((key, target) -> tied.put(prefix + key, prefix + target));
         }
         BlockList children = block.getChildren();
         for (int i = 0; i < children.size(); i++) {
             String child = childName(children.get(i).getKey(), i);
-            collect(children.get(i).getValue(), prefix + child + '.', out);
-        }
-    }
-
-    private static void put(Map<String, Parameter> out, String name, Parameter parameter) {
-        if (out.put(name, parameter) != null) {
-            throw new IllegalStateException("two parameters map to the state-dict name '" + name + "'");
+            walk(children.get(i).getValue(), prefix + child + '.', params, tied);
         }
     }
 
@@ -118,25 +163,48 @@ public final class StateDicts {
      * {@code requiresGradient}); a source of another dtype or device is converted first. Call it outside any
      * {@code GradientCollector}. With {@code strict}, nothing is copied unless every key lines up.
      *
+     * <p>A tied key (see {@link TiedWeights}) is accepted when the state dict holds the same values under it as
+     * under the parameter's own key, and is a mismatch when they differ; when only the tied key is present, the
+     * parameter is loaded from it.
+     *
      * @param block an initialized block (see {@link Block#initialize})
      * @param stateDict PyTorch-named arrays, e.g. from a safetensors file
-     * @param strict whether missing, unexpected or mis-shaped keys are an error
+     * @param strict whether missing, unexpected or mismatched keys are an error
      * @return what was loaded and what did not line up
      * @throws IllegalArgumentException if {@code strict} and some key did not line up; the message lists them all
      * @throws IllegalStateException if a block parameter has no array yet
      */
     public static LoadReport load(Block block, Map<String, NDArray> stateDict, boolean strict) {
         LinkedHashMap<String, Parameter> params = parameters(block);
-        List<String> missing = new ArrayList<>();
-        List<String> unexpected = new ArrayList<>();
+        Map<String, NDArray> sources = new LinkedHashMap<>(stateDict);
         Map<String, String> mismatched = new LinkedHashMap<>();
+        List<String> tied = new ArrayList<>();
+        tiedKeys(block).forEach((key, target) -> {
+            NDArray copy = sources.remove(key);
+            if (copy == null) {
+                return;
+            }
+            NDArray own = sources.get(target);
+            if (own == null) {
+                sources.put(target, copy);
+                tied.add(key);
+            } else if (sameValues(own, copy)) {
+                tied.add(key);
+            } else {
+                mismatched.put(key, "tied to '" + target + "' (" + block.getClass().getSimpleName()
+                        + " has one parameter for both keys), but the state dict holds different values under"
+                        + " them (" + difference(own, copy) + "); exclude one key when reading "
+                        + "(ReadOptions.optExclude) to load the other");
+            }
+        });
+        List<String> missing = new ArrayList<>();
         for (Map.Entry<String, Parameter> e : params.entrySet()) {
             Parameter p = e.getValue();
             if (!p.isInitialized()) {
                 throw new IllegalStateException(
                         "parameter '" + e.getKey() + "' has no array; initialize the block before loading");
             }
-            NDArray src = stateDict.get(e.getKey());
+            NDArray src = sources.get(e.getKey());
             if (src == null) {
                 missing.add(e.getKey());
                 continue;
@@ -146,7 +214,8 @@ public final class StateDicts {
                 mismatched.put(e.getKey(), "block " + expected + " vs state dict " + src.getShape());
             }
         }
-        for (String key : stateDict.keySet()) {
+        List<String> unexpected = new ArrayList<>();
+        for (String key : sources.keySet()) {
             if (!params.containsKey(key)) {
                 unexpected.add(key);
             }
@@ -157,19 +226,41 @@ public final class StateDicts {
                             + missing
                             + ", unexpected "
                             + unexpected
-                            + ", mis-shaped "
+                            + ", mismatched "
                             + mismatched);
         }
         int loaded = 0;
         for (Map.Entry<String, Parameter> e : params.entrySet()) {
-            NDArray src = stateDict.get(e.getKey());
+            NDArray src = sources.get(e.getKey());
             if (src == null || mismatched.containsKey(e.getKey())) {
                 continue;
             }
             copyInto(e.getValue().getArray(), src);
             loaded++;
         }
-        return new LoadReport(missing, unexpected, mismatched, loaded);
+        return new LoadReport(missing, unexpected, mismatched, tied, loaded);
+    }
+
+    private static boolean sameValues(NDArray a, NDArray b) {
+        return a.getShape().equals(b.getShape()) && a.getDataType() == b.getDataType() && a.contentEquals(b);
+    }
+
+    private static String difference(NDArray a, NDArray b) {
+        if (!a.getShape().equals(b.getShape())) {
+            return "shapes " + a.getShape() + " and " + b.getShape();
+        }
+        if (a.getDataType() != b.getDataType()) {
+            return "dtypes " + a.getDataType() + " and " + b.getDataType();
+        }
+        try (NDManager scratch = a.getManager().newSubManager()) {
+            NDArray x = a.duplicate();
+            x.attach(scratch);
+            NDArray y = b.duplicate();
+            y.attach(scratch);
+            NDArray diff = x.toType(DataType.FLOAT64, false)
+                    .sub(y.toDevice(x.getDevice(), false).toType(DataType.FLOAT64, false)).abs();
+            return String.format(Locale.ROOT, "max |difference| %.3g", diff.max().getDouble());
+        }
     }
 
     private static void copyInto(NDArray dst, NDArray src) {

@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;

@@ -1,7 +1,7 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
-import dev.condjl.colt5.checkpoint.StateDictUnpickler.PickledTensor;
-import dev.condjl.colt5.checkpoint.StateDictUnpickler.StorageRef;
+import dev.condjl.topk.checkpoint.StateDictUnpickler.PickledTensor;
+import dev.condjl.topk.checkpoint.StateDictUnpickler.StorageRef;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;

@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,4 +1,7 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
+
+import java.util.function.Predicate;
+import java.util.function.UnaryOperator;
 
 /**
  * What to read from a checkpoint and the limits that protect the reader from damaged or hostile files.
@@ -8,6 +11,20 @@ package dev.condjl.colt5.checkpoint;
  * dict of tensors is unwrapped. {@code stripPrefix} removes a prefix such as {@code module.} (left by {@code
  * DataParallel}) from the keys that carry it, like PyTorch's {@code consume_prefix_in_state_dict_if_present}.
  *
+ * <p>Each key then goes through {@code rename} (a function of the key, e.g. a mapping table or a regex replace),
+ * and a key for which {@code exclude} holds is dropped: it is not read, not returned and not counted in
+ * {@code maxTotalBytes} (a zip file's entries are still checked against it as a whole). Both see the key after the
+ * prefix was stripped; {@code exclude} sees it after {@code rename}. For example, to take the backbone of a
+ * {@code torch.compile}d classifier and train a new head:
+ *
+ * <pre>{@code
+ * ReadOptions options = ReadOptions.builder()
+ *         .optStripPrefix("_orig_mod.")
+ *         .optRename(key -> key.replaceFirst("^backbone\\.", ""))
+ *         .optExclude(Pattern.compile("head\\..*").asMatchPredicate())
+ *         .build();
+ * }</pre>
+ *
  * <p>Limits are checked before anything is allocated for the data they bound.
  */
 public final class ReadOptions {
@@ -16,6 +33,8 @@ public final class ReadOptions {
 
     private final String key;
     private final String stripPrefix;
+    private final UnaryOperator<String> rename;
+    private final Predicate<String> exclude;
     private final int maxEntries;
     private final long maxPickleBytes;
     private final long maxTotalBytes;
@@ -23,6 +42,8 @@ public final class ReadOptions {
     private ReadOptions(Builder builder) {
         key = builder.key;
         stripPrefix = builder.stripPrefix;
+        rename = builder.rename;
+        exclude = builder.exclude;
         maxEntries = builder.maxEntries;
         maxPickleBytes = builder.maxPickleBytes;
         maxTotalBytes = builder.maxTotalBytes;
@@ -65,6 +86,24 @@ public final class ReadOptions {
     }
 
     /**
+     * The renaming applied to every key after the prefix was stripped.
+     *
+     * @return the function, or null for none
+     */
+    public UnaryOperator<String> rename() {
+        return rename;
+    }
+
+    /**
+     * The keys to leave out, tested after stripping and renaming.
+     *
+     * @return the predicate, or null to keep every key
+     */
+    public Predicate<String> exclude() {
+        return exclude;
+    }
+
+    /**
      * The most zip entries, or safetensors tensors, a file may hold.
      *
      * @return the entry limit
@@ -96,6 +135,8 @@ public final class ReadOptions {
 
         private String key;
         private String stripPrefix;
+        private UnaryOperator<String> rename;
+        private Predicate<String> exclude;
         private int maxEntries = 100_000;
         private long maxPickleBytes = 16L << 20;
         private long maxTotalBytes = 64L << 30;
@@ -121,6 +162,34 @@ public final class ReadOptions {
          */
         public Builder optStripPrefix(String prefix) {
             this.stripPrefix = prefix == null || prefix.isEmpty() ? null : prefix;
+            return this;
+        }
+
+        /**
+         * Renames every key, after the prefix was stripped ({@code key -> key.replaceFirst("^encoder\\.", "")},
+         * {@code key -> table.getOrDefault(key, key)}). Two keys may not end up with the same name.
+         *
+         * @param rename returns the new, non-empty key; null for no renaming
+         * @return this builder
+         */
+        public Builder optRename(UnaryOperator<String> rename) {
+            this.rename = rename;
+            return this;
+        }
+
+        /**
+         * Leaves out the keys for which {@code exclude} is true, tested after stripping and renaming; calling it
+         * again adds to the keys already excluded. A glob or regex: {@code
+         * Pattern.compile("...").asMatchPredicate()}; a list: {@code Set.of(...)::contains}.
+         *
+         * @param exclude true for a key to drop
+         * @return this builder
+         */
+        public Builder optExclude(Predicate<String> exclude) {
+            if (exclude == null) {
+                throw new IllegalArgumentException("exclude must not be null");
+            }
+            this.exclude = this.exclude == null ? exclude : this.exclude.or(exclude);
             return this;
         }
 

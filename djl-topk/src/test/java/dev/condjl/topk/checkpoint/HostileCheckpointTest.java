@@ -1,8 +1,8 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
-import static dev.condjl.colt5.checkpoint.HostileFiles.floats;
-import static dev.condjl.colt5.checkpoint.HostileFiles.le;
-import static dev.condjl.colt5.checkpoint.HostileFiles.oneTensor;
+import static dev.condjl.topk.checkpoint.HostileFiles.floats;
+import static dev.condjl.topk.checkpoint.HostileFiles.le;
+import static dev.condjl.topk.checkpoint.HostileFiles.oneTensor;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import dev.condjl.colt5.checkpoint.HostileFiles.Pickle;
+import dev.condjl.topk.checkpoint.HostileFiles.Pickle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

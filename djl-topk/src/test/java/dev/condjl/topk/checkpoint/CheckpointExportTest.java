@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -13,8 +13,6 @@ import ai.djl.nn.core.Linear;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import dev.condjl.colt5.Sequential;
-import dev.condjl.colt5.StateDicts;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -122,7 +120,7 @@ class CheckpointExportTest {
 
     @Test
     void exportsABlockUnderItsStateDictNames() throws Exception {
-        Sequential block = new Sequential();
+        TorchSequential block = new TorchSequential();
         block.add(Linear.builder().setUnits(3).build()).add(Linear.builder().setUnits(2).build());
         try (NDManager model = NDManager.newBaseManager()) {
             block.initialize(model, DataType.FLOAT32, new Shape(1, 4));

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Checkpoint fixtures for dev.condjl.colt5.checkpoint, and the PyTorch side of the round trip.
+"""Checkpoint fixtures for dev.condjl.topk.checkpoint, and the PyTorch side of the round trip.
 
 Run with Debian's torch (1.13; its torch.save writes the zip format of torch >= 1.6):
 
     /usr/bin/python3 gen_fixtures.py generate            # writes the fixtures beside this script
-    mvn -B -o -pl djl-colt5 test -Dtest='Checkpoint*'   # Java reads them, writes target/checkpoint-export/
+    mvn -B -o -pl djl-topk -am test -Dtest='Checkpoint*' -Dsurefire.failIfNoSpecifiedTests=false  # from the root; writes djl-topk/target/checkpoint-export/
     /usr/bin/python3 gen_fixtures.py verify ../../../../target/checkpoint-export
 
 `generate` writes torch.save files of several dtypes (incl. bfloat16), shared storages, non-contiguous views,
@@ -289,7 +289,7 @@ def verify(directory):
     x = torch.linspace(-2, 2, 8).reshape(2, 4)
     ok &= check(log, torch.equal(fresh(x), net(x)), "nested_model: forward output identical to the trained net")
 
-    # A DJL block (condjl Sequential of two Linear) loaded from sequential.pt and exported by exportBlock.
+    # A DJL block (a position-named SequentialBlock of two Linear) loaded from sequential.pt and exported by exportBlock.
     seq, fresh_seq = sequential(), torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     state, _, _ = read_safetensors(os.path.join(directory, "block.safetensors"))
     result = fresh_seq.load_state_dict(state, strict=True)

@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import ai.djl.ndarray.types.Shape;
 import java.nio.ByteBuffer;

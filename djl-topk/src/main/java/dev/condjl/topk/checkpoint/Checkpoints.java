@@ -1,11 +1,10 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import dev.condjl.colt5.StateDicts;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -57,7 +56,7 @@ public final class Checkpoints {
      *
      * @param file a {@code torch.save} zip file or a safetensors file
      * @param manager the manager that will own the arrays (on failure, nothing is left attached to it)
-     * @param options which dict to read, which prefix to strip, and the limits
+     * @param options which dict to read, which keys to strip, rename or exclude, and the limits
      * @return key to array, in file order
      * @throws CheckpointException if the file is damaged, hostile, unsupported or beyond a limit
      */
@@ -117,7 +116,7 @@ public final class Checkpoints {
      *
      * @param in a {@code torch.save} zip file or a safetensors file
      * @param out the safetensors file to write (replaced when complete)
-     * @param options which dict to convert, which prefix to strip, and the limits
+     * @param options which dict to convert, which keys to strip, rename or exclude, and the limits
      * @return what was written
      * @throws CheckpointException if {@code in} fails a check
      * @throws IOException if {@code out} cannot be written
@@ -163,11 +162,13 @@ public final class Checkpoints {
     }
 
     /**
-     * Writes a block's parameters to a safetensors file under their PyTorch {@code state_dict} names.
+     * Writes a block's parameters to a safetensors file under their PyTorch {@code state_dict} names; a tied
+     * parameter (see {@link TiedWeights}) is written under its second key too, as PyTorch's {@code state_dict()}
+     * lists it.
      *
      * @param block an initialized block
      * @param file the file to write (replaced when complete)
-     * @throws IllegalStateException if a parameter has no array yet
+     * @throws IllegalStateException if a parameter has no array yet, or a tied key names no parameter
      * @throws IOException if the file cannot be written
      */
     public static void exportBlock(Block block, Path file) throws IOException {
@@ -179,7 +180,30 @@ public final class Checkpoints {
             }
             arrays.put(e.getKey(), e.getValue().getArray());
         }
+        for (Map.Entry<String, String> tie : StateDicts.tiedKeys(block).entrySet()) {
+            NDArray shared = arrays.get(tie.getValue());
+            if (shared == null) {
+                throw new IllegalStateException("'" + tie.getKey() + "' is tied to '" + tie.getValue()
+                        + "', which is not a parameter of the block");
+            }
+            arrays.put(tie.getKey(), shared);
+        }
         writeSafetensors(file, arrays);
+    }
+
+    /**
+     * Reads a checkpoint with the default options and copies it into an initialized block, strictly: every
+     * parameter must be in the file under its PyTorch {@code state_dict} name with its shape, and no other key may
+     * be (tied copies of a parameter excepted, see {@link TiedWeights}).
+     *
+     * @param block an initialized block
+     * @param file a {@code torch.save} zip file or a safetensors file
+     * @return what was loaded (complete) and which tied keys were accepted
+     * @throws CheckpointException if the file fails a check
+     * @throws IllegalArgumentException if the keys do not line up; the message lists every key that did not
+     */
+    public static StateDicts.LoadReport loadInto(Block block, Path file) throws CheckpointException {
+        return loadInto(block, file, ReadOptions.defaults(), true);
     }
 
     /**
@@ -188,8 +212,8 @@ public final class Checkpoints {
      *
      * @param block an initialized block
      * @param file a {@code torch.save} zip file or a safetensors file
-     * @param options which dict to read, which prefix to strip, and the limits
-     * @param strict whether a missing, unexpected or mis-shaped key is an error (then nothing is copied)
+     * @param options which dict to read, which keys to strip, rename or exclude, and the limits
+     * @param strict whether a missing, unexpected or mismatched key is an error (then nothing is copied)
      * @return what was loaded and what did not line up
      * @throws CheckpointException if the file fails a check
      * @throws IllegalArgumentException if {@code strict} and the keys do not line up

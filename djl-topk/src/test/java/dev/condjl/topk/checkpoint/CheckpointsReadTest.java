@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -14,8 +14,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
-import dev.condjl.colt5.Sequential;
-import dev.condjl.colt5.StateDicts;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -23,6 +21,8 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.zip.ZipEntry;
 import org.junit.jupiter.api.AfterAll;
@@ -101,6 +101,52 @@ class CheckpointsReadTest {
     }
 
     @Test
+    void renamesAndExcludesKeysAfterStrippingThePrefix() throws Exception {
+        ReadOptions options = ReadOptions.builder()
+                .optKey("model")
+                .optStripPrefix("module.")
+                .optRename(key -> key.replaceFirst("^proj\\.", "input."))
+                .optExclude(Pattern.compile("norm\\..*").asMatchPredicate())
+                .optExclude(Set.of("head.weight")::contains)
+                .build();
+        Map<String, NDArray> sd = Checkpoints.read(Fixtures.path("nested.pt"), manager, options);
+        assertEquals(List.of("input.weight", "input.bias"), List.copyOf(sd.keySet()));
+        Fixtures.assertTensor(Fixtures.expected("nested.pt").getAsJsonObject("module.proj.weight"),
+                sd.get("input.weight"), "module.proj.weight");
+        CheckpointInfo info = Checkpoints.inspect(Fixtures.path("nested.pt"), options);
+        assertEquals(List.of("input.weight", "input.bias"), info.tensors().stream().map(TensorEntry::key).toList());
+    }
+
+    @Test
+    void excludedKeysAreNotCountedAgainstTheLimits() throws Exception {
+        Path file = dir.resolve("big_and_small.safetensors");
+        Map<String, NDArray> arrays = new LinkedHashMap<>();
+        arrays.put("big", manager.zeros(new Shape(1000)));
+        arrays.put("small", manager.ones(new Shape(2)));
+        Checkpoints.writeSafetensors(file, arrays);
+        ReadOptions.Builder tight = ReadOptions.builder().optMaxTotalBytes(8);
+        CheckpointException e =
+                assertThrows(CheckpointException.class, () -> Checkpoints.read(file, manager, tight.build()));
+        assertTrue(e.getMessage().contains("maxTotalBytes"), e.getMessage());
+        Map<String, NDArray> sd = Checkpoints.read(file, manager, tight.optExclude("big"::equals).build());
+        assertEquals(List.of("small"), List.copyOf(sd.keySet()));
+        assertArrayEquals(new float[] {1f, 1f}, sd.get("small").toFloatArray());
+    }
+
+    @Test
+    void renamingThatMergesKeysOrEmptiesOneIsRefusedByName() {
+        CheckpointException merged = assertThrows(CheckpointException.class, () -> Checkpoints.read(
+                Fixtures.path("nested.pt"), manager,
+                ReadOptions.builder().optRename(key -> key.replaceAll("\\.(weight|bias)$", ".param")).build()));
+        assertTrue(merged.getMessage().contains("'module.proj.weight'")
+                && merged.getMessage().contains("'module.proj.bias'")
+                && merged.getMessage().contains("'module.proj.param'"), merged.getMessage());
+        CheckpointException empty = assertThrows(CheckpointException.class, () -> Checkpoints.read(
+                Fixtures.path("nested.pt"), manager, ReadOptions.builder().optRename(key -> "").build()));
+        assertTrue(empty.getMessage().contains("rename returned an empty key"), empty.getMessage());
+    }
+
+    @Test
     void refusesKeysThatAreNotStateDicts() {
         CheckpointException optimizer = assertThrows(CheckpointException.class, () -> Checkpoints.read(
                 Fixtures.path("nested.pt"), manager, ReadOptions.builder().optKey("optimizer").build()));
@@ -156,12 +202,11 @@ class CheckpointsReadTest {
 
     @Test
     void loadsIntoABlockByStateDictName() throws Exception {
-        Sequential block = new Sequential();
+        TorchSequential block = new TorchSequential();
         block.add(Linear.builder().setUnits(3).build()).add(Linear.builder().setUnits(2).build());
         try (NDManager model = NDManager.newBaseManager()) {
             block.initialize(model, DataType.FLOAT32, new Shape(1, 4));
-            StateDicts.LoadReport report = Checkpoints.loadInto(block, Fixtures.path("sequential.pt"),
-                    ReadOptions.defaults(), true);
+            StateDicts.LoadReport report = Checkpoints.loadInto(block, Fixtures.path("sequential.pt"));
             assertTrue(report.isComplete(), report.toString());
             assertEquals(4, report.loaded());
             StateDicts.parameters(block).forEach((key, p) -> Fixtures.assertTensor(
@@ -171,6 +216,22 @@ class CheckpointsReadTest {
                         batch.ones(new Shape(1, 4))), false).singletonOrThrow();
                 assertEquals(new Shape(1, 2), y.getShape());
             }
+        }
+    }
+
+    @Test
+    void loadIntoIsStrictByDefault() throws Exception {
+        TorchSequential block = new TorchSequential();
+        block.add(Linear.builder().setUnits(3).build()).add(Linear.builder().setUnits(5).build());
+        try (NDManager model = NDManager.newBaseManager()) {
+            block.initialize(model, DataType.FLOAT32, new Shape(1, 4));
+            float[] before = block.getChildren().get(0).getValue().getParameters().get("weight").getArray()
+                    .toFloatArray();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Checkpoints.loadInto(block, Fixtures.path("sequential.pt")));
+            assertTrue(e.getMessage().contains("1.weight=block (5, 3) vs state dict (2, 3)"), e.getMessage());
+            assertArrayEquals(before, block.getChildren().get(0).getValue().getParameters().get("weight")
+                    .getArray().toFloatArray(), "nothing is copied");
         }
     }
 }

@@ -1,10 +1,11 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -63,7 +64,7 @@ abstract class CheckpointReader implements Closeable {
      */
     abstract ByteBuffer elements(StoredTensor tensor) throws CheckpointException;
 
-    /** The selected tensors under their final keys (prefix stripped), in file order. */
+    /** The selected tensors under their final keys (prefix stripped, renamed, exclusions dropped), in file order. */
     final Map<String, StoredTensor> tensors() {
         return tensors;
     }
@@ -74,25 +75,31 @@ abstract class CheckpointReader implements Closeable {
     }
 
     /**
-     * Records the selected tensors: strips the prefix and checks the total size against the options.
+     * Records the selected tensors: strips the prefix, renames, drops excluded keys and checks the total size of
+     * the rest against the options.
      *
      * @param selected checked tensors under the keys stored in the file
      * @param fromKey the nested dict they came from, or null
      */
     final void select(Map<String, StoredTensor> selected, String fromKey) throws CheckpointException {
-        String prefix = options.stripPrefix();
         Map<String, StoredTensor> out = new LinkedHashMap<>();
+        Map<String, String> sources = new HashMap<>();
         long total = 0;
         for (Map.Entry<String, StoredTensor> e : selected.entrySet()) {
             String key = e.getKey();
             if (key.chars().anyMatch(c -> c < 0x20 || (c >= 0x7f && c <= 0x9f))) {
                 throw fail(null, key, "key contains control characters");
             }
-            String stripped = prefix != null && key.startsWith(prefix) ? key.substring(prefix.length()) : key;
-            if (out.put(stripped, e.getValue()) != null) {
-                throw fail(null, key, "stripping prefix " + CheckpointException.quote(prefix)
-                        + " makes two keys equal to " + CheckpointException.quote(stripped));
+            String name = finalKey(key);
+            if (options.exclude() != null && options.exclude().test(name)) {
+                continue;
             }
+            String earlier = sources.put(name, key);
+            if (earlier != null) {
+                throw fail(null, key, "stripping the prefix and renaming make this key and "
+                        + CheckpointException.quote(earlier) + " both " + CheckpointException.quote(name));
+            }
+            out.put(name, e.getValue());
             total += e.getValue().outputBytes(true);
             if (total > options.maxTotalBytes()) {
                 throw fail(null, key, "the tensors hold more than maxTotalBytes (" + options.maxTotalBytes()
@@ -101,6 +108,20 @@ abstract class CheckpointReader implements Closeable {
         }
         this.tensors = Collections.unmodifiableMap(out);
         this.selectedKey = fromKey;
+    }
+
+    private String finalKey(String key) throws CheckpointException {
+        String prefix = options.stripPrefix();
+        String stripped = prefix != null && key.startsWith(prefix) ? key.substring(prefix.length()) : key;
+        if (options.rename() == null) {
+            return stripped;
+        }
+        String renamed = options.rename().apply(stripped);
+        if (renamed == null || renamed.isEmpty()) {
+            throw fail(null, key, "rename returned " + (renamed == null ? "null" : "an empty key") + " for "
+                    + CheckpointException.quote(stripped));
+        }
+        return renamed;
     }
 
     final CheckpointException fail(String entry, String key, String problem) {

@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import com.google.gson.Strictness;
 import com.google.gson.stream.JsonReader;

@@ -1,4 +1,4 @@
-package dev.condjl.colt5.checkpoint;
+package dev.condjl.topk.checkpoint;
 
 import ai.djl.ndarray.types.DataType;
 import java.nio.ByteBuffer;
