@@ -11,6 +11,8 @@
  *       {@link dev.condjl.colt5.SelfAttention}, the heavy-branch {@link dev.condjl.colt5.Attention},
  *       {@link dev.condjl.colt5.RotaryEmbedding}, and the light branch {@link dev.condjl.colt5.LocalMHA} over
  *       {@link dev.condjl.colt5.LocalAttention}.
+ *   <li>Containers: {@link dev.condjl.colt5.Sequential} ({@code torch.nn.Sequential} names) and
+ *       {@link dev.condjl.colt5.MaskedSequential}, which carries a padding mask to the children that take one.
  *   <li>Weights by PyTorch name: {@link dev.condjl.colt5.StateDicts}; blocks from the reference's keyword arguments:
  *       {@link dev.condjl.colt5.ReferenceConfigs}.
  * </ul>
