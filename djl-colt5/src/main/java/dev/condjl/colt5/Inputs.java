@@ -6,6 +6,9 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.util.PairList;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * Reading and checking the arguments of the blocks' {@code forward(NDList, PairList)} entry points.
  *
@@ -26,8 +29,7 @@ final class Inputs {
      * @return the array, or null if absent
      */
     static NDArray tensor(NDList inputs, String name, int position) {
-        boolean named = inputs.stream().anyMatch(a -> a.getName() != null && !a.getName().isEmpty());
-        if (named) {
+        if (isNamed(inputs)) {
             return inputs.contains(name) ? inputs.get(name) : null;
         }
         return position < inputs.size() ? inputs.get(position) : null;
@@ -40,14 +42,42 @@ final class Inputs {
      * @param name the reference's argument name
      * @param position its position in an unnamed list
      * @return the array
-     * @throws IllegalArgumentException if it is absent
+     * @throws IllegalArgumentException if it is absent; the message names it by position and name and lists what
+     *     was given ("input 0 'x' is missing; got only 'mask'")
      */
     static NDArray required(NDList inputs, String name, int position) {
         NDArray a = tensor(inputs, name, position);
         if (a == null) {
-            throw new IllegalArgumentException("input '" + name + "' is required");
+            throw new IllegalArgumentException("input " + position + " '" + name + "' is missing; got " + given(inputs));
         }
         return a;
+    }
+
+    /** What a caller passed, for messages: {@code only 'mask'}, {@code only 1 input, of shape (2, 8)}. */
+    private static String given(NDList inputs) {
+        if (inputs.isEmpty()) {
+            return "no inputs";
+        }
+        List<String> parts = new ArrayList<>();
+        if (isNamed(inputs)) {
+            for (NDArray a : inputs) {
+                parts.add(hasName(a) ? "'" + a.getName() + "'" : "an unnamed " + a.getShape());
+            }
+            return "only " + String.join(", ", parts);
+        }
+        for (NDArray a : inputs) {
+            parts.add(a.getShape().toString());
+        }
+        return "only " + inputs.size() + (inputs.size() == 1 ? " input, of shape " : " inputs, of shapes ")
+                + String.join(", ", parts);
+    }
+
+    private static boolean isNamed(NDList inputs) {
+        return inputs.stream().anyMatch(Inputs::hasName);
+    }
+
+    private static boolean hasName(NDArray a) {
+        return a.getName() != null && !a.getName().isEmpty();
     }
 
     /**

@@ -9,8 +9,11 @@ import ai.djl.nn.SequentialBlock;
  * <p>DJL's {@link SequentialBlock} names children after their class, so {@code state_dict} keys such as
  * {@code heavy_ff.3.weight} or {@code to_patch_embedding.1.weight} could not be produced. A parameter-free step
  * (GELU, an einops rearrange) is added as a lambda and keeps its index, exactly as in PyTorch.
+ *
+ * <p>Each child gets the previous child's whole output list. {@link MaskedSequential} is the variant that carries
+ * a {@code (b, n)} mask along beside the tokens.
  */
-public final class Sequential extends SequentialBlock {
+public class Sequential extends SequentialBlock {
 
     /** {@inheritDoc} */
     @Override

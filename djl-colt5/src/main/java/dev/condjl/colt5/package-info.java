@@ -11,9 +11,10 @@
  *       {@link dev.condjl.colt5.SelfAttention}, the heavy-branch {@link dev.condjl.colt5.Attention},
  *       {@link dev.condjl.colt5.RotaryEmbedding}, and the light branch {@link dev.condjl.colt5.LocalMHA} over
  *       {@link dev.condjl.colt5.LocalAttention}.
+ *   <li>Containers: {@link dev.condjl.colt5.Sequential} ({@code torch.nn.Sequential} names) and
+ *       {@link dev.condjl.colt5.MaskedSequential}, which carries a padding mask to the children that take one.
  *   <li>Blocks from the reference's keyword arguments: {@link dev.condjl.colt5.ReferenceConfigs}; weights by
- *       PyTorch name through {@link dev.condjl.topk.checkpoint.Checkpoints} (module {@code djl-topk}), with
- *       {@link dev.condjl.colt5.Sequential} for {@code torch.nn.Sequential} names.
+ *       PyTorch name through {@link dev.condjl.topk.checkpoint.Checkpoints} (module {@code djl-topk}).
  * </ul>
  *
  * <p>Child-block and parameter names are the reference's {@code state_dict} keys. Outputs match the reference

@@ -33,6 +33,13 @@ import java.util.function.UnaryOperator;
  *   <li>{@code AUTO}: {@code BATCH_SUBSET} if {@code p > 0.1}, else {@code DROP_PATH} (DINOv2).
  * </ul>
  *
+ * <p><b>The branch is the residual only.</b> Give {@link Builder#setBranch} the {@code f} of {@code x + f(x)}
+ * (an attention or MLP sub-layer, DINOv2's {@code attn_residual_func}); give a block that already returns
+ * {@code x + g(x)} (CoLT5's {@code ConditionalRoutedTransformerBlock}, DJL's {@code TransformerEncoderBlock}, a
+ * whole pre-norm layer) to {@link Builder#setResidualBlock} instead, which drops {@code f(x) = block(x) - x}
+ * (see {@link ResidualBranch}); as a branch such a block would silently compute {@code 2x + g(x)}. {@link
+ * Builder#build} refuses the blocks {@link ResidualBranch#addsOwnResidual} knows.
+ *
  * <p>LayerScale ({@code gamma}, DINOv2's {@code ls1}/{@code ls2}) sits inside the branch, before
  * the drop. The branch must be per-sample (no BatchNorm, no mixing across the batch) for the subset
  * and DropPath expectations to hold. Children: {@code branch} and, if enabled, the LayerScale under
@@ -75,7 +82,7 @@ public final class StochasticResidual extends AbstractBlock {
                 case BATCH_SUBSET:
                     NDArray idx = StochasticDepth.sampleSubset(x.getManager(), b, dropProb);
                     NDList sub = batchRows(inputs, b, in -> in.get(idx));
-                    r = residual(ps, sub, true, params);
+                    r = subsetResidual(ps, inputs, sub, params);
                     out = StochasticDepth.addSubsetResidual(x, idx, sub.head(), r);
                     break;
                 case DROP_PATH:
@@ -115,6 +122,30 @@ public final class StochasticResidual extends AbstractBlock {
             r = layerScale.forward(ps, new NDList(r), training, params).head();
         }
         return r;
+    }
+
+    /**
+     * The branch on the subset rows; a branch's complaint about its inputs names the caller's shapes, since the
+     * shapes the branch saw are those of the subset (leading size k, not the caller's b).
+     */
+    private NDArray subsetResidual(
+            ParameterStore ps, NDList inputs, NDList sub, PairList<String, Object> params) {
+        try {
+            return residual(ps, sub, true, params);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("branch rejected inputs " + shapes(inputs) + " (batch size "
+                    + inputs.head().getShape().get(0) + "): " + e.getMessage() + " [shapes in this message are of the "
+                    + sub.head().getShape().get(0) + " rows that batch-subset stochastic depth ran the branch on]", e);
+        }
+    }
+
+    private static String shapes(NDList inputs) {
+        StringBuilder s = new StringBuilder("[");
+        for (int i = 0; i < inputs.size(); i++) {
+            NDArray in = inputs.get(i);
+            s.append(i == 0 ? "" : ", ").append(in.getName() == null ? "" : in.getName() + " ").append(in.getShape());
+        }
+        return s.append(']').toString();
     }
 
     /**
@@ -192,13 +223,27 @@ public final class StochasticResidual extends AbstractBlock {
         private Builder() {}
 
         /**
-         * Sets the residual branch (required).
+         * Sets the residual branch {@code f} of {@code x + f(x)} (this or {@link #setResidualBlock} is required).
          *
-         * @param branch maps the wrapper's inputs to the residual {@code (b, ...)} first
+         * @param branch maps the wrapper's inputs to the residual {@code (b, ...)} first; not a block that adds its
+         *     own residual (use {@link #setResidualBlock} for those)
          * @return this builder
          */
         public Builder setBranch(Block branch) {
             this.branch = branch;
+            return this;
+        }
+
+        /**
+         * Sets a block that adds its own residual, {@code block(x) = x + g(x)}, such as a whole transformer layer:
+         * the branch becomes {@code new ResidualBranch(block)}, {@code f(x) = block(x) - x}, so eval gives {@code
+         * block(x)} and stochastic depth scales and drops {@code g} only.
+         *
+         * @param block maps {@code [x (b, ...), ...]} to {@code x + g(x)} first
+         * @return this builder
+         */
+        public Builder setResidualBlock(Block block) {
+            this.branch = new ResidualBranch(block);
             return this;
         }
 
@@ -255,7 +300,12 @@ public final class StochasticResidual extends AbstractBlock {
          */
         public StochasticResidual build() {
             if (branch == null) {
-                throw new IllegalArgumentException("branch is required (setBranch)");
+                throw new IllegalArgumentException("branch is required (setBranch or setResidualBlock)");
+            }
+            if (ResidualBranch.addsOwnResidual(branch)) {
+                throw new IllegalArgumentException(branch.getClass().getSimpleName()
+                        + " adds its own residual (returns x + g(x)), so as a branch it would give 2x + g(x);"
+                        + " use setResidualBlock(block), which drops block(x) - x");
             }
             if (mode == null) {
                 throw new IllegalArgumentException("mode must not be null");

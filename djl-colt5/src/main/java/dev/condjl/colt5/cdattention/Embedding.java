@@ -14,7 +14,10 @@ import ai.djl.util.PairList;
 /**
  * {@code torch.nn.Embedding(count, dim)}: a lookup table {@code weight (count, dim)}, initialised from N(0, 1).
  *
- * <p>Maps integer ids {@code (...)} to rows {@code (..., dim)}.
+ * <p>Maps integer ids {@code (...)} to rows {@code (..., dim)}. Further inputs pass through unchanged, so
+ * {@code (tokens (b, n), mask (b, n)) -> (embedded (b, n, dim), mask)}: a padded batch keeps its mask in DJL's
+ * {@code SequentialBlock}, where the next block (e.g. a {@code StochasticResidual} around a routed block) takes
+ * {@code [x, mask]}.
  */
 public final class Embedding extends AbstractBlock {
 
@@ -50,10 +53,10 @@ public final class Embedding extends AbstractBlock {
      * Looks up rows.
      *
      * @param ps the parameter store
-     * @param inputs integer ids {@code (...)} in {@code [0, count)}
+     * @param inputs integer ids {@code (...)} in {@code [0, count)}, then any further inputs (a mask)
      * @param training whether in training
      * @param params unused
-     * @return {@code (..., dim)} rows of {@code weight}
+     * @return {@code (..., dim)} rows of {@code weight}, then the further inputs
      */
     @Override
     protected NDList forwardInternal(
@@ -61,13 +64,17 @@ public final class Embedding extends AbstractBlock {
         NDArray ids = inputs.head();
         NDArray w = ps.getValue(weight, ids.getDevice(), training);
         NDArray index = ids.getDataType() == DataType.INT64 ? ids : ids.toType(DataType.INT64, false);
-        return index.getNDArrayInternal().embedding(index, w, SparseFormat.DENSE);
+        NDList out = index.getNDArrayInternal().embedding(index, w, SparseFormat.DENSE);
+        out.addAll(inputs.subNDList(1));
+        return out;
     }
 
     /** {@inheritDoc} */
     @Override
     public Shape[] getOutputShapes(Shape[] inputShapes) {
-        return new Shape[] {inputShapes[0].add(dim)};
+        Shape[] out = inputShapes.clone();
+        out[0] = inputShapes[0].add(dim);
+        return out;
     }
 
     /**

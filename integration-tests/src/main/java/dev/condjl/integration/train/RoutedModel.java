@@ -22,6 +22,7 @@ import dev.condjl.colt5.RoutedOutput;
 import dev.condjl.topk.checkpoint.StateDicts;
 import dev.condjl.colt5.cdattention.Embedding;
 import dev.condjl.dropout.LearnedDropout;
+import dev.condjl.dropout.GradientClipping;
 import dev.condjl.dropout.Parametrization;
 import dev.condjl.dropout.Parametrized;
 import dev.condjl.dropout.VariationalNoise;
@@ -48,7 +49,8 @@ import java.util.Map;
  * </pre>
  *
  * <p>Layer i is a {@link StochasticResidual} (rate {@code i·p/(depth-1)}, DINOv2's linear schedule; mode from the
- * configuration, batch subset by default) around the residual {@code f(x) = block(x) - x} of a
+ * configuration, batch subset by default) set with {@code setResidualBlock}, so it drops the residual
+ * {@code f(x) = block(x) - x} ({@link dev.condjl.stochastic.ResidualBranch}) of a
  * {@link ConditionalRoutedTransformerBlock} (retrieval) or a {@link CausalRoutedLayer} (text); with
  * {@code --dropout weight|noise} the block's linear weights are parametrized by {@link WeightDropout} or
  * {@link VariationalNoise}. The forward output is {@code [logits]}, or
@@ -91,7 +93,7 @@ public final class RoutedModel extends AbstractBlock {
             Block block = config.causal() ? causalLayer(config) : routedBlock(config);
             cores.add(block);
             layers.add(addChildBlock("layers." + i, StochasticResidual.builder()
-                    .setBranch(new ResidualBranch(regularized(block, config)))
+                    .setResidualBlock(regularized(block, config))
                     .optDropProb(rates[i])
                     .optMode(mode)
                     .build()));

@@ -17,6 +17,7 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.condjl.integration.cli.ResidentMemory;
+import dev.condjl.dropout.GradientClipping;
 import dev.condjl.dropout.PenalizedLoss;
 import dev.condjl.dropout.PenaltyCoefficient;
 

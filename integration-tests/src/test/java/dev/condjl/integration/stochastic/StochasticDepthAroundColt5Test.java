@@ -2,6 +2,7 @@ package dev.condjl.integration.stochastic;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
@@ -20,6 +21,7 @@ import ai.djl.util.Pair;
 
 import dev.condjl.colt5.ConditionalRoutedAttention;
 import dev.condjl.colt5.ConditionalRoutedFeedForward;
+import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
 import dev.condjl.stochastic.StochasticDepthMode;
 import dev.condjl.stochastic.StochasticResidual;
 
@@ -122,5 +124,39 @@ class StochasticDepthAroundColt5Test {
                 }
             }
         }
+    }
+
+    private static ConditionalRoutedTransformerBlock transformerBlock() {
+        return ConditionalRoutedTransformerBlock.builder()
+                .setDim(DIM)
+                .setNumHeavyAttnTokensQ(3)
+                .setNumHeavyAttnTokensKv(3)
+                .setNumHeavyFfTokens(3)
+                .optLightWindowSize(4)
+                .build();
+    }
+
+    @Test
+    void aTransformerBlockWithItsOwnResidualIsRefusedAsBranch() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> StochasticResidual.builder().setBranch(transformerBlock()).build());
+        assertTrue(e.getMessage().startsWith("ConditionalRoutedTransformerBlock adds its own residual"),
+                e.getMessage());
+    }
+
+    @Test
+    void aroundATransformerBlockEvalIsTheBlockWithItsMask() {
+        NDList in = inputs(4);
+        ConditionalRoutedTransformerBlock core = transformerBlock();
+        StochasticResidual layer = StochasticResidual.builder()
+                .setResidualBlock(core).optMode(StochasticDepthMode.BATCH_SUBSET).optDropProb(0.5).build();
+        layer.initialize(manager, DataType.FLOAT32, in.getShapes());
+        NDArray expected = core.forward(ps, in, false).head();
+        NDList out = layer.forward(ps, in, false);
+        assertTrue(expected.allClose(out.head(), 1e-5, 1e-5, false), "eval must equal block(x, mask), not x + block");
+        assertEquals("mask", out.get(1).getName());
+        // the mask reached the block: without it the block gives another output
+        NDArray unmasked = core.forward(ps, new NDList(in.head()), false).head();
+        assertTrue(!unmasked.allClose(out.head(), 1e-4, 1e-4, false));
     }
 }

@@ -1,14 +1,17 @@
-package dev.condjl.integration.train;
+package dev.condjl.dropout;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
+import ai.djl.util.Pair;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.BiFunction;
 
 /**
  * Gradient clipping by global norm, PyTorch's {@code clip_grad_norm_}, which DJL lacks (its optimizers' {@code
@@ -19,19 +22,51 @@ import java.util.List;
  *   if norm > maxNorm:  g_p ← g_p · maxNorm / (norm + 1e-6)     in place, on every device
  * </pre>
  *
- * <p>Call it after the backward passes and before {@code trainer.step()}. The gradients are read through the
- * trainer's {@link ParameterStore} (one copy per device) and scaled in place, which changes the {@code .grad} the
- * optimizer reads. A non-finite norm zeroes every gradient instead (as a mixed-precision loss scaler skips such a
- * step): the caller should then skip {@code trainer.step()}, and the next backward starts from zero.
+ * <p>Call it after the backward passes and before {@code trainer.step()}. The gradients are scaled in place, which
+ * changes the {@code .grad} the optimizer reads. A non-finite norm zeroes every gradient instead (as a
+ * mixed-precision loss scaler skips such a step): the caller should then skip {@code trainer.step()}, and the next
+ * backward starts from zero.
+ *
+ * <p>Why in {@code djl-dropout}: this module is condjl's home of training-loop helpers that sit between DJL's
+ * {@code Trainer} and a model ({@link PenalizedLoss}, {@link PenaltyCoefficient}, the weight regularizers), so a
+ * user who trains with condjl's regularizers already depends on it; like them it needs nothing but DJL. {@code
+ * djl-stochastic} is about residual depth and {@code djl-colt5} would drag in the CoLT5 blocks for a generic
+ * utility.
  */
 public final class GradientClipping {
 
     private GradientClipping() {}
 
     /**
-     * Clips the gradients of some parameters to a global norm.
+     * Clips the gradients of a single-device trainer's parameters to a global norm (on one device every parameter's
+     * own array is the one the trainer computes with, so its gradient is the whole gradient).
      *
-     * @param store the trainer's parameter store (see {@link RoutedModel#getLastParameterStore()})
+     * @param trainer a trainer on one device, after its backward pass
+     * @param maxNorm the largest allowed norm, {@code > 0}
+     * @return the global norm before clipping
+     * @throws IllegalArgumentException if {@code maxNorm <= 0} or the trainer has several devices (then pass the
+     *     trainer's {@link ParameterStore}, the one the model's {@code forwardInternal} receives, to {@link
+     *     #clipByGlobalNorm(ParameterStore, Iterable, Device[], double)})
+     */
+    public static double clipByGlobalNorm(Trainer trainer, double maxNorm) {
+        Device[] devices = trainer.getDevices();
+        if (devices.length != 1) {
+            throw new IllegalArgumentException("clipByGlobalNorm(trainer, maxNorm) needs a trainer on one device, got "
+                    + devices.length + " devices; pass the trainer's ParameterStore (the one your block's"
+                    + " forwardInternal receives) to clipByGlobalNorm(store, parameters, devices, maxNorm)");
+        }
+        List<Parameter> parameters = new ArrayList<>();
+        for (Pair<String, Parameter> p : trainer.getModel().getBlock().getParameters()) {
+            parameters.add(p.getValue());
+        }
+        return clip(parameters, devices, maxNorm, (p, device) -> p.getArray().getGradient());
+    }
+
+    /**
+     * Clips the gradients of some parameters to a global norm, reading the per-device copies through a store.
+     *
+     * @param store the trainer's parameter store (the one a block's {@code forwardInternal} receives under a
+     *     {@code Trainer}), which holds one copy of every parameter per device
      * @param parameters the parameters; those without gradients are skipped
      * @param devices the training devices
      * @param maxNorm the largest allowed norm, {@code > 0}
@@ -40,6 +75,11 @@ public final class GradientClipping {
      */
     public static double clipByGlobalNorm(
             ParameterStore store, Iterable<Parameter> parameters, Device[] devices, double maxNorm) {
+        return clip(parameters, devices, maxNorm, (p, device) -> store.getValue(p, device, true).getGradient());
+    }
+
+    private static double clip(Iterable<Parameter> parameters, Device[] devices, double maxNorm,
+            BiFunction<Parameter, Device, NDArray> gradient) {
         if (!(maxNorm > 0)) {
             throw new IllegalArgumentException("maxNorm (" + maxNorm + ") must be > 0");
         }
@@ -51,7 +91,7 @@ public final class GradientClipping {
                 }
                 List<NDArray> perDevice = new ArrayList<>(devices.length);
                 for (Device device : devices) {
-                    NDArray g = store.getValue(p, device, true).getGradient();
+                    NDArray g = gradient.apply(p, device);
                     // gradient wrappers land in the model's manager; own them here so they are closed
                     g.attach(scope);
                     perDevice.add(g);

@@ -1,24 +1,30 @@
-package dev.condjl.integration.train;
+package dev.condjl.dropout;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import ai.djl.Device;
+import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
+import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
+import ai.djl.training.loss.Loss;
 
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
 
+/** Global-norm clipping, PyTorch's {@code clip_grad_norm_}. */
 class GradientClippingTest {
 
     private static final Device[] CPU = {Device.cpu()};
@@ -84,6 +90,28 @@ class GradientClippingTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> GradientClipping.clipByGlobalNorm(new ParameterStore(manager, false), List.of(), CPU, 0));
             assertEquals("maxNorm (0.0) must be > 0", e.getMessage());
+        }
+    }
+
+    @Test
+    void clipsASingleDeviceTrainersGradients() {
+        try (Model model = Model.newInstance("clip", Device.cpu())) {
+            model.setBlock(Linear.builder().setUnits(1).optBias(false).build());
+            try (Trainer trainer = model.newTrainer(new DefaultTrainingConfig(Loss.l2Loss())
+                    .optDevices(new Device[] {Device.cpu()}).optInitializer(Initializer.ONES, p -> true))) {
+                trainer.initialize(new Shape(1, 2));
+                NDManager manager = trainer.getManager();
+                try (GradientCollector collector = trainer.newGradientCollector()) {
+                    // d/dw sum(x w) = x = (6, 8): norm 10
+                    NDArray out = trainer.forward(new ai.djl.ndarray.NDList(manager.create(new float[][] {{6, 8}})))
+                            .head();
+                    collector.backward(out.sum());
+                }
+                double norm = GradientClipping.clipByGlobalNorm(trainer, 5.0);
+                assertEquals(10.0, norm, 1e-5);
+                NDArray w = model.getBlock().getParameters().get(0).getValue().getArray();
+                assertArrayEquals(new float[] {3, 4}, w.getGradient().toFloatArray(), 1e-5f);
+            }
         }
     }
 }
