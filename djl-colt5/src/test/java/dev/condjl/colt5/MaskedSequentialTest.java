@@ -10,6 +10,7 @@ import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.metric.Metrics;
 import ai.djl.ndarray.NDArray;
+import dev.condjl.topk.checkpoint.StateDicts;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
