@@ -33,6 +33,14 @@ import dev.condjl.cuda.EpsSchedule;
  * one within 1e-5 on unit-scale scores (both round {@code a} to float32 after differently ordered sums; one ulp of
  * {@code a} moves the output by {@code ulp(a)/ε}).
  *
+ * <p>Tiny scores are exact as in the reference: the output exp underflows through the subnormals to 0 like
+ * {@code torch.exp} (no clamp, no flush to zero), so tokens that carry almost no weight keep their order and a top-k
+ * cut among them picks the tokens {@link Backend#UNROLLED} picks. For the same argument {@code (s + a + b)/e} the CPU
+ * kernel returns the correctly rounded exp (the engine's CPU exp is within 1 ulp of it, and equal in the subnormal
+ * range) and a GPU returns what torch.exp returns there (the same CUDA {@code expf}, built without fast math or
+ * flush-to-zero). Where the backends' {@code a} differ by ulps, every unsaturated score of the row, tiny or not,
+ * moves by the same relative factor {@code exp(Δa/e)}.
+ *
  * <p>Runs where {@link #supports(NDArray)}: PyTorch-engine float32 or float16 scores (computed in float32) on a device
  * that {@link CondjlOps#supports} (the CPU whenever the library loaded; a GPU when its CUDA kernels can run).
  */
