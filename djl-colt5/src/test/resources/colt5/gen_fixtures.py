@@ -12,32 +12,18 @@ the unfixed reference raises.
 """
 import json
 import os
-import struct
+import sys
 
 import torch
 
 import colt5_ref as ref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {torch.float32: 'F32', torch.int64: 'I64', torch.bool: 'BOOL'}
-
-
-def write_safetensors(path, tensors):
-    """Minimal safetensors writer: 8-byte little-endian header length, JSON header, raw little-endian bytes."""
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous().cpu()
-        data = t.numpy().tobytes()
-        header[name] = {'dtype': DTYPES[t.dtype], 'shape': list(t.shape), 'data_offsets': [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(',', ':')).encode()
-    raw += b' ' * (-len(raw) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(raw)))
-        f.write(raw)
-        for b in blobs:
-            f.write(b)
+ROOT = HERE
+while not os.path.isfile(os.path.join(ROOT, 'tools', 'safetensors_file.py')):
+    ROOT = os.path.dirname(ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from safetensors_file import write_safetensors  # noqa: E402
 
 
 def perturb(module):

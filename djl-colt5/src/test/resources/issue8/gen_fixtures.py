@@ -18,34 +18,26 @@ File layout: state_dict entries under their reference names, inputs/outputs unde
 import json
 import math
 import os
-import struct
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = HERE
+while not os.path.isfile(os.path.join(ROOT, 'tools', 'safetensors_file.py')):
+    ROOT = os.path.dirname(ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from safetensors_file import write_safetensors  # noqa: E402
+
 M = -torch.finfo(torch.float32).max
 CUT_GAP = 1e-4
 
 
-def write_safetensors(name, tensors):
-    header, blobs, offset = {}, [], 0
-    for key, t in tensors.items():
-        t = t.detach().contiguous().cpu()
-        dtype = {torch.float32: 'F32', torch.int64: 'I64'}[t.dtype]
-        data = t.numpy().tobytes()
-        header[key] = {'dtype': dtype, 'shape': list(t.shape), 'data_offsets': [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    raw = json.dumps(header, separators=(',', ':')).encode()
-    raw += b' ' * ((8 - len(raw) % 8) % 8)
-    with open(os.path.join(HERE, name), 'wb') as f:
-        f.write(struct.pack('<Q', len(raw)))
-        f.write(raw)
-        for blob in blobs:
-            f.write(blob)
-    print(f'{name}: {len(tensors)} tensors, {8 + len(raw) + offset} bytes')
+def write_fixture_file(name, tensors):
+    size = write_safetensors(os.path.join(HERE, name), tensors)
+    print(f'{name}: {len(tensors)} tensors, {size} bytes')
 
 
 CASES = []
@@ -62,7 +54,7 @@ def fixture(name, module, inputs, outputs):
     tensors = dict(module.state_dict())
     tensors.update({'@' + k: v for k, v in inputs.items()})
     tensors.update({'@' + k: v for k, v in outputs.items()})
-    write_safetensors(name, tensors)
+    write_fixture_file(name, tensors)
 
 
 # ---------------------------------------------------------------------------------------------------------------
