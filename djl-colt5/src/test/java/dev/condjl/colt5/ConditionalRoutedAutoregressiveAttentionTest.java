@@ -60,18 +60,9 @@ class ConditionalRoutedAutoregressiveAttentionTest {
         // the default tie break and the reference's plain top-k: no tie at the cut, so both must match the fixture
         for (TieBreak tieBreak : TieBreak.values()) {
             try (NDManager manager = NDManager.newBaseManager()) {
-                ConditionalRoutedAutoregressiveAttention block = ConditionalRoutedAutoregressiveAttention.builder()
-                        .setDim(16)
-                        .setNumHeavyTokensQ(2)
-                        .setNumHeavyTokensKv(3)
-                        .optLightDimHead(8)
-                        .optLightHeads(2)
-                        .optLightWindowSize(4)
-                        .optHeavyDimHead(8)
-                        .optHeavyHeads(2)
-                        .optRotaryEmb(true)
-                        .optRouterKwargs(CoordinateDescentRouter.builder().optTieBreak(tieBreak))
-                        .build();
+                ConditionalRoutedAutoregressiveAttention block = Issue8Fixtures.fewTokenRouting(
+                        ConditionalRoutedAutoregressiveAttention.builder(), tieBreak).setNumHeavyTokensQ(2)
+                        .setNumHeavyTokensKv(3).optRotaryEmb(true).build();
                 assertFixture(manager, block, "ar_attention_few_valid_keys.safetensors");
             }
         }

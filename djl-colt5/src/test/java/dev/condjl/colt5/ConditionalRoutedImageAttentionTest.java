@@ -53,16 +53,8 @@ class ConditionalRoutedImageAttentionTest {
         // the default tie break and the reference's plain top-k: no tie at the cut, so both must match the fixture
         for (TieBreak tieBreak : TieBreak.values()) {
             try (NDManager manager = NDManager.newBaseManager()) {
-                ConditionalRoutedImageAttention block = ConditionalRoutedImageAttention.builder()
-                        .setDim(16)
-                        .setNumHeavyTokensQ(2)
-                        .setNumHeavyTokensKv(3)
-                        .optLightDimHead(8)
-                        .optLightHeads(2)
-                        .optLightWindowSize(4)
-                        .optHeavyDimHead(8)
-                        .optHeavyHeads(2)
-                        .optRouterKwargs(CoordinateDescentRouter.builder().optTieBreak(tieBreak))
+                ConditionalRoutedImageAttention block = Issue8Fixtures.fewTokenRouting(
+                        ConditionalRoutedImageAttention.builder(), tieBreak).setNumHeavyTokensQ(2).setNumHeavyTokensKv(3)
                         .build();
                 run(manager, block, "image_attention_few_queries.safetensors");
             }
