@@ -173,6 +173,34 @@ class FusedCoordinateDescentTest {
         assertTrue(tiny > 500 && subnormal > 50, tiny + " scores below 1e-30, " + subnormal + " subnormal");
     }
 
+    /**
+     * A row whose only unsaturated score is subnormal: Σq ≈ 1e−40, where the surrogate's {@code k/Σq} would
+     * overflow to inf and turn the output and the gradient into NaN. One iteration at ε = 0.03, k = 1, n = 2:
+     * {@code y = min(1, exp((s − 0.03·ln 2)/0.03))} = (1, ~1e−41); the second row is ordinary.
+     */
+    @Test
+    void subnormalWeightsKeepTheSurrogateFinite() {
+        NDArray s = manager.create(new float[] {1.0f, -2.8f, 0.3f, -0.2f}).reshape(2, 2);
+        NDArray g = manager.create(new float[] {0.5f, -1.5f, 1.0f, 2.0f}).reshape(2, 2);
+        CoordinateDescent.Options once =
+                CoordinateDescent.Options.builder().setIters(1).optEps(0.03).optBackend(Backend.FUSED).build();
+        NDArray x = s.duplicate();
+        x.setRequiresGradient(true);
+        NDArray y;
+        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            y = CoordinateDescent.solve(x, 1, null, once);
+            collector.backward(y.mul(g).sum());
+        }
+        float[] values = y.toFloatArray();
+        assertEquals(1f, values[0]);
+        assertTrue(values[1] > 0 && values[1] < Float.MIN_NORMAL, "subnormal " + values[1]);
+        assertArrayEquals(CoordinateDescent.solve(s, 1, null, once).toFloatArray(), values, "forward unchanged");
+        NDArray expected = CondjlOps.coorDescentBackward(y.stopGradient(), g, 0.03f);
+        assertFalse(x.getGradient().isNaN().any().getBoolean() || x.getGradient().isInfinite().any().getBoolean(),
+                "finite gradient " + java.util.Arrays.toString(x.getGradient().toFloatArray()));
+        assertClose(expected, x.getGradient(), 1e-5 * maxAbs(expected), "surrogate gradient = native backward");
+    }
+
     @Test
     void autogradYieldsTheImplicitGradient() {
         NDArray s = manager.randomNormal(new Shape(4, 257));
