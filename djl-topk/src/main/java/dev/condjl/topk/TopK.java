@@ -92,16 +92,16 @@ public final class TopK {
         if (tieBreak == null) {
             throw new IllegalArgumentException("tieBreak must not be null");
         }
+        if (mask != null && (mask.getDataType() != DataType.BOOLEAN || !mask.getShape().equals(scores.getShape()))) {
+            throw new IllegalArgumentException("mask must be boolean with the scores' shape " + scores.getShape()
+                    + ", got " + mask.getDataType() + " " + mask.getShape());
+        }
         if (tieBreak == TieBreak.REFERENCE) {
             return scores.topK(k, -1);
         }
         if (raw == null || !raw.getShape().equals(scores.getShape())) {
             throw new IllegalArgumentException("raw shape " + (raw == null ? null : raw.getShape())
                     + " must equal scores shape " + scores.getShape() + " for tieBreak BY_INPUT");
-        }
-        if (mask != null && (mask.getDataType() != DataType.BOOLEAN || !mask.getShape().equals(scores.getShape()))) {
-            throw new IllegalArgumentException("mask must be boolean with the scores' shape " + scores.getShape()
-                    + ", got " + mask.getDataType() + " " + mask.getShape());
         }
         long n = scores.getShape().tail();
         if (n > MAX_TIE_BREAK_ROW) {
