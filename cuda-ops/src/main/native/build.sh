@@ -55,6 +55,7 @@ compile() {  # compile <object> <command...>, in the background when stale
 sources=(coor_descent_cpu.cpp torch_shim.cpp jni_ops.cpp)
 if [ -n "$nvcc" ]; then
   log "building libcondjl_ops with $("$nvcc" --version | tail -n 2 | head -n 1) (sm_80, sm_90a, compute_90 PTX)"
+  # No -use_fast_math or -ftz=true: the output scores keep their subnormals as torch.exp does (coor_descent_cuda.cu).
   compile "$build/$flavor/coor_descent_cuda.o" "$nvcc" -std=c++17 -O3 -t 0 -Xcompiler -fPIC,-fvisibility=hidden \
     -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a \
     -gencode arch=compute_90,code=compute_90 -c "$src/coor_descent_cuda.cu"

@@ -22,7 +22,8 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kMaskedBelow = -1e20f;
 
 // exp(x) for x <= 0 (NaN propagates) to about 1 ulp, written so that the compiler vectorises it. Inputs below -87
-// give ~1e-38 instead of the (sub)normal or zero result: harmless for sums of exponentials and for outputs in [0, 1].
+// give ~1e-38 instead of the (sub)normal or zero result: harmless inside a sum of exponentials (the log-sum-exp is
+// the only user), wrong for an output score (see exp_score).
 inline float vexp(float x) {
     x = x < -87.0f ? -87.0f : x;
     // t = 1.5 * 2^23 + round(x log2 e): an integer-valued float whose low mantissa bits are that integer n
@@ -38,6 +39,33 @@ inline float vexp(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     return p * __builtin_bit_cast(float, (__builtin_bit_cast(int32_t, t) + 127) << 23);  // p * 2^n
+}
+
+// The output scores' exp(x) for x <= 0 as torch.exp computes it: float32 results down through the subnormals to 0
+// (torch.exp keeps subnormals; a clamp makes distinct tiny scores tie, and the top-k then picks other tokens).
+// Evaluated in double (degree-12 Taylor polynomial on |r| <= ln2 / 2, relative error < 2^-51, exact scaling by 2^n)
+// and rounded once to float, so it is the correctly rounded exp except within 2^-51 of a rounding midpoint; below
+// ln(2^-150) the rounding gives 0. Written, like vexp, so that the compiler vectorises it.
+inline float exp_score(float xf) {
+    double x = xf < -200.0f ? -200.0 : static_cast<double>(xf);  // keeps 2^n normal in double; exp(-200) -> 0f
+    // t = 1.5 * 2^52 + round(x log2 e): an integer-valued double whose low mantissa bits are that integer n
+    const double t = x * 1.4426950408889634074 + 6755399441055744.0;
+    const double n = t - 6755399441055744.0;
+    const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r * r + r + 1.0;
+    const int64_t scale = (__builtin_bit_cast(int64_t, t) + 1023) << 52;  // 2^n
+    return static_cast<float>(p * __builtin_bit_cast(double, scale));
 }
 
 float half_to_float(uint16_t h) {
@@ -179,7 +207,7 @@ __attribute__((always_inline)) inline void forward_row_impl(const float* __restr
     for (int64_t i = 0; i < n; ++i) {
         const float sa = s[i] + a;
         const float b = -(sa > 0.0f ? sa : 0.0f);
-        const float v = vexp((sa + b) / ef);
+        const float v = exp_score((sa + b) / ef);
         y[i] = s[i] == kNegInf ? 0.0f : v;
     }
 }

@@ -6,6 +6,9 @@
 // Numerics follow the reference's float32 operation order (z = (s + b) / e correctly rounded, via a reciprocal and
 // one FMA correction instead of a full IEEE division; lse = max + log sum; a = e * (log k - lse)), with the
 // exponentials summed over a tree (the CPU twin sums in double) so that long rows lose no small terms.
+// Only the log-sum-exp uses the flushing approximations (ex2.approx.ftz, __expf): a sum loses nothing to them. The
+// output scores (y_of) are IEEE division and the math library's expf, built without -use_fast_math or -ftz=true
+// (build.sh): they underflow through the subnormals to 0 exactly as torch.exp does on a CUDA tensor.
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -231,6 +234,7 @@ __device__ __forceinline__ float z_of(float s, float a, float e, float r) {
 // The first iteration: b = -s, so z = 0 (NaN for a NaN score), and the reference's finfo.min where masked.
 __device__ __forceinline__ float z_first(float s) { return s == kMasked ? -INFINITY : s - s; }
 
+// expf, not __expf: the output keeps subnormal scores, which order the tokens of a row that carry almost no weight.
 __device__ __forceinline__ float y_of(float s, float a, float e) {
     if (s == kMasked) return 0.0f;
     const float sa = s + a;

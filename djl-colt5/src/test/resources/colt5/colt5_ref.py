@@ -22,6 +22,7 @@ from torch import nn
 MASK_VALUE = -torch.finfo(torch.float32).max
 REFERENCE_BUGS = False
 TIE_LOG = []
+CUT_SCORES = []
 
 
 def set_reference_bugs(on):
@@ -62,15 +63,19 @@ def batched_gather(x, indices):
 
 def cut_gap(scores, mask, k):
     """Smallest log-ratio between the k-th and (k+1)-th largest score of a row, over rows and valid entries only
-    (a row with at most k valid entries selects every valid one and has no cut).  0 means a tie, e.g. two
-    entries saturated at exactly 1.0 or underflowed to exactly 0.0."""
+    (a row with at most k valid entries selects every valid one and has no cut, unless one of them is exactly 0.0
+    and so tied with the masked entries).  0 means a tie, e.g. two entries saturated at exactly 1.0 or underflowed
+    to exactly 0.0.  Every k-th valid score goes to CUT_SCORES."""
     gap = math.inf
     for row in range(scores.shape[0]):
         vals = scores[row] if mask is None else scores[row][mask[row]]
         if vals.numel() <= k:
+            if mask is not None and vals.numel() and vals.min() == 0. and not mask[row].all():
+                gap = 0.
             continue
         top = vals.sort(descending=True).values
         hi, lo = top[k - 1].item(), top[k].item()
+        CUT_SCORES.append(hi)
         if hi == 0.:
             gap = 0.
         elif lo > 0.:

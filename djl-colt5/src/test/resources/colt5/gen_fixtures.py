@@ -1,4 +1,5 @@
-"""Makes the djl-colt5 parity fixtures.  Run with Debian's torch:  /usr/bin/python3 gen_fixtures.py
+"""Makes the djl-colt5 parity fixtures.  Run with Debian's torch (python3-torch, 1.13):
+    /usr/bin/python3 gen_fixtures.py | tee fixtures.log
 
 For every case it writes, beside this script:
   <case>.weights.safetensors  the module's state_dict under the reference's key names
@@ -12,32 +13,18 @@ the unfixed reference raises.
 """
 import json
 import os
-import struct
+import sys
 
 import torch
 
 import colt5_ref as ref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {torch.float32: 'F32', torch.int64: 'I64', torch.bool: 'BOOL'}
-
-
-def write_safetensors(path, tensors):
-    """Minimal safetensors writer: 8-byte little-endian header length, JSON header, raw little-endian bytes."""
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous().cpu()
-        data = t.numpy().tobytes()
-        header[name] = {'dtype': DTYPES[t.dtype], 'shape': list(t.shape), 'data_offsets': [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(',', ':')).encode()
-    raw += b' ' * (-len(raw) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(raw)))
-        f.write(raw)
-        for b in blobs:
-            f.write(b)
+ROOT = HERE
+while not os.path.isfile(os.path.join(ROOT, 'tools', 'safetensors_file.py')):
+    ROOT = os.path.dirname(ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from safetensors_file import write_safetensors  # noqa: E402
 
 
 def perturb(module):
@@ -222,8 +209,16 @@ def generate():
     case('cross_no_null', C, {**cross, 'num_tokens_q': 4, 'num_tokens_kv': 8, 'use_null_q_tokens': False},
          {'x': x_(10), 'context': x_(20)}, {'num_tokens_q': 3, 'num_tokens_kv': 6}, expect_error='NameError')
 
+    # --- routing exactness (issue 14): rows with 3, 7, 12 and 24 of 24 tokens valid, so many zero scores (masked
+    # tokens, and valid ones that underflow); in the 7-valid row the cut falls between the distinct subnormal scores
+    # 6.9e-43 and 1.7e-43 (input seed searched for that), which a clamped exp would tie.
+    gx = torch.Generator().manual_seed(87)
+    case('router_masked_zeros', R, {'dim': d},
+         {'x': torch.randn(4, 24, d, generator=gx) * 2, 'mask': rand_mask(4, 24, [3, 7, 12, 24])}, {'num_tokens': 5})
+
 
 def main():
+    print(f'torch {torch.__version__}')
     generate()
     index = []
     for c in CASES:
@@ -233,9 +228,11 @@ def main():
         module.eval()
         ref.set_reference_bugs(False)
         ref.TIE_LOG.clear()
+        ref.CUT_SCORES.clear()
         with torch.no_grad():
             outputs = run_module(module, c['module'], c['inputs'], c['forward'])
         gaps = list(ref.TIE_LOG)
+        smallest_cut = min(ref.CUT_SCORES, default=None)
         if c['bug_outputs']:
             ref.set_reference_bugs(True)
             with torch.no_grad():
@@ -260,7 +257,8 @@ def main():
         index.append({'name': c['name'], 'module': c['module'], 'config': c['config'], 'forward': c['forward'],
                       'inputs': sorted(c['inputs']), 'outputs': sorted(outputs),
                       'min_gap': (min(gaps) if min(gaps) != float('inf') else 1e30) if gaps else None, 'reference_error': c['expect_error']})
-        print(f"{c['name']:32s} min_gap={index[-1]['min_gap']} outputs={sorted(outputs)}")
+        print(f"{c['name']:32s} min_gap={index[-1]['min_gap']} smallest k-th score={smallest_cut} "
+              f"outputs={sorted(outputs)}")
     with open(os.path.join(HERE, 'cases.json'), 'w') as f:
         json.dump(index, f, indent=1)
         f.write('\n')

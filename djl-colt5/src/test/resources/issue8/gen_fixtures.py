@@ -2,7 +2,8 @@
 """Golden fixtures for issue 8 (djl-colt5): routed autoregressive / image attention, the routed ViT and the
 coordinate-descent-attention family.
 
-Run with Debian's torch:  /usr/bin/python3 gen_fixtures.py   (writes the *.safetensors files beside this script)
+Run with Debian's torch:  /usr/bin/python3 gen_fixtures.py | tee fixtures.log   (writes the *.safetensors files
+beside this script)
 
 This is a plain-PyTorch re-implementation written from ../../../../../shared/specs/colt5.md (§2, §7), not the
 reference packages (they need einops / Triton).  Where the reference is wrong it implements the fix the Java port
@@ -12,40 +13,34 @@ makes, and says so:
   * coordinate-descent attention broadcasts a learned kappa per row (b, h, n, 1) (§7.5.2/3);
   * the coordinate-descent feed-forward uses its own eps decay (§7.5.1, the `eslf` NameError).
 Every router call checks that the top-k cut has no (near) ties, so the Java selection must be the same set.
+Debian's torch is python3-torch 1.13; fixtures.log names the version that made the committed files.
 
 File layout: state_dict entries under their reference names, inputs/outputs under names starting with '@'.
 """
 import json
 import math
 import os
-import struct
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = HERE
+while not os.path.isfile(os.path.join(ROOT, 'tools', 'safetensors_file.py')):
+    ROOT = os.path.dirname(ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from safetensors_file import write_safetensors  # noqa: E402
+
 M = -torch.finfo(torch.float32).max
 CUT_GAP = 1e-4
+TINY_CUTS = []
 
 
-def write_safetensors(name, tensors):
-    header, blobs, offset = {}, [], 0
-    for key, t in tensors.items():
-        t = t.detach().contiguous().cpu()
-        dtype = {torch.float32: 'F32', torch.int64: 'I64'}[t.dtype]
-        data = t.numpy().tobytes()
-        header[key] = {'dtype': dtype, 'shape': list(t.shape), 'data_offsets': [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    raw = json.dumps(header, separators=(',', ':')).encode()
-    raw += b' ' * ((8 - len(raw) % 8) % 8)
-    with open(os.path.join(HERE, name), 'wb') as f:
-        f.write(struct.pack('<Q', len(raw)))
-        f.write(raw)
-        for blob in blobs:
-            f.write(blob)
-    print(f'{name}: {len(tensors)} tensors, {8 + len(raw) + offset} bytes')
+def write_fixture_file(name, tensors):
+    size = write_safetensors(os.path.join(HERE, name), tensors)
+    print(f'{name}: {len(tensors)} tensors, {size} bytes')
 
 
 CASES = []
@@ -62,7 +57,7 @@ def fixture(name, module, inputs, outputs):
     tensors = dict(module.state_dict())
     tensors.update({'@' + k: v for k, v in inputs.items()})
     tensors.update({'@' + k: v for k, v in outputs.items()})
-    write_safetensors(name, tensors)
+    write_fixture_file(name, tensors)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -93,17 +88,32 @@ def coor_descent(s, *, n_iters, k, eps=0.1, eps_init=None, eps_decay=1.0, mask=N
 
 
 def check_cut(scores, k, mask):
-    """Fails unless the k-th and (k+1)-th scores of every row are clearly apart (no tie at the cut)."""
-    top = scores.detach().topk(min(k + 1, scores.shape[-1]), dim=-1)
-    if top.values.shape[-1] <= k:
-        return
-    kth, nxt = top.values[..., k - 1], top.values[..., k]
-    kth_valid = torch.ones_like(kth, dtype=torch.bool) if mask is None else mask.gather(-1, top.indices[..., k - 1:k])[..., 0]
-    nxt_valid = torch.ones_like(kth, dtype=torch.bool) if mask is None else mask.gather(-1, top.indices[..., k:k + 1])[..., 0]
-    # a masked k-th entry means every valid token is selected; masked picks are masked again downstream
-    bad = kth_valid & (kth - nxt < CUT_GAP) & (nxt_valid | (kth < CUT_GAP))
-    if bad.any():
-        raise AssertionError(f'tie at the top-k cut (k={k}): {kth[bad][:4].tolist()} vs {nxt[bad][:4].tolist()}')
+    """Fails unless every row's top-k selection is determined: the k-th and (k+1)-th valid scores differ by a
+    log-ratio of at least CUT_GAP (so distinct tiny or subnormal scores are fine, exact ties at 1.0 or 0.0 are not),
+    and a row with at most k valid tokens has none at exactly 0 (torch.topk could take a masked 0 instead). Masked
+    picks are masked again downstream, so ties among them do not matter. Records each cut between two distinct
+    scores below 1e-30 in TINY_CUTS."""
+    for row in range(scores.shape[0]):
+        vals = scores[row] if mask is None else scores[row][mask[row]]
+        top = vals.sort(descending=True).values
+        if top.numel() <= k:
+            if mask is not None and top.numel() and top[-1] == 0 and not mask[row].all():
+                raise AssertionError(f'a valid score of 0 ties with masked ones (k={k}, {top.numel()} valid)')
+            continue
+        hi, lo = top[k - 1].item(), top[k].item()
+        if hi == 0. or (lo > 0. and math.log(hi) - math.log(lo) < CUT_GAP):
+            raise AssertionError(f'tie at the top-k cut (k={k}): {hi} vs {lo}')
+        if hi < 1e-30:
+            TINY_CUTS.append((hi, lo))
+
+
+def with_salient_tokens(x, routers, positions, strength):
+    """x (b, n, d) with strength * (sum of the routers' unit routing tokens) added at the given positions of every
+    row: those tokens take the routers' weight, so the top-k cuts fall among the tiny scores of the others."""
+    u = sum(r.routing_token.detach().sum(0) / r.routing_token.detach().sum(0).norm() for r in routers)
+    x = x.clone()
+    x[:, positions] += strength * u
+    return x
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -579,6 +589,7 @@ def randomize(module, scale=0.5):
 
 
 def main():
+    print(f'torch {torch.__version__}')
     torch.manual_seed(8)
 
     # --- coordinate-descent attention, softmax mode with 2 null kv
@@ -702,6 +713,40 @@ def main():
     randomize(m)
     x = torch.randn(1, 13, 16)
     fixture('ar_attention_unrouted.safetensors', m, {'x': x}, {'y': m(x)})
+
+    # --- routing exactness (issue 14): top-k cuts among tiny scores, router defaults (eps 4 -> 0.03). Seeds and
+    # scales were searched for cuts below 1e-30; a clamped exp (e^-87 = 1.6e-38) would tie those below 1.6e-38.
+    # Four images, 2 of 16 queries and 3 of 16 keys/values routed per 4x4 window.
+    torch.manual_seed(14)
+    m = ConditionalRoutedImageAttention(16, num_heavy_tokens_q=2, num_heavy_tokens_kv=3, light_dim_head=8,
+                                        light_heads=2, light_window_size=4, heavy_dim_head=8, heavy_heads=2)
+    randomize(m)
+    x = torch.randn(3, 8, 8, 16) * 2
+    tiny_cut_fixture('image_attention_few_queries.safetensors', m, x, 1e-30)
+    case('image_attention_few_queries.safetensors', 'ConditionalRoutedImageAttention', dict(
+        dim=16, num_heavy_tokens_q=2, num_heavy_tokens_kv=3, light_dim_head=8, light_heads=2, light_window_size=4,
+        heavy_dim_head=8, heavy_heads=2), {'x': 'x'}, 'y')
+
+    # Autoregressive, windows of 4: query window m routes 3 keys among the 4m valid ones of 16 (the rest masked).
+    torch.manual_seed(93)
+    m = ConditionalRoutedAutoregressiveAttention(16, num_heavy_tokens_q=2, num_heavy_tokens_kv=3, light_dim_head=8,
+                                                 light_heads=2, light_window_size=4, heavy_dim_head=8,
+                                                 heavy_heads=2, rotary_emb=True)
+    randomize(m)
+    x = torch.randn(2, 14, 16) * 3
+    tiny_cut_fixture('ar_attention_few_valid_keys.safetensors', m, x, 1.6e-38)
+    case('ar_attention_few_valid_keys.safetensors', 'ConditionalRoutedAutoregressiveAttention', dict(
+        dim=16, num_heavy_tokens_q=2, num_heavy_tokens_kv=3, light_dim_head=8, light_heads=2, light_window_size=4,
+        heavy_dim_head=8, heavy_heads=2, rotary_emb=True), {'x': 'x'}, 'y')
+
+
+def tiny_cut_fixture(name, module, x, below):
+    """Writes the fixture after checking that some router cut falls between two distinct scores under `below`."""
+    TINY_CUTS.clear()
+    y = module(x)
+    assert any(hi < below for hi, _ in TINY_CUTS), f'{name}: no top-k cut below {below}: {TINY_CUTS}'
+    print(f'{name}: cuts between tiny scores (k-th, (k+1)-th): {TINY_CUTS}')
+    fixture(name, module, {'x': x}, {'y': y})
 
 
 if __name__ == '__main__':

@@ -8,9 +8,16 @@ Writes fixtures.safetensors (fp32 tensors) next to this script.
 import json
 import math
 import os
-import struct
+import sys
 
 import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = HERE
+while not os.path.isfile(os.path.join(ROOT, "tools", "safetensors_file.py")):
+    ROOT = os.path.dirname(ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from safetensors_file import write_safetensors  # noqa: E402
 
 B, T, C, H = 2, 5, 12, 3
 COEFF = 0.1
@@ -70,23 +77,7 @@ def main():
             if t is None:  # embed gets no gradient in the hidden-state case
                 continue
             out[f"{case}.{name}"] = t.detach().to(torch.float32).contiguous()
-    write_safetensors(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures.safetensors"), out)
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    meta = json.dumps(header, separators=(",", ":")).encode()
-    meta += b" " * (-len(meta) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(meta)))
-        f.write(meta)
-        for blob in blobs:
-            f.write(blob)
+    write_safetensors(os.path.join(HERE, "fixtures.safetensors"), out)
 
 
 if __name__ == "__main__":

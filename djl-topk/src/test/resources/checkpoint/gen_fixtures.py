@@ -8,8 +8,8 @@ Run with Debian's torch (1.13; its torch.save writes the zip format of torch >= 
     /usr/bin/python3 gen_fixtures.py verify ../../../../target/checkpoint-export
 
 `generate` writes torch.save files of several dtypes (incl. bfloat16), shared storages, non-contiguous views,
-nested training checkpoints, a legacy (non-zip) file, a TorchScript archive, a safetensors file (tiny writer
-below; the safetensors package is not installed), three hostile pickles crafted from opcodes (never executed;
+nested training checkpoints, a legacy (non-zip) file, a TorchScript archive, a safetensors file (the shared
+writer tools/safetensors_file.py; the safetensors package is not installed), three hostile pickles crafted from opcodes (never executed;
 checked with pickletools), and expected.json: every tensor's dtype, shape and values as plain JSON numbers.
 
 Copies of nested.pt and hostile_os_system.pt go to integration-tests/src/test/resources/checkpoint/ for the
@@ -31,12 +31,11 @@ import zipfile
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SAFETENSORS_CODES = {
-    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
-CODE_DTYPES = {v: k for k, v in SAFETENSORS_CODES.items()}
+ROOT = HERE
+while not os.path.isfile(os.path.join(ROOT, "tools", "safetensors_file.py")):
+    ROOT = os.path.dirname(ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from safetensors_file import read_safetensors, write_safetensors  # noqa: E402
 
 
 class TinyNet(torch.nn.Module):
@@ -119,36 +118,6 @@ def describe(t):
     return {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape), "values": values}
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in tensors.items():
-        data = t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": SAFETENSORS_CODES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    out = collections.OrderedDict()
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        data = bytearray(raw[8 + n + begin:8 + n + end])
-        dtype = CODE_DTYPES[info["dtype"]]
-        flat = torch.frombuffer(data, dtype=dtype) if data else torch.zeros(0, dtype=dtype)
-        out[name] = flat.reshape(info["shape"])
-    return out, meta, n
-
-
 def torch_like_zip(path, pickle_bytes, storages=None):
     """A zip laid out like torch.save: <name>/data.pkl, <name>/data/<key>, <name>/version."""
     folder = os.path.splitext(os.path.basename(path))[0]
@@ -194,7 +163,7 @@ def generate():
     dtypes = dtype_tensors()
     torch.save(dtypes, os.path.join(HERE, "dtypes.pt"))
     expected["dtypes.pt"] = {k: describe(v) for k, v in dtypes.items()}
-    write_safetensors(os.path.join(HERE, "dtypes.safetensors"), dtypes)
+    write_safetensors(os.path.join(HERE, "dtypes.safetensors"), dtypes, metadata={"format": "pt"})
     expected["dtypes.safetensors"] = expected["dtypes.pt"]
 
     views = view_tensors()

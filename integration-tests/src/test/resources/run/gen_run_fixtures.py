@@ -13,7 +13,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "..", ".."))
 sys.path.insert(0, os.path.join(MODULE_ROOT, "..", "djl-topk", "src", "test", "resources", "fixtures"))
-from gen_fixtures import coor_descent, topk, write_safetensors  # noqa: E402
+from gen_fixtures import coor_descent, topk  # noqa: E402
+from safetensors_file import write_safetensors  # noqa: E402
 
 EXAMPLES = os.path.join(MODULE_ROOT, "src", "main", "resources", "examples")
 

@@ -119,6 +119,29 @@ class CoorDescentGpuTest {
         }
     }
 
+    /**
+     * The CUDA output scores keep subnormals: y_of is IEEE division plus the CUDA math library's expf (at most 2 ulp,
+     * the function torch.exp calls on CUDA tensors), and build.sh passes neither -use_fast_math nor -ftz=true, so the
+     * final multiply of expf by 2^n rounds into the subnormals instead of flushing them. Same rows as the CPU test
+     * {@code outputScoresUnderflowLikeTorchExp}: the argument is exactly RN(s / e).
+     */
+    @Test
+    void outputScoresKeepSubnormals() {
+        float[] s = CoorDescentKernelTest.UNDERFLOW_SCORES;
+        float[] y = new Problem(s.length, 1, s, null, null, 1f, CoorDescentKernelTest.UNDERFLOW_EPS, false)
+                .run(true, LaunchConfig.AUTO);
+        double[] ref = CoorDescentKernelTest.underflowReference();
+        int subnormal = 0;
+        for (int i = 0; i < s.length; i++) {
+            float expected = (float) ref[i];
+            int row = i;
+            assertTrue(Math.abs(y[i] - expected) <= 2 * Math.ulp(expected),
+                    () -> "s = " + s[row] + ": exp = " + expected + ", CUDA " + y[row]);
+            subnormal += y[i] > 0 && y[i] < Float.MIN_NORMAL ? 1 : 0;
+        }
+        assertTrue(subnormal > 2000, subnormal + " subnormal outputs");
+    }
+
     @Test
     void float16MatchesCpu() {
         Random rnd = new Random(8);

@@ -62,6 +62,48 @@ class CoorDescentKernelTest {
         }
     }
 
+    /** One iteration at ε = 0.03: with one-element rows and k = 1 the outputs are exactly exp(RN(s / 0.03)). */
+    static final EpsSchedule UNDERFLOW_EPS = EpsSchedule.constant(1, 0.03);
+    /** s / 0.03 from -80 (normal outputs) through -87.3 (subnormal) to -106.7 (zero), one score per row. */
+    static final float[] UNDERFLOW_SCORES = new float[4000];
+
+    static {
+        for (int i = 0; i < UNDERFLOW_SCORES.length; i++) {
+            UNDERFLOW_SCORES[i] = -2.4f - 0.8f * i / UNDERFLOW_SCORES.length;
+        }
+    }
+
+    /** The float32 reference of {@link #UNDERFLOW_SCORES}: the correctly rounded float exp of RN(s / e). */
+    static double[] underflowReference() {
+        float[] k = new float[UNDERFLOW_SCORES.length];
+        Arrays.fill(k, 1f);
+        return ReferenceCoorDescent.forward(UNDERFLOW_SCORES, null, k, 1, UNDERFLOW_EPS, true);
+    }
+
+    /**
+     * The output scores underflow through the subnormals to 0 as torch.exp does (no clamp), correctly rounded. With
+     * one-element rows, k = 1 and one iteration, a = e·(ln 1 − lse(z ≡ 0)) is exactly 0 in any float arithmetic, so
+     * the kernel's final argument is exactly the reference's RN(s / e) and its exp can be compared to the last bit with
+     * the correctly rounded float exp.
+     */
+    @Test
+    void outputScoresUnderflowLikeTorchExp() {
+        float[] s = UNDERFLOW_SCORES;
+        int rows = s.length;
+        float[] y = forward(s, null, null, 1f, 1, UNDERFLOW_EPS);
+        double[] ref = underflowReference();
+        int subnormal = 0;
+        int zero = 0;
+        for (int i = 0; i < rows; i++) {
+            int row = i;
+            assertEquals(Float.floatToIntBits((float) ref[i]), Float.floatToIntBits(y[i]),
+                    () -> "s = " + s[row] + ": exp(" + s[row] / 0.03f + ") = " + ref[row] + ", kernel " + y[row]);
+            subnormal += y[i] > 0 && y[i] < Float.MIN_NORMAL ? 1 : 0;
+            zero += y[i] == 0 ? 1 : 0;
+        }
+        assertTrue(subnormal > 2000 && zero > 300, subnormal + " subnormal and " + zero + " zero outputs");
+    }
+
     @Test
     void maskedRowsAndPerRowK() {
         Random rnd = new Random(2);

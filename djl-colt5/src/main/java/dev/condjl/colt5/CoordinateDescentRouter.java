@@ -30,11 +30,21 @@ import dev.condjl.topk.TopK;
  *   <li>{@code scores = coor_descent(s, k = min(K·fetchKRatio, n), mask)} with the ε schedule
  *       {@code (epsInit, epsDecay, eps)} and {@code nIters} iterations ({@link CoordinateDescent}, backend
  *       {@link Backend#AUTO} by default); {@code random_route} replaces them by N(0, 1) noise (negative control);
- *   <li>the top {@code K} per row ({@link TopK#select} with the configured {@link TieBreak});
+ *   <li>the top {@code K} per row ({@link TopK#select} with the configured {@link TieBreak}, see below);
  *   <li>straight-through: {@code sel + (1 - sel).detach()}, exactly 1.0 forward with the gradient of {@code sel};
  *       masked selections score 0;
  *   <li>the selected tokens and mask entries are gathered from the input.
  * </ol>
+ *
+ * <p><b>Ties.</b> Which tokens the reference routes among scores tied at the cut is whatever {@code torch.topk}
+ * returns ({@link TieBreak#REFERENCE}): it depends on device and release, and can be a masked token (score 0) while a
+ * valid token whose score underflowed to exactly 0 waits, which wastes a heavy slot on padding. That happens where
+ * few tokens carry weight: short windows of image and autoregressive attention, heavily masked rows. The default,
+ * {@link TieBreak#BY_INPUT} with the router's mask, routes the same tokens wherever the reference's choice is
+ * defined (no tie at the cut), and among ties prefers valid tokens, then the higher similarity (which the scores
+ * are monotone in), then the earlier position: never a masked token while a valid one is tied with it, and the same
+ * tokens on every device. It costs three sorts per row. {@code optTieBreak(TieBreak.REFERENCE)} restores the plain
+ * top-k.
  *
  * <p>Parameter: {@code routing_token (R, d)} drawn from N(0, 1), absent with {@code learnedRoutingTokens}.
  * Hyper-parameters are not part of a checkpoint; they must come from the training configuration.
@@ -195,7 +205,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             NDArray noise = scores.getManager().randomNormal(scores.getShape());
             scores = NDArrays.where(maskRep, noise, noise.zerosLike().add(Tensors.MASK_VALUE));
         }
-        NDList selected = TopK.select(scores, sim, k, tieBreak);
+        NDList selected = TopK.select(scores, sim, maskRep, k, tieBreak);
         NDArray selScores = selected.get(0);
         NDArray indices = selected.get(1);
         if (straightThrough) {
@@ -333,7 +343,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         private boolean cosineSimRouting;
         private double cosineSimScale = 8;
         private Integer routeBlockSize;
-        private TieBreak tieBreak = TieBreak.REFERENCE;
+        private TieBreak tieBreak = TieBreak.BY_INPUT;
         private Backend backend = Backend.AUTO;
 
         private Builder() {}
@@ -499,9 +509,11 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         }
 
         /**
-         * How the top-k orders equal scores (coordinate-descent scores saturate at exactly 1.0).
+         * How the top-k orders equal scores (coordinate-descent scores saturate at exactly 1.0 and underflow to
+         * exactly 0.0, the masked tokens' score); see the class comment for why the default is not the reference's.
          *
-         * @param tieBreak default {@link TieBreak#REFERENCE}
+         * @param tieBreak default {@link TieBreak#BY_INPUT}; {@link TieBreak#REFERENCE} for the reference's plain
+         *     top-k
          * @return this builder
          */
         public Builder optTieBreak(TieBreak tieBreak) {

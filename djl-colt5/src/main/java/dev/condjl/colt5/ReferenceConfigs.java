@@ -21,9 +21,8 @@ import java.util.function.Function;
  * {@code use_flash_attn}, {@code use_flash}, {@code triton_checkpoint_segments}, {@code num_sets_kv}. The
  * coordinate-descent-attention classes are named {@code coordinate_descent_attention.Attention}, {@code .FeedForward},
  * {@code .Transformer} and {@code .AutoregressiveWrapper} (kwargs {@code net}: the Transformer's); they take the
- * extra key {@code backend}. Extra router
- * keys: {@code tie_break} ({@code "REFERENCE"} or {@code "BY_INPUT"}) and {@code backend} ({@code "AUTO"},
- * {@code "UNROLLED"}). Unknown keys are an error.
+ * extra key {@code backend}. Extra router keys: {@code tie_break} ({@code "BY_INPUT"}, the router's default, or
+ * {@code "REFERENCE"}) and {@code backend} ({@code "AUTO"}, {@code "UNROLLED"}). Unknown keys are an error.
  */
 public final class ReferenceConfigs {
 
@@ -160,7 +159,7 @@ public final class ReferenceConfigs {
                 .optCosineSimRouting(k.getBool("cosine_sim_routing", false))
                 .optCosineSimScale(k.getDouble("cosine_sim_scale", 8))
                 .optRouteBlockSize(k.getOptInt("route_block_size", null))
-                .optTieBreak(TieBreak.valueOf(k.getString("tie_break", "REFERENCE").toUpperCase(Locale.ROOT)))
+                .optTieBreak(TieBreak.valueOf(k.getString("tie_break", "BY_INPUT").toUpperCase(Locale.ROOT)))
                 .optBackend(Backend.valueOf(k.getString("backend", "AUTO").toUpperCase(Locale.ROOT)));
     }
 

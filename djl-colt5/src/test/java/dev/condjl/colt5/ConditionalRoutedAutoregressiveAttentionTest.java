@@ -11,6 +11,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
+import dev.condjl.topk.TieBreak;
 import org.junit.jupiter.api.Test;
 
 /** {@link ConditionalRoutedAutoregressiveAttention} (spec colt5.md §2.9) against {@code issue8/gen_fixtures.py}. */
@@ -47,6 +48,23 @@ class ConditionalRoutedAutoregressiveAttentionTest {
         try (NDManager manager = NDManager.newBaseManager()) {
             // n = 14 is padded to 16 (4 windows); batch 2: the reference would mix rows of the two kv routes
             assertFixture(manager, routed(), "ar_attention.safetensors");
+        }
+    }
+
+    /**
+     * Windows whose keys are mostly masked (query window m sees 4m of 16), router defaults: a kv cut falls between
+     * the subnormal scores 7.1e−39 and 7.0e−45, which a clamped exp would tie (issue 14, see the fixture log).
+     */
+    @Test
+    void fewValidKeysPerWindowMatchesFixture() {
+        // the default tie break and the reference's plain top-k: no tie at the cut, so both must match the fixture
+        for (TieBreak tieBreak : TieBreak.values()) {
+            try (NDManager manager = NDManager.newBaseManager()) {
+                ConditionalRoutedAutoregressiveAttention block = Issue8Fixtures.fewTokenRouting(
+                        ConditionalRoutedAutoregressiveAttention.builder(), tieBreak).setNumHeavyTokensQ(2)
+                        .setNumHeavyTokensKv(3).optRotaryEmb(true).build();
+                assertFixture(manager, block, "ar_attention_few_valid_keys.safetensors");
+            }
         }
     }
 

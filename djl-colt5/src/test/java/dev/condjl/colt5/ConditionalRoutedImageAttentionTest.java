@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
+import dev.condjl.topk.TieBreak;
 import org.junit.jupiter.api.Test;
 
 /** {@link ConditionalRoutedImageAttention} (spec colt5.md §2.10) against {@code issue8/gen_fixtures.py}. */
@@ -40,6 +41,23 @@ class ConditionalRoutedImageAttentionTest {
                     .optRouterKwargs(CoordinateDescentRouter.builder().optEps(0.3))
                     .build();
             run(manager, block, "image_attention.safetensors");
+        }
+    }
+
+    /**
+     * Several images, 2 of 16 queries and 3 of 16 keys/values routed per window with the router's defaults
+     * (ε 4 → 0.03): a cut falls between the tiny scores 4.1e−31 and 6.0e−42 (issue 14, see the fixture log).
+     */
+    @Test
+    void fewRoutedQueriesPerWindowOfSeveralImages() {
+        // the default tie break and the reference's plain top-k: no tie at the cut, so both must match the fixture
+        for (TieBreak tieBreak : TieBreak.values()) {
+            try (NDManager manager = NDManager.newBaseManager()) {
+                ConditionalRoutedImageAttention block = Issue8Fixtures.fewTokenRouting(
+                        ConditionalRoutedImageAttention.builder(), tieBreak).setNumHeavyTokensQ(2).setNumHeavyTokensKv(3)
+                        .build();
+                run(manager, block, "image_attention_few_queries.safetensors");
+            }
         }
     }
 

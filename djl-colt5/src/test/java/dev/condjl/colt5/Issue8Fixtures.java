@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Block;
+import dev.condjl.topk.TieBreak;
 import dev.condjl.topk.checkpoint.StateDicts;
 import java.io.IOException;
 import java.io.InputStream;
@@ -34,6 +35,20 @@ public final class Issue8Fixtures {
 
     private Issue8Fixtures(NDList arrays) {
         this.arrays = arrays;
+    }
+
+    /**
+     * The options the routing-exactness fixtures ({@code *_few_*.safetensors}, issue 14) share: width 16, light
+     * attention 2×8 in windows of 4, heavy attention 2×8, the router's defaults but for the tie break.
+     *
+     * @param builder an image or autoregressive attention builder
+     * @param tieBreak the routers' tie break
+     * @param <T> the builder type
+     * @return the builder, for its module's own options
+     */
+    public static <T extends RoutedAttentionBuilder<T>> T fewTokenRouting(T builder, TieBreak tieBreak) {
+        return builder.setDim(16).optLightDimHead(8).optLightHeads(2).optLightWindowSize(4).optHeavyDimHead(8)
+                .optHeavyHeads(2).optRouterKwargs(CoordinateDescentRouter.builder().optTieBreak(tieBreak));
     }
 
     /**

@@ -49,6 +49,48 @@ class RouterTest {
         }
     }
 
+    /**
+     * Ties at 0.0 between valid and masked tokens (spec colt5.md §2.13 item 2), router defaults otherwise: 5 valid
+     * tokens with similarity 10..12 take the weight, 3 valid ones at -20..-22 underflow to exactly 0, and the 8 masked
+     * ones (similarity 40) score 0 too. K = 6 cuts among those zeros. The default tie break routes the valid token
+     * with the higher similarity, never a masked one; the reference's plain top-k only guarantees the first five.
+     */
+    @Test
+    void defaultTieBreakNeverRoutesAMaskedTokenTiedWithAValidOne() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            float[] sims = {10, -20, 40, 10.5f, 40, -21, 11, 40, 40, 11.5f, -22, 40, 12, 40, 40, 40};
+            boolean[] valid = new boolean[16];
+            float[] x = new float[16 * DIM];
+            for (int j = 0; j < 16; j++) {
+                x[j * DIM] = sims[j];
+                valid[j] = sims[j] < 40;
+            }
+            NDArray tokens = m.create(x).reshape(1, 16, DIM);
+            NDArray mask = m.create(valid).reshape(1, 16);
+            NDArray u = m.create(new float[DIM]);
+            u.set(new ai.djl.ndarray.index.NDIndex("0"), 1f);
+            u = u.reshape(1, DIM);
+            ParameterStore ps = new ParameterStore(m, false);
+            for (TieBreak tieBreak : new TieBreak[] {null, TieBreak.REFERENCE}) {
+                CoordinateDescentRouter.Builder b = CoordinateDescentRouter.builder().optLearnedRoutingTokens(true);
+                CoordinateDescentRouter r = router(m, tieBreak == null ? b : b.optTieBreak(tieBreak));
+                RouterReturn out = r.route(ps, tokens, 6, mask, u, false, false, false);
+                long[] idx = out.indices().toLongArray();
+                long[] top5 = Arrays.copyOf(idx, 5);
+                Arrays.sort(top5);
+                assertArrayEquals(new long[] {0, 3, 6, 9, 12}, top5, tieBreak + ": the five with weight");
+                if (tieBreak == null) {
+                    assertEquals(1, idx[5], "default: the valid zero with the highest similarity");
+                    assertTrue(out.routedMask().getBoolean(0, 5));
+                    assertEquals(1f, out.scores().getFloat(0, 5), "straight-through: a valid selection scores 1");
+                }
+            }
+            RouterReturn soft = router(m, CoordinateDescentRouter.builder().optLearnedRoutingTokens(true)
+                    .optStraightThrough(false)).route(ps, tokens, 6, mask, u, false, false, false);
+            assertEquals(0f, soft.scores().getFloat(0, 5), "the sixth score underflowed to exactly 0: a tie");
+        }
+    }
+
     private static void assertArrayEquals(long[] expected, long[] actual, String message) {
         assertEquals(Arrays.toString(expected), Arrays.toString(actual), message);
     }

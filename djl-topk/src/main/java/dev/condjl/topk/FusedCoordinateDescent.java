@@ -18,7 +18,8 @@ import dev.condjl.cuda.EpsSchedule;
  *
  * <p>The native forward returns {@code y} without autograd history and, inside a {@code GradientCollector}, the
  * weights {@code q = w/ε} ({@code w = y} where {@code y < 1}, else 0; {@code ε} the final ε). With
- * {@code h = q·(s − (Σ s·q − k)/Σq)} (q constant) the result is {@code y + (h − stopGradient(h))}: numerically
+ * {@code p = q/Σq} and {@code h = q·(s − Σ s·p) + k·p} (q and p constant; equal to {@code q·(s − (Σ s·q − k)/Σq)},
+ * but finite when Σq is subnormal) the result is {@code y + (h − stopGradient(h))}: numerically
  * {@code y}, with gradients
  * {@code ds = (w/ε)·(g − Σ(g·w)/Σw)} and {@code dk = Σ(g·w)/Σw} per row (0 where {@code Σw = 0}). Those are the
  * exact gradients of the map {@code (s, k) ↦ y} once the iteration has converged ({@code y = min(1, exp((s + a)/ε))}
@@ -33,6 +34,14 @@ import dev.condjl.cuda.EpsSchedule;
  * k, agree to cosine {@literal >} 0.9999. The forward equals the unrolled
  * one within 1e-5 on unit-scale scores (both round {@code a} to float32 after differently ordered sums; one ulp of
  * {@code a} moves the output by {@code ulp(a)/ε}).
+ *
+ * <p>Tiny scores are exact as in the reference: the output exp underflows through the subnormals to 0 like
+ * {@code torch.exp} (no clamp, no flush to zero), so tokens that carry almost no weight keep their order and a top-k
+ * cut among them picks the tokens {@link Backend#UNROLLED} picks. For the same argument {@code (s + a + b)/e} the CPU
+ * kernel returns the correctly rounded exp (the engine's CPU exp is within 1 ulp of it, and equal in the subnormal
+ * range) and a GPU returns what torch.exp returns there (the same CUDA {@code expf}, built without fast math or
+ * flush-to-zero). Where the backends' {@code a} differ by ulps, every unsaturated score of the row, tiny or not,
+ * moves by the same relative factor {@code exp(Δa/e)}.
  *
  * <p>Runs where {@link #supports(NDArray)}: PyTorch-engine float32 or float16 scores (computed in float32) on a device
  * that {@link CondjlOps#supports} (the CPU whenever the library loaded; a GPU when its CUDA kernels can run).
@@ -98,12 +107,12 @@ final class FusedCoordinateDescent {
         NDArray y = yq.get(0);
         NDArray q = yq.get(1);
         NDArray sumQ = q.sum(new int[] {-1}, true);
-        NDArray safeSumQ = NDArrays.where(sumQ.gt(sumQ.zerosLike()), sumQ, sumQ.onesLike());
+        // p = q/Σq, not k/Σq: with tiny scores Σq can be subnormal, and k/Σq would overflow to inf (then inf − inf).
+        NDArray p = q.div(NDArrays.where(sumQ.gt(sumQ.zerosLike()), sumQ, sumQ.onesLike()));
         // Masked scores may be anything (even NaN); they carry no weight, so drop them before multiplying.
         NDArray valid = mask == null ? s : NDArrays.where(mask, s, s.zerosLike());
-        // h = q·(s − (Σ s·q − k)/Σq): ds = q·(g − Σ g·q/Σq), dk = Σ g·q/Σq.
-        NDArray shift = valid.mul(q).sum(new int[] {-1}, true).sub(logk.exp()).div(safeSumQ);
-        NDArray h = valid.sub(shift).mul(q);
+        // h = q·(s − Σ s·p) + k·p: ds = q·(g − Σ g·q/Σq), dk = Σ g·q/Σq.
+        NDArray h = valid.sub(valid.mul(p).sum(new int[] {-1}, true)).mul(q).add(p.mul(logk.exp()));
         return y.add(h.sub(h.stopGradient()));
     }
 }

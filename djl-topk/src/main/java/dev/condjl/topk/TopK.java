@@ -59,22 +59,42 @@ public final class TopK {
     }
 
     /**
+     * The {@code k} largest scores of each row, with ties resolved by {@code tieBreak}; no entry counts as masked.
+     *
+     * @param scores (..., n) floating scores to rank
+     * @param raw (..., n) secondary key for {@link TieBreak#BY_INPUT}; may be null for {@link TieBreak#REFERENCE}
+     * @param k entries per row, {@code 1 <= k <= n}
+     * @param tieBreak how equal scores are ordered
+     * @return see {@link #select(NDArray, NDArray, NDArray, int, TieBreak)}
+     * @throws IllegalArgumentException if an argument is out of range or a shape or dtype does not fit
+     */
+    public static NDList select(NDArray scores, NDArray raw, int k, TieBreak tieBreak) {
+        return select(scores, raw, null, k, tieBreak);
+    }
+
+    /**
      * The {@code k} largest scores of each row, with ties resolved by {@code tieBreak}.
      *
      * @param scores (..., n) floating scores to rank
      * @param raw (..., n) secondary key for {@link TieBreak#BY_INPUT} (e.g. the raw similarity the scores came
      *     from); unused, and may be null, for {@link TieBreak#REFERENCE}
+     * @param mask null, or a boolean (..., n) mask, true = valid: {@link TieBreak#BY_INPUT} ranks a valid entry above
+     *     a masked one of equal score; {@link TieBreak#REFERENCE} ignores it, as the reference does
      * @param k entries per row, {@code 1 <= k <= n}
      * @param tieBreak how equal scores are ordered
      * @return [values (..., k) the selected scores, differentiable; indices (..., k) int64], sorted by score
      *     descending; attached to {@code scores}' manager
      * @throws IllegalArgumentException if an argument is out of range or a shape or dtype does not fit
      */
-    public static NDList select(NDArray scores, NDArray raw, int k, TieBreak tieBreak) {
+    public static NDList select(NDArray scores, NDArray raw, NDArray mask, int k, TieBreak tieBreak) {
         CoordinateDescent.checkScores("scores", scores);
         checkK(k, scores.getShape());
         if (tieBreak == null) {
             throw new IllegalArgumentException("tieBreak must not be null");
+        }
+        if (mask != null && (mask.getDataType() != DataType.BOOLEAN || !mask.getShape().equals(scores.getShape()))) {
+            throw new IllegalArgumentException("mask must be boolean with the scores' shape " + scores.getShape()
+                    + ", got " + mask.getDataType() + " " + mask.getShape());
         }
         if (tieBreak == TieBreak.REFERENCE) {
             return scores.topK(k, -1);
@@ -89,12 +109,17 @@ public final class TopK {
                     "tieBreak BY_INPUT supports rows of at most " + MAX_TIE_BREAK_ROW + " entries, got " + n);
         }
         return Scoped.compute(() -> {
-            // (score, raw, -index) packed into distinct int64 keys, so the top-k has no ties left to resolve.
+            // (score, valid, raw, -index) packed into distinct int64 keys (below 2n^3 < 2^63), so the top-k has no
+            // ties left to resolve: the raw rank is in [0, n], n + 1 more for a valid entry.
             NDArray position = scores.getManager().arange(0, (int) n, 1, DataType.INT64);
-            NDArray key = denseRank(scores).mul(n + 1).add(denseRank(raw)).mul(n).add(position.neg().add(n - 1));
+            NDArray second = denseRank(raw);
+            if (mask != null) {
+                second = second.add(mask.toType(DataType.INT64, false).mul(n + 1));
+            }
+            NDArray key = denseRank(scores).mul(2 * n + 2).add(second).mul(n).add(position.neg().add(n - 1));
             NDArray indices = key.topK(k, -1).get(1);
             return new NDList(scores.gather(indices, -1), indices);
-        }, scores, raw);
+        }, scores, raw, mask);
     }
 
     /**

@@ -64,6 +64,143 @@ class FusedCoordinateDescentTest {
         }
     }
 
+    /**
+     * Tiny scores (spec colt5.md §2.2 step 5: {@code y = exp((s + a + b)/e)}) underflow through the subnormals to 0
+     * as the engine's exp does, on the CPU and on a GPU. Exactness needs the same argument: with one-element rows,
+     * k = 1 and one iteration, {@code a = e·(ln 1 − lse(0)) = 0} exactly in both backends, so both exponentiate
+     * RN(s / e). On a GPU the fused kernel calls the same CUDA expf as torch.exp: equal to the last bit. On the CPU
+     * the kernel's exp is correctly rounded, while the engine's vectorised exp is only within 1 ulp (about 1% of the
+     * normal results here are 1 ulp off); subnormal results are spaced 2^−149 apart, so that error does not change
+     * their rounding (none of the ~1800 here), and those and the zeros agree to the last bit.
+     */
+    @Test
+    void tinyScoresAreTheEnginesExpOfTheSameArgument() {
+        int rows = 3000;
+        float[] values = new float[rows];
+        for (int i = 0; i < rows; i++) {
+            values[i] = -2.5f - 0.7f * i / rows;  // s / e from -83 through the subnormals (below -87.3) to 0 (-104)
+        }
+        NDArray s = manager.create(values).reshape(rows, 1);
+        CoordinateDescent.Options.Builder once = CoordinateDescent.Options.builder().setIters(1).optEps(0.03);
+        float[] fused = CoordinateDescent.solve(s, 1, null, once.optBackend(Backend.FUSED).build()).toFloatArray();
+        float[] unrolled =
+                CoordinateDescent.solve(s, 1, null, once.optBackend(Backend.UNROLLED).build()).toFloatArray();
+        float[] exp = s.div(manager.full(new Shape(), 0.03f)).exp().toFloatArray();
+        boolean gpu = s.getDevice().isGpu();
+        int subnormal = 0;
+        for (int i = 0; i < rows; i++) {
+            int row = i;
+            float correctlyRounded = (float) Math.exp(values[i] / 0.03f);
+            float expected = gpu || exp[i] < Float.MIN_NORMAL ? exp[i] : correctlyRounded;
+            assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(fused[i]), () -> "s = " + values[row]
+                    + ": engine exp " + exp[row] + ", correctly rounded " + correctlyRounded + ", fused " + fused[row]);
+            assertTrue(Math.abs(fused[i] - exp[i]) <= Math.ulp(exp[i]), "within 1 ulp of the engine's exp");
+            assertEquals(Float.floatToIntBits(exp[i]), Float.floatToIntBits(unrolled[i]), "unrolled");
+            subnormal += fused[i] > 0 && fused[i] < Float.MIN_NORMAL ? 1 : 0;
+        }
+        assertTrue(subnormal > 1500 && fused[rows - 1] == 0, subnormal + " subnormal scores, last " + fused[rows - 1]);
+    }
+
+    /**
+     * A row whose K-th and (K+1)-th scores are distinct subnormals routes the same tokens with either backend. One
+     * iteration at constant ε gives the closed form {@code y = min(1, exp((s + e·ln(k/n))/e))}: the tokens below
+     * the top one or two get scores around exp(−95) ≈ 5e−42 that differ by a few percent, far more than the backends'
+     * rounding. A clamped exp made all six a tie, and the top-k then picked by position.
+     */
+    @Test
+    void subnormalCutRoutesLikeUnrolled() {
+        NDArray s = manager.create(new float[] {
+            -2.8206f, 1.0f, -2.83f, -3.4f, -2.8212f, -0.5f, -2.82f, -3.2f,
+            -2.9f, -2.8f, -2.84f, 2.0f, -2.95f, -2.815f, -3.0f, -2.86f}).reshape(2, 8);
+        CoordinateDescent.Options.Builder once = CoordinateDescent.Options.builder().setIters(1).optEps(0.03);
+        NDArray unrolled = CoordinateDescent.solve(s, 3, null, once.optBackend(Backend.UNROLLED).build());
+        NDArray fused = CoordinateDescent.solve(s, 3, null, once.optBackend(Backend.FUSED).build());
+        float[] u = unrolled.toFloatArray();
+        for (int[] cut : new int[][] {{6, 0}, {13, 10}}) {  // the 3rd and 4th of each row: distinct subnormals
+            assertTrue(u[cut[0]] > u[cut[1]] && u[cut[0]] < Float.MIN_NORMAL && u[cut[1]] > 0,
+                    u[cut[0]] + " vs " + u[cut[1]]);
+        }
+        for (TieBreak tieBreak : TieBreak.values()) {
+            NDArray expected = TopK.select(unrolled, s, 3, tieBreak).get(1);
+            assertArrayEquals(new long[] {1, 5, 6, 3, 1, 5}, expected.toLongArray(), tieBreak + " unrolled");
+            assertArrayEquals(expected.toLongArray(), TopK.select(fused, s, 3, tieBreak).get(1).toLongArray(),
+                    tieBreak + " fused");
+        }
+    }
+
+    /**
+     * Fused vs unrolled scores below 1e−30 on rows with the router's schedule and wide scores, where the two
+     * backends' {@code a} may differ by a few ulps (differently ordered sums of exponentials): then every unsaturated
+     * score of the row moves by the same factor {@code exp(Δa/e)}, tiny ones included, and nothing more. So the
+     * tiny scores' relative difference is bounded by the largest relative difference of the row's normal unsaturated
+     * scores (plus one rounding of the argument), with one subnormal unit of absolute slack; and they keep the order
+     * of the raw scores. A clamp or a flush to zero breaks both.
+     */
+    @Test
+    void tinyScoresFollowTheUnrolledOnesWithinTheRowsRounding() {
+        NDArray s = manager.randomNormal(new Shape(8, 512)).mul(6);
+        float[] raw = s.toFloatArray();
+        float[] f = CoordinateDescent.solve(s, 36, null, router(20, Backend.FUSED)).toFloatArray();
+        float[] u = CoordinateDescent.solve(s, 36, null, router(20, Backend.UNROLLED)).toFloatArray();
+        int n = 512;
+        int tiny = 0;
+        int subnormal = 0;
+        for (int row = 0; row < 8; row++) {
+            double rowRel = 0;
+            for (int i = row * n; i < (row + 1) * n; i++) {
+                if (u[i] > 1e-30 && u[i] < 0.5) {
+                    rowRel = Math.max(rowRel, Math.abs(f[i] / (double) u[i] - 1));
+                }
+            }
+            Integer[] order = new Integer[n];
+            for (int j = 0; j < n; j++) {
+                order[j] = row * n + j;
+            }
+            java.util.Arrays.sort(order, (p, q) -> Float.compare(raw[p], raw[q]));
+            for (int j = 0; j < n; j++) {
+                int i = order[j];
+                if (f[i] >= 1e-30 || u[i] >= 1e-30) {
+                    continue;
+                }
+                tiny++;
+                subnormal += u[i] > 0 && u[i] < Float.MIN_NORMAL ? 1 : 0;
+                double bound = u[i] * (2 * rowRel + 1e-5) + Float.MIN_VALUE;
+                assertTrue(Math.abs(f[i] - (double) u[i]) <= bound,
+                        "score " + i + ": fused " + f[i] + ", unrolled " + u[i] + ", row's relative gap " + rowRel);
+                assertTrue(j == 0 || f[order[j - 1]] <= f[i], "fused tiny scores keep the order of the raw scores");
+            }
+        }
+        assertTrue(tiny > 500 && subnormal > 50, tiny + " scores below 1e-30, " + subnormal + " subnormal");
+    }
+
+    /**
+     * A row whose only unsaturated score is subnormal: Σq ≈ 1e−40, where the surrogate's {@code k/Σq} would
+     * overflow to inf and turn the output and the gradient into NaN. One iteration at ε = 0.03, k = 1, n = 2:
+     * {@code y = min(1, exp((s − 0.03·ln 2)/0.03))} = (1, ~1e−41); the second row is ordinary.
+     */
+    @Test
+    void subnormalWeightsKeepTheSurrogateFinite() {
+        NDArray s = manager.create(new float[] {1.0f, -2.8f, 0.3f, -0.2f}).reshape(2, 2);
+        NDArray g = manager.create(new float[] {0.5f, -1.5f, 1.0f, 2.0f}).reshape(2, 2);
+        CoordinateDescent.Options once =
+                CoordinateDescent.Options.builder().setIters(1).optEps(0.03).optBackend(Backend.FUSED).build();
+        NDArray x = s.duplicate();
+        x.setRequiresGradient(true);
+        NDArray y;
+        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            y = CoordinateDescent.solve(x, 1, null, once);
+            collector.backward(y.mul(g).sum());
+        }
+        float[] values = y.toFloatArray();
+        assertEquals(1f, values[0]);
+        assertTrue(values[1] > 0 && values[1] < Float.MIN_NORMAL, "subnormal " + values[1]);
+        assertArrayEquals(CoordinateDescent.solve(s, 1, null, once).toFloatArray(), values, "forward unchanged");
+        NDArray expected = CondjlOps.coorDescentBackward(y.stopGradient(), g, 0.03f);
+        assertFalse(x.getGradient().isNaN().any().getBoolean() || x.getGradient().isInfinite().any().getBoolean(),
+                "finite gradient " + java.util.Arrays.toString(x.getGradient().toFloatArray()));
+        assertClose(expected, x.getGradient(), 1e-5 * maxAbs(expected), "surrogate gradient = native backward");
+    }
+
     @Test
     void autogradYieldsTheImplicitGradient() {
         NDArray s = manager.randomNormal(new Shape(4, 257));

@@ -121,6 +121,45 @@ class TopKTest {
         assertTrue(Float.isNaN(selected.get(0).getFloat(0, 0)));
     }
 
+    /**
+     * Ties at the cut, at 1.0 (saturated) and at 0.0 (underflowed valid scores and masked ones). Row 0: four 1.0 for
+     * k = 3. Row 1: one 0.9, then 0.0 at valid positions 1 and 4 and at masked positions 0, 2, 3, 5 with larger raw
+     * scores, k = 3. Row 2: one valid entry for k = 3, so masked entries must fill. {@link TieBreak#REFERENCE} is
+     * torch.topk: only the top-k values (and every entry above the cut) are defined. {@link TieBreak#BY_INPUT} with
+     * the mask is a total order that never ranks a masked entry above a valid one of equal score.
+     */
+    @Test
+    void tiesAtOneAndZeroByBothTieBreaks() {
+        NDArray scores = manager.create(new float[] {
+            1, 0.2f, 1, 1, 0.5f, 1,
+            0, 0, 0, 0, 0, 0.9f,
+            0, 0, 0.7f, 0, 0, 0}).reshape(3, 6);
+        NDArray raw = manager.create(new float[] {
+            3, 1, 5, 4, 2, 6,
+            9, -2, 8, 7, -1, 1,
+            4, 3, 2, 1, 0, -1}).reshape(3, 6);
+        NDArray mask = manager.create(new boolean[] {
+            true, true, true, true, true, true,
+            false, true, false, false, true, true,
+            false, false, true, false, false, false}).reshape(3, 6);
+        NDList reference = TopK.select(scores, null, mask, 3, TieBreak.REFERENCE);
+        assertArrayEquals(new float[] {1, 1, 1, 0.9f, 0, 0, 0.7f, 0, 0}, reference.get(0).toFloatArray(),
+                "REFERENCE: the top-k values are defined");
+        long[] refIdx = reference.get(1).toLongArray();
+        assertEquals(5, refIdx[3], "REFERENCE: the entry above the cut is defined");
+        assertEquals(2, refIdx[6]);
+        assertArrayEquals(reference.get(0).toFloatArray(), scores.topK(3, -1).get(0).toFloatArray(),
+                "REFERENCE is the engine's topk");
+
+        NDList byInput = TopK.select(scores, raw, mask, 3, TieBreak.BY_INPUT);
+        assertArrayEquals(new long[] {5, 2, 3, 5, 4, 1, 2, 0, 1}, byInput.get(1).toLongArray(),
+                "BY_INPUT: 1.0-ties by raw score; 0.0-ties valid first, then raw score, masked fill last by raw");
+        assertArrayEquals(reference.get(0).toFloatArray(), byInput.get(0).toFloatArray(), "same values");
+        assertArrayEquals(new long[] {5, 2, 3, 5, 0, 2, 2, 0, 1},
+                TopK.select(scores, raw, 3, TieBreak.BY_INPUT).get(1).toLongArray(),
+                "without the mask the larger raw scores of masked entries win the 0.0-ties");
+    }
+
     @Test
     void byInputKeepsTheOrderOfUnequalScores() {
         NDArray scores = manager.randomNormal(new Shape(5, 3, 30));
@@ -169,5 +208,7 @@ class TopKTest {
                 () -> TopK.topk(x, 2, manager.ones(new Shape(3), DataType.BOOLEAN), defaults));
         assertMessage("raw shape (2, 5)",
                 () -> TopK.select(x, manager.ones(new Shape(2, 5)), 2, TieBreak.BY_INPUT));
+        assertMessage("mask must be boolean with the scores' shape (2, 6), got float32 (2, 6)",
+                () -> TopK.select(x, x, x, 2, TieBreak.REFERENCE));
     }
 }
