@@ -38,6 +38,8 @@ import java.util.Map;
  * @param peakRssBytes the process's peak resident memory (VmHWM), -1 if unknown
  * @param checkpoint the checkpoint directory
  * @param picture the PNG with the loss curve and routing map, null when it could not be drawn
+ * @param gpuMemory {step, bytes} samples of the GPU memory in use after emptying the CUDA cache (empty unless
+ *     asked for with {@code --gpu-memory-every})
  */
 public record RunReport(
         String task,
@@ -61,7 +63,8 @@ public record RunReport(
         List<double[]> validCurve,
         long peakRssBytes,
         String checkpoint,
-        String picture) {
+        String picture,
+        List<long[]> gpuMemory) {
 
     private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
 
@@ -96,6 +99,13 @@ public record RunReport(
                 peakRssBytes < 0 ? "unknown" : String.format(Locale.ROOT, "%.0f MiB", peakRssBytes / 1048576.0)));
         sb.append(String.format(Locale.ROOT, "checkpoint  %s%n", checkpoint));
         sb.append(String.format(Locale.ROOT, "picture     %s%n", picture));
+        if (!gpuMemory.isEmpty()) {
+            long first = gpuMemory.get(0)[1];
+            long max = gpuMemory.stream().mapToLong(m -> m[1]).max().orElse(first);
+            sb.append(String.format(Locale.ROOT, "gpu memory  %.1f MiB in use at step %d, at most %.1f MiB up to step"
+                    + " %d (growth %+.1f MiB)%n", first / 1048576.0, gpuMemory.get(0)[0], max / 1048576.0,
+                    gpuMemory.get(gpuMemory.size() - 1)[0], (max - first) / 1048576.0));
+        }
         return sb.toString();
     }
 }

@@ -158,6 +158,11 @@ public final class TrainCommand implements Callable<Integer> {
             description = "draw the progress bar (default: ${DEFAULT-VALUE})")
     boolean progress;
 
+    @Option(names = "--gpu-memory-every", paramLabel = "STEPS", defaultValue = "0",
+            description = "on a GPU, log the device memory in use every STEPS steps and at step 100, after emptying"
+                + " PyTorch's cache (${DEFAULT-VALUE}: never)")
+    int gpuMemoryEvery;
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     /** {@inheritDoc} */
@@ -175,7 +180,7 @@ public final class TrainCommand implements Callable<Integer> {
             Device[] deviceList = DeviceList.parse(devices);
             Path dir = runDir != null ? runDir : TrainingRun.newRunDir(out);
             TrainSettings settings = new TrainSettings(steps, batch, lr, warmup, weightDecay, optimizer, clip, seed,
-                    deviceList, evalEvery, evalSize, dir, resume, progress);
+                    deviceList, evalEvery, evalSize, dir, resume, progress, gpuMemoryEvery);
             RunReport report = TrainingRun.train(config, task, settings, System.err);
             spec.commandLine().getOut().print(report.toText());
             spec.commandLine().getOut().flush();

@@ -21,6 +21,8 @@ import java.nio.file.Path;
  * @param runDir where checkpoint, picture and report go
  * @param resumeFrom null, or a checkpoint directory to continue from
  * @param progress whether to draw the progress bar
+ * @param memoryEvery steps between samples of the GPU memory in use (0: none); each sample first empties
+ *     PyTorch's CUDA cache, so it reads what live tensors hold
  */
 public record TrainSettings(
         int steps,
@@ -36,7 +38,8 @@ public record TrainSettings(
         int evalSize,
         Path runDir,
         Path resumeFrom,
-        boolean progress) {
+        boolean progress,
+        int memoryEvery) {
 
     /**
      * Checks the values a user can get wrong.
@@ -54,8 +57,8 @@ public record TrainSettings(
         if (!(learningRate > 0)) {
             throw new IllegalArgumentException("--lr (" + learningRate + ") must be > 0");
         }
-        if (warmupSteps < 0 || clipNorm < 0 || weightDecay < 0) {
-            throw new IllegalArgumentException("--warmup, --clip and --weight-decay must be >= 0");
+        if (warmupSteps < 0 || clipNorm < 0 || weightDecay < 0 || memoryEvery < 0) {
+            throw new IllegalArgumentException("--warmup, --clip, --weight-decay and --gpu-memory-every must be >= 0");
         }
         if (!"adamw".equals(optimizer) && !"adam".equals(optimizer)) {
             throw new IllegalArgumentException("--optimizer (" + optimizer + ") must be adamw or adam");

@@ -9,6 +9,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
@@ -18,6 +19,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.condjl.integration.cli.ResidentMemory;
 import dev.condjl.dropout.GradientClipping;
+import dev.condjl.cuda.CondjlOps;
 import dev.condjl.dropout.PenalizedLoss;
 import dev.condjl.dropout.PenaltyCoefficient;
 
@@ -29,7 +31,9 @@ import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.stream.Collectors;
@@ -51,6 +55,8 @@ public final class TrainingRun {
     private static final int EVAL_CHUNK = 32;
     private static final int CURVE_SEQUENCES = 64;
     private static final int PICTURE_SEQUENCES = 4;
+    /** The memory sample after warm-up that later ones are compared with. */
+    private static final int FIRST_MEMORY_SAMPLE = 100;
 
     private TrainingRun() {}
 
@@ -115,6 +121,7 @@ public final class TrainingRun {
         private long trainNanos;
         private long cpuNanos;
         private int skipped;
+        private final List<long[]> gpuMemory = new ArrayList<>();
 
         Loop(Model model, Trainer trainer, RoutedModel block, TrainingTask task, TrainSettings s, int first) {
             this.model = model;
@@ -153,6 +160,9 @@ public final class TrainingRun {
                 double tps = tokensPerStep / (dt / 1e9);
                 tokensPerSecond = step == first ? tps : 0.9 * tokensPerSecond + 0.1 * tps;
                 record(step, stats);
+                if (s.memoryEvery() > 0 && ((step + 1) % s.memoryEvery() == 0 || step + 1 == FIRST_MEMORY_SAMPLE)) {
+                    sampleGpuMemory(step + 1);
+                }
                 if ((step + 1) % s.evalEvery() == 0 || step + 1 == s.steps()) {
                     curve.addValid(step + 1, evaluate(curveSet));
                 }
@@ -160,6 +170,21 @@ public final class TrainingRun {
                     progress.update(step + 1, smooth, tokensPerSecond);
                 }
             }
+        }
+
+        /** Empties PyTorch's CUDA cache and books the device memory still in use. */
+        private void sampleGpuMemory(int step) {
+            if (!s.devices()[0].isGpu() || !CondjlOps.cudaAvailable()) {
+                if (gpuMemory.isEmpty() && step == FIRST_MEMORY_SAMPLE) {
+                    LOG.warn("--gpu-memory-every: no GPU memory to read on {} ({})", s.devices()[0],
+                            CondjlOps.isAvailable() ? CondjlOps.cudaUnavailableReason() : CondjlOps.unavailableReason());
+                }
+                return;
+            }
+            JniUtils.emptyCudaCache();
+            long used = CondjlOps.cudaMemoryUsed();
+            gpuMemory.add(new long[] {step, used});
+            LOG.info("step {}: {} MiB of GPU memory in use", step, String.format(Locale.ROOT, "%.1f", used / 1048576.0));
         }
 
         /** Books one step's {loss, gradient norm}; stops on a non-finite loss. */
@@ -205,7 +230,7 @@ public final class TrainingRun {
                     (double) done * s.batchSize() * config.seqLen() / seconds, smooth, skipped, result.loss(),
                     result.accuracy(), 1.0 / config.numClasses(), result.sequences(), result.routing(),
                     curve.valid(), ResidentMemory.peakBytesIfKnown(), checkpoint.toString(),
-                    drawn ? picture.toString() : null);
+                    drawn ? picture.toString() : null, gpuMemory);
             Path reportFile = s.runDir().resolve("report.json");
             bestEffort("the report " + reportFile, () -> report.save(reportFile));
             return report;

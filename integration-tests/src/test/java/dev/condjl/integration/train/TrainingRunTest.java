@@ -47,7 +47,7 @@ class TrainingRunTest {
 
     static TrainSettings settings(int steps, Path runDir, Path resume) {
         return new TrainSettings(steps, 8, 3e-3, 5, 0.01, "adamw", 1.0, 1, new Device[] {Device.cpu()}, 10, 16,
-                runDir, resume, false);
+                runDir, resume, false, 0);
     }
 
     @Test
