@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# condjl on the GPU machine: every module's tests, the main job (default run, seeds 1-10, a 5,000-step memory run)
+# and the routed-block benchmark, with DJL's PyTorch engine on gpu(0). Writes the results to $OUT/h200.md (commit
+# it as integration-tests/gpu/h200.md) and each run's log beside it.
+#
+# Here, from the project root:   mvn -B install -DskipTests && ../shared/gpu/stage.sh
+# There (device tool, carry .gpu): bash integration-tests/gpu/run.sh [PHASE...]
+# Phases: tests, seeds, memory, bench (default: all). Each call fits the device tool's 10 minutes when given
+# two phases at most; results of several calls are merged by concatenating their h200.md sections.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/condjl-gpu}
+mkdir -p "$OUT/logs"
+RESULTS=$OUT/h200.md
+phases=("$@")
+[ ${#phases[@]} -gt 0 ] || phases=(tests seeds memory bench)
+SEEDS=${SEEDS:-"1 2 3 4 5 6 7 8 9 10"}
+PARALLEL=${PARALLEL:-5}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+train() { .gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --out /tmp/condjl-runs "$@"; }
+field() { grep -m1 "$1" "$2" | sed "s/^$1 *//"; }
+
+tests() {
+  echo "## Module test suites (JUnit, DJL default device gpu(0))" >> "$RESULTS"
+  echo "| module | tests | successful | failed | skipped |" >> "$RESULTS"
+  echo "| --- | --- | --- | --- | --- |" >> "$RESULTS"
+  local m
+  for m in cuda-ops djl-topk djl-colt5 djl-stochastic djl-dropout integration-tests; do
+    bash .gpu/run-tests.sh "$m" --details=summary > "$OUT/logs/tests-$m.log" 2>&1 &
+  done
+  wait
+  for m in cuda-ops djl-topk djl-colt5 djl-stochastic djl-dropout integration-tests; do
+    local l=$OUT/logs/tests-$m.log
+    n() { grep -E "tests $1" "$l" | grep -oE '[0-9]+' | head -1; }
+    echo "| $m | $(n found) | $(n successful) | $(n failed) | $(n skipped) |" >> "$RESULTS"
+    grep -E "MethodSource|=> " "$l" | head -20 | sed 's/^/    /' >> "$OUT/logs/failures.txt"
+  done
+}
+
+seeds() {
+  echo "## condjl train --devices gpu ${TRAIN_ARGS}(defaults), seeds" >> "$RESULTS"
+  echo "| seed | validation accuracy | ms/step | note |" >> "$RESULTS"
+  echo "| --- | --- | --- | --- |" >> "$RESULTS"
+  train $TRAIN_ARGS > "$OUT/logs/train-default.log" 2>&1
+  local l=$OUT/logs/train-default.log
+  echo "| 42 (default) | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step') | alone on the GPU |" >> "$RESULTS"
+  echo $SEEDS | tr ' ' '\n' | xargs -P "$PARALLEL" -I{} bash -c \
+    ".gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --out /tmp/condjl-runs --seed {} $TRAIN_ARGS > $OUT/logs/train-seed{}.log 2>&1"
+  local s
+  for s in $SEEDS; do
+    l=$OUT/logs/train-seed$s.log
+    echo "| $s | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step') | $PARALLEL runs at a time |" >> "$RESULTS"
+  done
+}
+
+memory() {
+  echo "## GPU memory over 5,000 steps (default model, seed 42)" >> "$RESULTS"
+  train --steps 5000 --gpu-memory-every 500 --eval-every 1000 > "$OUT/logs/train-memory.log" 2>&1
+  local l=$OUT/logs/train-memory.log
+  { echo '```'; grep -E "MiB of GPU memory in use|^gpu memory|^accuracy|^training" "$l"; echo '```'; } >> "$RESULTS"
+}
+
+bench() {
+  echo "## condjl bench colt5 (forward+backward, batch 1, dim 256, 8 heads, window 128, n/8 routed)" >> "$RESULTS"
+  { echo '```'; .gpu/java dev.condjl.integration.cli.Condjl bench colt5 --device gpu \
+      --seq 1024,2048,4096,16384,65536 --reps 10 2>&1 | tee "$OUT/logs/bench-colt5.log" | grep -v " INFO "; echo '```'; } >> "$RESULTS"
+}
+
+{ echo "# condjl on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), torch $(python3 -c 'import torch;print(torch.__version__)')"; echo; } >> "$RESULTS"
+for p in "${phases[@]}"; do
+  case $p in tests|seeds|memory|bench) "$p"; echo >> "$RESULTS" ;; *) echo "unknown phase $p" >&2; exit 2 ;; esac
+done
+cat "$RESULTS"
