@@ -51,7 +51,6 @@ public final class ReferenceConfigs {
         MODULES.put("ConditionalRoutedAttention", ReferenceConfigs::routedAttention);
         MODULES.put("ConditionalRoutedTransformerBlock", ReferenceConfigs::transformerBlock);
         MODULES.put("ConditionalRoutedCrossAttention", ReferenceConfigs::crossAttention);
-        // issue 8 (added by its helper)
         MODULES.put("ConditionalRoutedImageAttention", ReferenceConfigs::imageAttention);
         MODULES.put("ConditionalRoutedAutoregressiveAttention", ReferenceConfigs::autoregressiveAttention);
         MODULES.put("ConditionalRoutedViT", ReferenceConfigs::vit);
@@ -202,10 +201,15 @@ public final class ReferenceConfigs {
                 .optUseNullQTokens(k.getBool("use_null_q_tokens", true));
     }
 
-    private static ConditionalRoutedAttention routedAttention(Kwargs k) {
-        return routedAttentionOptions(k, ConditionalRoutedAttention.builder())
+    /** The shared options plus Kq and Kkv of the routed attention modules (see {@link RoutedTokensBuilder}). */
+    private static <T extends RoutedTokensBuilder<T>> T routedTokensOptions(Kwargs k, T builder) {
+        return routedAttentionOptions(k, builder)
                 .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
-                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
+                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"));
+    }
+
+    private static ConditionalRoutedAttention routedAttention(Kwargs k) {
+        return routedTokensOptions(k, ConditionalRoutedAttention.builder())
                 .optHasLightAttn(k.getBool("has_light_attn", true))
                 .optRotaryEmb(k.getBool("rotary_emb", false))
                 .build();
@@ -236,44 +240,14 @@ public final class ReferenceConfigs {
     }
 
     private static ConditionalRoutedImageAttention imageAttention(Kwargs k) {
-        k.ignore("use_flash_attn");
-        return ConditionalRoutedImageAttention.builder()
-                .setDim(k.requiredInt("dim"))
-                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
-                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
-                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
-                .optLightDimHead(k.getInt("light_dim_head", 64))
-                .optLightHeads(k.getInt("light_heads", 8))
-                .optLightWindowSize(k.getInt("light_window_size", 128))
-                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
-                .optHeavyHeads(k.getInt("heavy_heads", 8))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
-                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
-                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
-                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+        return routedTokensOptions(k, ConditionalRoutedImageAttention.builder())
                 .optChannelFirst(k.getBool("channel_first", false))
                 .build();
     }
 
     private static ConditionalRoutedAutoregressiveAttention autoregressiveAttention(Kwargs k) {
-        k.ignore("use_flash_attn");
-        return ConditionalRoutedAutoregressiveAttention.builder()
-                .setDim(k.requiredInt("dim"))
-                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
-                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
-                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
-                .optLightDimHead(k.getInt("light_dim_head", 64))
-                .optLightHeads(k.getInt("light_heads", 8))
-                .optLightWindowSize(k.getInt("light_window_size", 128))
+        return routedTokensOptions(k, ConditionalRoutedAutoregressiveAttention.builder())
                 .optHeavyWindowSize(k.getOptInt("heavy_window_size", null))
-                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
-                .optHeavyHeads(k.getInt("heavy_heads", 8))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
-                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
-                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
-                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
                 .optRotaryEmb(k.getBool("rotary_emb", false))
                 .build();
     }
