@@ -10,16 +10,16 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import org.junit.jupiter.api.Test;
 
-/** {@link ConditionalRoutedImageAttention} (spec colt5.md §2.10) against {@code issue8/gen_fixtures.py}. */
+/** {@link ConditionalRoutedImageAttention} (spec colt5.md §2.10) against {@code routed_models/gen_fixtures.py}. */
 class ConditionalRoutedImageAttentionTest {
 
     private static NDArray run(NDManager manager, ConditionalRoutedImageAttention block, String fixture) {
-        Issue8Fixtures fx = Issue8Fixtures.read(manager, fixture);
+        RoutedModelFixtures fx = RoutedModelFixtures.read(manager, fixture);
         NDArray x = fx.get("x");
         block.initialize(manager, DataType.FLOAT32, x.getShape());
         fx.load(block);
         NDArray y = block.apply(new ParameterStore(manager, false), x, null, null, false);
-        Issue8Fixtures.assertClose(fixture, fx.get("y"), y);
+        RoutedModelFixtures.assertClose(fixture, fx.get("y"), y);
         return y;
     }
 
