@@ -232,7 +232,6 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
             return this;
         }
 
-
         /**
          * Whether the light local attention exists (0.11.0).
          *

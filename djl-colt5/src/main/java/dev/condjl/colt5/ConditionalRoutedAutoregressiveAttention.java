@@ -256,7 +256,6 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
             return this;
         }
 
-
         /**
          * Sets the heavy window w: queries are routed per window of w tokens, keys/values from earlier windows.
          *

@@ -183,7 +183,6 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
             return this;
         }
 
-
         /**
          * Whether the feature map is {@code (b, d, H, W)} instead of {@code (b, H, W, d)}.
          *

@@ -2,6 +2,7 @@ package dev.condjl.colt5;
 
 import ai.djl.nn.Block;
 import ai.djl.util.PairList;
+import dev.condjl.colt5.cdattention.CoorDescentBuilder;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.TieBreak;
 import java.util.Collections;
@@ -284,34 +285,32 @@ public final class ReferenceConfigs {
                 .build();
     }
 
-    private static dev.condjl.colt5.cdattention.Attention cdAttention(Kwargs k) {
-        return dev.condjl.colt5.cdattention.Attention.builder()
-                .setDim(k.requiredInt("dim"))
-                .optDimHead(k.getInt("dim_head", 64))
-                .optHeads(k.getInt("heads", 8))
-                .optUseCoorDescent(k.getBool("use_coor_descent", false))
+    /** The options the coordinate-descent attention and feed-forward share (see {@link CoorDescentBuilder}). */
+    private static <T extends CoorDescentBuilder<T>> T coorDescentOptions(Kwargs k, T builder) {
+        return builder.setDim(k.requiredInt("dim"))
                 .optCoorDescentIters(k.getInt("coor_descent_iters", 20))
-                .optCoorDescentSparsityK(k.getDouble("coor_descent_sparsity_k", 1))
                 .optCoorDescentEps(k.getDouble("coor_descent_eps", 0.1))
                 .optCoorDescentEpsInit(k.getOptDouble("coor_descent_eps_init", 4.0))
                 .optCoorDescentEpsDecay(k.getDouble("coor_descent_eps_decay", 0.7))
+                .optCoorDescentBackend(backend(k));
+    }
+
+    private static dev.condjl.colt5.cdattention.Attention cdAttention(Kwargs k) {
+        return coorDescentOptions(k, dev.condjl.colt5.cdattention.Attention.builder())
+                .optDimHead(k.getInt("dim_head", 64))
+                .optHeads(k.getInt("heads", 8))
+                .optUseCoorDescent(k.getBool("use_coor_descent", false))
+                .optCoorDescentSparsityK(k.getDouble("coor_descent_sparsity_k", 1))
                 .optAttnNullKv(k.getInt("attn_null_kv", 0))
                 .optLearnedSparsityK(k.getBool("learned_sparsity_k", false))
-                .optCoorDescentBackend(backend(k))
                 .build();
     }
 
     private static dev.condjl.colt5.cdattention.FeedForward cdFeedForward(Kwargs k) {
-        return dev.condjl.colt5.cdattention.FeedForward.builder()
-                .setDim(k.requiredInt("dim"))
+        return coorDescentOptions(k, dev.condjl.colt5.cdattention.FeedForward.builder())
                 .optMult(k.getDouble("mult", 4))
                 .optUseCoorDescent(k.getBool("use_coor_descent", false))
-                .optCoorDescentIters(k.getInt("coor_descent_iters", 20))
                 .optCoorDescentSparsityK(k.getOptDouble("coor_descent_sparsity_k", null))
-                .optCoorDescentEps(k.getDouble("coor_descent_eps", 0.1))
-                .optCoorDescentEpsInit(k.getOptDouble("coor_descent_eps_init", 4.0))
-                .optCoorDescentEpsDecay(k.getDouble("coor_descent_eps_decay", 0.7))
-                .optCoorDescentBackend(backend(k))
                 .build();
     }
 
