@@ -218,11 +218,9 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
 
     /**
      * Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none),
-     * the shared ones in {@link RoutedAttentionBuilder}.
+     * the shared ones in {@link RoutedTokensBuilder}.
      */
-    public static final class Builder extends RoutedAttentionBuilder<Builder> {
-        private int numHeavyTokensQ;
-        private int numHeavyTokensKv;
+    public static final class Builder extends RoutedTokensBuilder<Builder> {
         private boolean hasLightAttn = true;
         private boolean rotaryEmb;
 
@@ -231,28 +229,6 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
         /** {@inheritDoc} */
         @Override
         protected Builder self() {
-            return this;
-        }
-
-        /**
-         * Sets Kq, the queries routed to the heavy attention (required).
-         *
-         * @param numHeavyTokensQ {@code >= 1}
-         * @return this builder
-         */
-        public Builder setNumHeavyTokensQ(int numHeavyTokensQ) {
-            this.numHeavyTokensQ = numHeavyTokensQ;
-            return this;
-        }
-
-        /**
-         * Sets Kkv, the keys/values routed per route (required).
-         *
-         * @param numHeavyTokensKv {@code >= 1}
-         * @return this builder
-         */
-        public Builder setNumHeavyTokensKv(int numHeavyTokensKv) {
-            this.numHeavyTokensKv = numHeavyTokensKv;
             return this;
         }
 
@@ -287,8 +263,6 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
          */
         public ConditionalRoutedAttention build() {
             validate();
-            Builders.positive("numHeavyTokensQ", numHeavyTokensQ);
-            Builders.positive("numHeavyTokensKv", numHeavyTokensKv);
             if (hasLightAttn && lightWindowSize < 2) {
                 throw new IllegalArgumentException("lightWindowSize (" + lightWindowSize + ") must be >= 2");
             }

@@ -242,11 +242,9 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
 
     /**
      * Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none),
-     * the shared ones in {@link RoutedAttentionBuilder}.
+     * the shared ones in {@link RoutedTokensBuilder}.
      */
-    public static final class Builder extends RoutedAttentionBuilder<Builder> {
-        private int numHeavyTokensQ;
-        private int numHeavyTokensKv;
+    public static final class Builder extends RoutedTokensBuilder<Builder> {
         private Integer heavyWindowSize;
         private boolean rotaryEmb;
 
@@ -255,28 +253,6 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
         /** {@inheritDoc} */
         @Override
         protected Builder self() {
-            return this;
-        }
-
-        /**
-         * Sets Kq, the queries routed to the heavy attention in each heavy window (required).
-         *
-         * @param numHeavyTokensQ {@code >= 1}; {@code ≥ heavyWindowSize} routes every query
-         * @return this builder
-         */
-        public Builder setNumHeavyTokensQ(int numHeavyTokensQ) {
-            this.numHeavyTokensQ = numHeavyTokensQ;
-            return this;
-        }
-
-        /**
-         * Sets Kkv, the past keys/values routed per query window and route (required).
-         *
-         * @param numHeavyTokensKv {@code >= 1}
-         * @return this builder
-         */
-        public Builder setNumHeavyTokensKv(int numHeavyTokensKv) {
-            this.numHeavyTokensKv = numHeavyTokensKv;
             return this;
         }
 
@@ -311,8 +287,6 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
          */
         public ConditionalRoutedAutoregressiveAttention build() {
             validate();
-            Builders.positive("numHeavyTokensQ", numHeavyTokensQ);
-            Builders.positive("numHeavyTokensKv", numHeavyTokensKv);
             Builders.positive("lightWindowSize", lightWindowSize);
             if (heavyWindowSize != null) {
                 Builders.positive("heavyWindowSize", heavyWindowSize);

@@ -170,11 +170,9 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
 
     /**
      * Builder; options are the reference's keyword arguments ({@code use_triton}, {@code use_flash_attn}: none),
-     * the shared ones in {@link RoutedAttentionBuilder}.
+     * the shared ones in {@link RoutedTokensBuilder}.
      */
-    public static final class Builder extends RoutedAttentionBuilder<Builder> {
-        private int numHeavyTokensQ;
-        private int numHeavyTokensKv;
+    public static final class Builder extends RoutedTokensBuilder<Builder> {
         private boolean channelFirst;
 
         private Builder() {}
@@ -182,28 +180,6 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
         /** {@inheritDoc} */
         @Override
         protected Builder self() {
-            return this;
-        }
-
-        /**
-         * Sets Kq, the queries routed to the heavy attention in each window (required).
-         *
-         * @param numHeavyTokensQ {@code >= 1}; {@code ≥ w²} sends every token of a window
-         * @return this builder
-         */
-        public Builder setNumHeavyTokensQ(int numHeavyTokensQ) {
-            this.numHeavyTokensQ = numHeavyTokensQ;
-            return this;
-        }
-
-        /**
-         * Sets Kkv, the keys/values routed per window and route (required).
-         *
-         * @param numHeavyTokensKv {@code >= 1}
-         * @return this builder
-         */
-        public Builder setNumHeavyTokensKv(int numHeavyTokensKv) {
-            this.numHeavyTokensKv = numHeavyTokensKv;
             return this;
         }
 
@@ -227,8 +203,6 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
          */
         public ConditionalRoutedImageAttention build() {
             validate();
-            Builders.positive("numHeavyTokensQ", numHeavyTokensQ);
-            Builders.positive("numHeavyTokensKv", numHeavyTokensKv);
             Builders.positive("lightWindowSize", lightWindowSize);
             return new ConditionalRoutedImageAttention(this);
         }

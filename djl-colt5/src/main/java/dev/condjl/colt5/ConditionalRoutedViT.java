@@ -6,7 +6,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
-import ai.djl.nn.Block;
 import ai.djl.nn.LambdaBlock;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
@@ -36,30 +35,24 @@ import ai.djl.util.PairList;
  * {@code transformer.layers.L.0.*} (image attention), {@code transformer.layers.L.1.*} (routed feed-forward),
  * {@code linear_head.1.weight/bias (dim)}, {@code linear_head.2.weight (numClasses, dim)},
  * {@code linear_head.2.bias}. Input {@code img (b, channels, H, W)}, output logits {@code (b, numClasses)}.
+ *
+ * <p>The patch embedding and position code are {@link PatchEmbedding}'s, the layer stack is {@link ViTTransformer}.
+ * What stays here is one concept, the classifier and its builder; the builder is long because the reference has
+ * twenty keyword arguments, each a setter with its javadoc.
  */
 public final class ConditionalRoutedViT extends AbstractBlock {
 
     private static final byte VERSION = 1;
-    private static final double TEMPERATURE = 10000;
 
-    private final int channels;
-    private final int patchHeight;
-    private final int patchWidth;
     private final Sequential toPatchEmbedding;
-    private final Transformer transformer;
+    private final ViTTransformer transformer;
     private final Sequential linearHead;
 
     private ConditionalRoutedViT(Builder builder) {
         super(VERSION);
-        channels = builder.channels;
-        patchHeight = builder.patchHeight;
-        patchWidth = builder.patchWidth;
-        toPatchEmbedding = addChildBlock("to_patch_embedding", new Sequential());
-        toPatchEmbedding.add(LambdaBlock.singleton(this::patchify, "patchify"));
-        toPatchEmbedding.add(new LayerNorm());
-        toPatchEmbedding.add(Linear.builder().setUnits(builder.dim).build());
-        toPatchEmbedding.add(new LayerNorm());
-        transformer = addChildBlock("transformer", new Transformer(builder));
+        toPatchEmbedding = addChildBlock("to_patch_embedding",
+                PatchEmbedding.toPatchEmbedding(builder.channels, builder.patchHeight, builder.patchWidth, builder.dim));
+        transformer = addChildBlock("transformer", new ViTTransformer(builder));
         linearHead = addChildBlock("linear_head", new Sequential());
         linearHead.add(LambdaBlock.singleton(ConditionalRoutedViT::meanOverGrid, "mean"));
         linearHead.add(new LayerNorm());
@@ -76,43 +69,17 @@ public final class ConditionalRoutedViT extends AbstractBlock {
     }
 
     /**
-     * The reference's {@code posemb_sincos_2d}: for the grid cell at row {@code y}, column {@code x},
-     * {@code pe = [sin(x·ω), cos(x·ω), sin(y·ω), cos(y·ω)]} with {@code ω_j = 10000^(−j/(dim/4 − 1))},
-     * {@code j = 0..dim/4−1}, computed in float32 as the reference does.
+     * The reference's {@code posemb_sincos_2d}, the position code {@link #apply} adds to the patch tokens.
      *
      * @param manager where the result is created
      * @param height grid rows
      * @param width grid columns
      * @param dim feature size, a multiple of 4 and at least 8
-     * @return float32 {@code (height, width, dim)}
+     * @return float32 {@code (height, width, dim)}, see {@link PatchEmbedding#posembSincos2d}
      * @throws IllegalArgumentException if {@code dim} is not a multiple of 4 or is below 8
      */
     public static NDArray posembSincos2d(NDManager manager, int height, int width, int dim) {
-        if (dim % 4 != 0 || dim < 8) {
-            throw new IllegalArgumentException(
-                    "feature dimension (" + dim + ") must be a multiple of 4 and >= 8 for the sin-cos embedding");
-        }
-        int quarter = dim / 4;
-        float[] omega = new float[quarter];
-        for (int j = 0; j < quarter; j++) {
-            float exponent = (float) j / (float) (quarter - 1);
-            omega[j] = (float) (1.0 / (float) Math.pow(TEMPERATURE, exponent));
-        }
-        float[] pe = new float[height * width * dim];
-        for (int y = 0; y < height; y++) {
-            for (int x = 0; x < width; x++) {
-                int base = (y * width + x) * dim;
-                for (int j = 0; j < quarter; j++) {
-                    float ax = x * omega[j];
-                    float ay = y * omega[j];
-                    pe[base + j] = (float) Math.sin(ax);
-                    pe[base + quarter + j] = (float) Math.cos(ax);
-                    pe[base + 2 * quarter + j] = (float) Math.sin(ay);
-                    pe[base + 3 * quarter + j] = (float) Math.cos(ay);
-                }
-            }
-        }
-        return manager.create(pe, new Shape(height, width, dim));
+        return PatchEmbedding.posembSincos2d(manager, height, width, dim);
     }
 
     /**
@@ -127,25 +94,9 @@ public final class ConditionalRoutedViT extends AbstractBlock {
     public NDArray apply(ParameterStore ps, NDArray img, boolean training) {
         NDArray x = toPatchEmbedding.forward(ps, new NDList(img), training).head();
         Shape s = x.getShape();
-        NDArray pe = posembSincos2d(x.getManager(), (int) s.get(1), (int) s.get(2), (int) s.get(3));
+        NDArray pe = PatchEmbedding.posembSincos2d(x.getManager(), (int) s.get(1), (int) s.get(2), (int) s.get(3));
         x = transformer.forward(ps, new NDList(x.add(pe)), training).head();
         return linearHead.forward(ps, new NDList(x), training).head();
-    }
-
-    /** einops {@code b c (h p1) (w p2) -> b h w (p1 p2 c)}, with the image checks. */
-    private NDArray patchify(NDArray img) {
-        Shape s = img.getShape();
-        if (s.dimension() != 4 || s.get(1) != channels || s.get(2) % patchHeight != 0
-                || s.get(3) % patchWidth != 0) {
-            throw new IllegalArgumentException("img must have shape (b, " + channels + ", H, W) with H a multiple of "
-                    + patchHeight + " and W a multiple of " + patchWidth + ", got " + s);
-        }
-        long b = s.get(0);
-        long h = s.get(2) / patchHeight;
-        long w = s.get(3) / patchWidth;
-        return img.reshape(b, channels, h, patchHeight, w, patchWidth)
-                .transpose(0, 2, 4, 3, 5, 1)
-                .reshape(b, h, w, (long) patchHeight * patchWidth * channels);
     }
 
     /** einops {@code Reduce('b h w c -> b c', 'mean')}. */
@@ -177,128 +128,30 @@ public final class ConditionalRoutedViT extends AbstractBlock {
         return linearHead.getOutputShapes(new Shape[] {grid});
     }
 
-    /**
-     * The ViT's {@code Transformer} ({@code colt5_attention.vit.Transformer}): {@code layers.L.0} a
-     * {@link ConditionalRoutedImageAttention} (channel-last, null query tokens on) and {@code layers.L.1} a
-     * {@link ConditionalRoutedFeedForward}. Per layer {@code x = attn(x) + x} on {@code (b, h, w, dim)}, then
-     * {@code x = ff(x) + x} on the flattened {@code (b, h·w, dim)}; output {@code (b, h, w, dim)}.
-     */
-    public static final class Transformer extends AbstractBlock {
-
-        private final Sequential layers;
-
-        private Transformer(Builder builder) {
-            super(VERSION);
-            CoordinateDescentRouter.Builder router = builder.routerKwargs != null
-                    ? builder.routerKwargs
-                    : CoordinateDescentRouter.builder().optEps(builder.defaultCoorDescentEps);
-            layers = addChildBlock("layers", new Sequential());
-            for (int i = 0; i < builder.depth; i++) {
-                ConditionalRoutedImageAttention attn = ConditionalRoutedImageAttention.builder()
-                        .setDim(builder.dim)
-                        .setNumHeavyTokensQ(builder.attnNumHeavyTokensQ)
-                        .setNumHeavyTokensKv(builder.attnNumHeavyTokensKv)
-                        .optNumRoutedKv(builder.attnNumRoutedKv)
-                        .optLightDimHead(builder.attnLightDimHead)
-                        .optLightHeads(builder.attnLightHeads)
-                        .optLightWindowSize(builder.attnLightWindowSize)
-                        .optHeavyDimHead(builder.attnHeavyDimHead)
-                        .optHeavyHeads(builder.attnHeavyHeads)
-                        .optRouterStraightThrough(builder.routerStraightThrough)
-                        .optRouterKwargs(router)
-                        .build();
-                ConditionalRoutedFeedForward ff = ConditionalRoutedFeedForward.builder()
-                        .setDim(builder.dim)
-                        .setNumHeavyTokens(builder.ffNumHeavyTokens)
-                        .optLightFfMult(builder.ffLightMult)
-                        .optHeavyFfMult(builder.ffHeavyMult)
-                        .optRouterStraightThrough(builder.routerStraightThrough)
-                        .optRouterKwargs(router)
-                        .build();
-                layers.add(new Layer(attn, ff));
-            }
-        }
-
-        /** {@inheritDoc} */
-        @Override
-        protected NDList forwardInternal(
-                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-            return layers.forward(ps, inputs, training);
-        }
-
-        /** {@inheritDoc} */
-        @Override
-        protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
-            layers.initialize(manager, dataType, inputShapes);
-        }
-
-        /** {@inheritDoc} */
-        @Override
-        public Shape[] getOutputShapes(Shape[] inputShapes) {
-            return inputShapes;
-        }
-    }
-
-    /** One layer ({@code layers.L}): attention on the grid, feed-forward on the flattened grid, both residual. */
-    private static final class Layer extends AbstractBlock {
-
-        private final Block attn;
-        private final Block ff;
-
-        Layer(Block attn, Block ff) {
-            super(VERSION);
-            this.attn = addChildBlock("0", attn);
-            this.ff = addChildBlock("1", ff);
-        }
-
-        @Override
-        protected NDList forwardInternal(
-                ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-            NDArray x = inputs.head();
-            Shape grid = x.getShape();
-            x = attn.forward(ps, new NDList(x), training).head().add(x);
-            NDArray flat = x.reshape(grid.get(0), -1, grid.get(3));
-            flat = ff.forward(ps, new NDList(flat), training).head().add(flat);
-            return new NDList(flat.reshape(grid));
-        }
-
-        @Override
-        protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
-            Shape grid = inputShapes[0];
-            attn.initialize(manager, dataType, grid);
-            ff.initialize(manager, dataType, new Shape(grid.get(0), grid.get(1) * grid.get(2), grid.get(3)));
-        }
-
-        @Override
-        public Shape[] getOutputShapes(Shape[] inputShapes) {
-            return inputShapes;
-        }
-    }
-
     /** Builder; options are the reference's keyword arguments ({@code router_use_triton}, {@code flash_attn}: none). */
     public static final class Builder {
-        private int imageHeight;
-        private int imageWidth;
-        private int patchHeight;
-        private int patchWidth;
-        private int numClasses;
-        private int dim;
-        private int depth;
-        private int attnNumHeavyTokensQ;
-        private int attnNumHeavyTokensKv;
-        private int attnHeavyDimHead;
-        private int attnHeavyHeads;
-        private int attnLightDimHead;
-        private int attnLightHeads;
-        private int attnLightWindowSize;
-        private int ffNumHeavyTokens;
-        private double ffHeavyMult;
-        private double ffLightMult;
-        private int channels = 3;
-        private boolean routerStraightThrough = true;
-        private CoordinateDescentRouter.Builder routerKwargs;
-        private int attnNumRoutedKv = 1;
-        private double defaultCoorDescentEps = 1.0;
+        int imageHeight;
+        int imageWidth;
+        int patchHeight;
+        int patchWidth;
+        int numClasses;
+        int dim;
+        int depth;
+        int attnNumHeavyTokensQ;
+        int attnNumHeavyTokensKv;
+        int attnHeavyDimHead;
+        int attnHeavyHeads;
+        int attnLightDimHead;
+        int attnLightHeads;
+        int attnLightWindowSize;
+        int ffNumHeavyTokens;
+        double ffHeavyMult;
+        double ffLightMult;
+        int channels = 3;
+        boolean routerStraightThrough = true;
+        CoordinateDescentRouter.Builder routerKwargs;
+        int attnNumRoutedKv = 1;
+        double defaultCoorDescentEps = 1.0;
 
         private Builder() {}
 

@@ -49,6 +49,9 @@ import dev.condjl.topk.TopK;
  * <p>Parameter: {@code routing_token (R, d)} drawn from N(0, 1), absent with {@code learnedRoutingTokens}.
  * Hyper-parameters are not part of a checkpoint; they must come from the training configuration.
  *
+ * <p>The options are {@link CoordinateDescentRouterBuilder}'s. Scoring (the similarity to the routing tokens) and
+ * selection stay together in this file: they are the steps of one procedure, {@link #route}.
+ *
  * <p><b>Differences from the reference (bugs fixed):</b>
  *
  * <ul>
@@ -326,27 +329,16 @@ public final class CoordinateDescentRouter extends AbstractBlock {
                 "CoordinateDescentRouter output shapes depend on num_tokens, given at forward time");
     }
 
-    /**
-     * Builder; options are the reference's keyword arguments ({@code use_triton} and
-     * {@code triton_checkpoint_segments} are replaced by {@link #optBackend}).
-     */
-    public static final class Builder {
-        private int dim;
-        private boolean straightThrough = true;
-        private int nIters = 20;
-        private double fetchKRatio = 9.0 / 8.0;
-        private double eps = 0.03;
-        private double epsDecay = 0.7;
-        private Double epsInit = 4.0;
-        private int numRoutingTokens = 1;
-        private boolean learnedRoutingTokens;
-        private boolean cosineSimRouting;
-        private double cosineSimScale = 8;
-        private Integer routeBlockSize;
-        private TieBreak tieBreak = TieBreak.BY_INPUT;
-        private Backend backend = Backend.AUTO;
+    /** Builder; its options, the reference's keyword arguments, are {@link CoordinateDescentRouterBuilder}'s. */
+    public static final class Builder extends CoordinateDescentRouterBuilder<Builder> {
 
         private Builder() {}
+
+        /** {@inheritDoc} */
+        @Override
+        protected Builder self() {
+            return this;
+        }
 
         /**
          * A copy of this builder, e.g. to use one as the {@code router_kwargs} of several modules.
@@ -355,181 +347,8 @@ public final class CoordinateDescentRouter extends AbstractBlock {
          */
         public Builder copy() {
             Builder c = new Builder();
-            c.dim = dim;
-            c.straightThrough = straightThrough;
-            c.nIters = nIters;
-            c.fetchKRatio = fetchKRatio;
-            c.eps = eps;
-            c.epsDecay = epsDecay;
-            c.epsInit = epsInit;
-            c.numRoutingTokens = numRoutingTokens;
-            c.learnedRoutingTokens = learnedRoutingTokens;
-            c.cosineSimRouting = cosineSimRouting;
-            c.cosineSimScale = cosineSimScale;
-            c.routeBlockSize = routeBlockSize;
-            c.tieBreak = tieBreak;
-            c.backend = backend;
+            copyOptionsTo(c);
             return c;
-        }
-
-        /**
-         * Sets the token width (required).
-         *
-         * @param dim {@code > 0}
-         * @return this builder
-         */
-        public Builder setDim(int dim) {
-            this.dim = dim;
-            return this;
-        }
-
-        /**
-         * Whether selected scores are straight-through (exactly 1.0 forward, gradient of the soft score).
-         *
-         * @param straightThrough default true
-         * @return this builder
-         */
-        public Builder optStraightThrough(boolean straightThrough) {
-            this.straightThrough = straightThrough;
-            return this;
-        }
-
-        /**
-         * Sets the coordinate-descent iterations.
-         *
-         * @param nIters default 20
-         * @return this builder
-         */
-        public Builder optNIters(int nIters) {
-            this.nIters = nIters;
-            return this;
-        }
-
-        /**
-         * Sets the ratio by which the soft top-k's k exceeds K.
-         *
-         * @param fetchKRatio default 9/8, {@code >= 1}
-         * @return this builder
-         */
-        public Builder optFetchKRatio(double fetchKRatio) {
-            this.fetchKRatio = fetchKRatio;
-            return this;
-        }
-
-        /**
-         * Sets the final (smallest) ε.
-         *
-         * @param eps default 0.03
-         * @return this builder
-         */
-        public Builder optEps(double eps) {
-            this.eps = eps;
-            return this;
-        }
-
-        /**
-         * Sets the per-iteration ε decay.
-         *
-         * @param epsDecay default 0.7
-         * @return this builder
-         */
-        public Builder optEpsDecay(double epsDecay) {
-            this.epsDecay = epsDecay;
-            return this;
-        }
-
-        /**
-         * Sets the initial ε (null: start at {@code eps}).
-         *
-         * @param epsInit default 4.0
-         * @return this builder
-         */
-        public Builder optEpsInit(Double epsInit) {
-            this.epsInit = epsInit;
-            return this;
-        }
-
-        /**
-         * Sets the number of routing tokens R (kv routes).
-         *
-         * @param numRoutingTokens default 1
-         * @return this builder
-         */
-        public Builder optNumRoutingTokens(int numRoutingTokens) {
-            this.numRoutingTokens = numRoutingTokens;
-            return this;
-        }
-
-        /**
-         * Whether the routing tokens are supplied at forward time instead of being a parameter.
-         *
-         * @param learnedRoutingTokens default false
-         * @return this builder
-         */
-        public Builder optLearnedRoutingTokens(boolean learnedRoutingTokens) {
-            this.learnedRoutingTokens = learnedRoutingTokens;
-            return this;
-        }
-
-        boolean isLearnedRoutingTokens() {
-            return learnedRoutingTokens;
-        }
-
-        /**
-         * Whether the similarity is a scaled cosine similarity.
-         *
-         * @param cosineSimRouting default false
-         * @return this builder
-         */
-        public Builder optCosineSimRouting(boolean cosineSimRouting) {
-            this.cosineSimRouting = cosineSimRouting;
-            return this;
-        }
-
-        /**
-         * Sets the cosine-similarity scale.
-         *
-         * @param cosineSimScale default 8
-         * @return this builder
-         */
-        public Builder optCosineSimScale(double cosineSimScale) {
-            this.cosineSimScale = cosineSimScale;
-            return this;
-        }
-
-        /**
-         * Routes evenly from blocks of this many tokens (null: from the whole sequence).
-         *
-         * @param routeBlockSize default null
-         * @return this builder
-         */
-        public Builder optRouteBlockSize(Integer routeBlockSize) {
-            this.routeBlockSize = routeBlockSize;
-            return this;
-        }
-
-        /**
-         * How the top-k orders equal scores (coordinate-descent scores saturate at exactly 1.0 and underflow to
-         * exactly 0.0, the masked tokens' score); see the class comment for why the default is not the reference's.
-         *
-         * @param tieBreak default {@link TieBreak#BY_INPUT}; {@link TieBreak#REFERENCE} for the reference's plain
-         *     top-k
-         * @return this builder
-         */
-        public Builder optTieBreak(TieBreak tieBreak) {
-            this.tieBreak = tieBreak;
-            return this;
-        }
-
-        /**
-         * Sets the coordinate-descent backend.
-         *
-         * @param backend default {@link Backend#AUTO}
-         * @return this builder
-         */
-        public Builder optBackend(Backend backend) {
-            this.backend = backend;
-            return this;
         }
 
         /**
@@ -539,18 +358,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
          * @throws IllegalArgumentException if an option is out of range
          */
         public CoordinateDescentRouter build() {
-            Builders.positive("dim", dim);
-            Builders.positive("nIters", nIters);
-            Builders.positive("numRoutingTokens", numRoutingTokens);
-            if (!(fetchKRatio >= 1)) {
-                throw new IllegalArgumentException("fetchKRatio (" + fetchKRatio + ") must be >= 1");
-            }
-            if (routeBlockSize != null) {
-                Builders.positive("routeBlockSize", routeBlockSize);
-            }
-            if (tieBreak == null || backend == null) {
-                throw new IllegalArgumentException("tieBreak and backend must not be null");
-            }
+            validate();
             return new CoordinateDescentRouter(this);
         }
     }

@@ -2,6 +2,7 @@ package dev.condjl.colt5;
 
 import ai.djl.nn.Block;
 import ai.djl.util.PairList;
+import dev.condjl.colt5.cdattention.CoorDescentBuilder;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.TieBreak;
 import java.util.Collections;
@@ -50,7 +51,6 @@ public final class ReferenceConfigs {
         MODULES.put("ConditionalRoutedAttention", ReferenceConfigs::routedAttention);
         MODULES.put("ConditionalRoutedTransformerBlock", ReferenceConfigs::transformerBlock);
         MODULES.put("ConditionalRoutedCrossAttention", ReferenceConfigs::crossAttention);
-        // issue 8 (added by its helper)
         MODULES.put("ConditionalRoutedImageAttention", ReferenceConfigs::imageAttention);
         MODULES.put("ConditionalRoutedAutoregressiveAttention", ReferenceConfigs::autoregressiveAttention);
         MODULES.put("ConditionalRoutedViT", ReferenceConfigs::vit);
@@ -201,10 +201,15 @@ public final class ReferenceConfigs {
                 .optUseNullQTokens(k.getBool("use_null_q_tokens", true));
     }
 
-    private static ConditionalRoutedAttention routedAttention(Kwargs k) {
-        return routedAttentionOptions(k, ConditionalRoutedAttention.builder())
+    /** The shared options plus Kq and Kkv of the routed attention modules (see {@link RoutedTokensBuilder}). */
+    private static <T extends RoutedTokensBuilder<T>> T routedTokensOptions(Kwargs k, T builder) {
+        return routedAttentionOptions(k, builder)
                 .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
-                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
+                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"));
+    }
+
+    private static ConditionalRoutedAttention routedAttention(Kwargs k) {
+        return routedTokensOptions(k, ConditionalRoutedAttention.builder())
                 .optHasLightAttn(k.getBool("has_light_attn", true))
                 .optRotaryEmb(k.getBool("rotary_emb", false))
                 .build();
@@ -235,44 +240,14 @@ public final class ReferenceConfigs {
     }
 
     private static ConditionalRoutedImageAttention imageAttention(Kwargs k) {
-        k.ignore("use_flash_attn");
-        return ConditionalRoutedImageAttention.builder()
-                .setDim(k.requiredInt("dim"))
-                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
-                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
-                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
-                .optLightDimHead(k.getInt("light_dim_head", 64))
-                .optLightHeads(k.getInt("light_heads", 8))
-                .optLightWindowSize(k.getInt("light_window_size", 128))
-                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
-                .optHeavyHeads(k.getInt("heavy_heads", 8))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
-                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
-                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
-                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
+        return routedTokensOptions(k, ConditionalRoutedImageAttention.builder())
                 .optChannelFirst(k.getBool("channel_first", false))
                 .build();
     }
 
     private static ConditionalRoutedAutoregressiveAttention autoregressiveAttention(Kwargs k) {
-        k.ignore("use_flash_attn");
-        return ConditionalRoutedAutoregressiveAttention.builder()
-                .setDim(k.requiredInt("dim"))
-                .setNumHeavyTokensQ(k.requiredInt("num_heavy_tokens_q"))
-                .setNumHeavyTokensKv(k.requiredInt("num_heavy_tokens_kv"))
-                .optNumRoutedKv(k.getInt("num_routed_kv", 1))
-                .optLightDimHead(k.getInt("light_dim_head", 64))
-                .optLightHeads(k.getInt("light_heads", 8))
-                .optLightWindowSize(k.getInt("light_window_size", 128))
+        return routedTokensOptions(k, ConditionalRoutedAutoregressiveAttention.builder())
                 .optHeavyWindowSize(k.getOptInt("heavy_window_size", null))
-                .optHeavyDimHead(k.getInt("heavy_dim_head", 64))
-                .optHeavyHeads(k.getInt("heavy_heads", 8))
-                .optRouterStraightThrough(k.getBool("router_straight_through", true))
-                .optRouterKwargs(routerKwargs(k))
-                .optMultiplyKeysByScore(k.getBool("multiply_keys_by_score", false))
-                .optMultiplyQueriesByScore(k.getBool("multiply_queries_by_score", false))
-                .optUseNullQTokens(k.getBool("use_null_q_tokens", true))
                 .optRotaryEmb(k.getBool("rotary_emb", false))
                 .build();
     }
@@ -309,34 +284,32 @@ public final class ReferenceConfigs {
                 .build();
     }
 
-    private static dev.condjl.colt5.cdattention.Attention cdAttention(Kwargs k) {
-        return dev.condjl.colt5.cdattention.Attention.builder()
-                .setDim(k.requiredInt("dim"))
-                .optDimHead(k.getInt("dim_head", 64))
-                .optHeads(k.getInt("heads", 8))
-                .optUseCoorDescent(k.getBool("use_coor_descent", false))
+    /** The options the coordinate-descent attention and feed-forward share (see {@link CoorDescentBuilder}). */
+    private static <T extends CoorDescentBuilder<T>> T coorDescentOptions(Kwargs k, T builder) {
+        return builder.setDim(k.requiredInt("dim"))
                 .optCoorDescentIters(k.getInt("coor_descent_iters", 20))
-                .optCoorDescentSparsityK(k.getDouble("coor_descent_sparsity_k", 1))
                 .optCoorDescentEps(k.getDouble("coor_descent_eps", 0.1))
                 .optCoorDescentEpsInit(k.getOptDouble("coor_descent_eps_init", 4.0))
                 .optCoorDescentEpsDecay(k.getDouble("coor_descent_eps_decay", 0.7))
+                .optCoorDescentBackend(backend(k));
+    }
+
+    private static dev.condjl.colt5.cdattention.Attention cdAttention(Kwargs k) {
+        return coorDescentOptions(k, dev.condjl.colt5.cdattention.Attention.builder())
+                .optDimHead(k.getInt("dim_head", 64))
+                .optHeads(k.getInt("heads", 8))
+                .optUseCoorDescent(k.getBool("use_coor_descent", false))
+                .optCoorDescentSparsityK(k.getDouble("coor_descent_sparsity_k", 1))
                 .optAttnNullKv(k.getInt("attn_null_kv", 0))
                 .optLearnedSparsityK(k.getBool("learned_sparsity_k", false))
-                .optCoorDescentBackend(backend(k))
                 .build();
     }
 
     private static dev.condjl.colt5.cdattention.FeedForward cdFeedForward(Kwargs k) {
-        return dev.condjl.colt5.cdattention.FeedForward.builder()
-                .setDim(k.requiredInt("dim"))
+        return coorDescentOptions(k, dev.condjl.colt5.cdattention.FeedForward.builder())
                 .optMult(k.getDouble("mult", 4))
                 .optUseCoorDescent(k.getBool("use_coor_descent", false))
-                .optCoorDescentIters(k.getInt("coor_descent_iters", 20))
                 .optCoorDescentSparsityK(k.getOptDouble("coor_descent_sparsity_k", null))
-                .optCoorDescentEps(k.getDouble("coor_descent_eps", 0.1))
-                .optCoorDescentEpsInit(k.getOptDouble("coor_descent_eps_init", 4.0))
-                .optCoorDescentEpsDecay(k.getDouble("coor_descent_eps_decay", 0.7))
-                .optCoorDescentBackend(backend(k))
                 .build();
     }
 

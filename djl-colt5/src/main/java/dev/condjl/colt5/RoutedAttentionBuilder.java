@@ -4,7 +4,8 @@ package dev.condjl.colt5;
  * The keyword arguments every routed self-attention takes on top of {@link RoutedBuilder}'s: kv routes, the light
  * and heavy branches' heads, score multiplication and null query tokens ({@code ConditionalRoutedAttention},
  * {@code ConditionalRoutedImageAttention}, {@code ConditionalRoutedAutoregressiveAttention},
- * {@code ConditionalRoutedTransformerBlock}). The routed-token counts are the module's own options.
+ * {@code ConditionalRoutedTransformerBlock}). The routed-token counts are {@link RoutedTokensBuilder}'s, or the
+ * transformer block's own.
  *
  * @param <T> the concrete builder, returned by every setter
  */

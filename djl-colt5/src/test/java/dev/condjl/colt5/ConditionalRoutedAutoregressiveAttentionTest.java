@@ -14,7 +14,7 @@ import ai.djl.training.ParameterStore;
 import dev.condjl.topk.TieBreak;
 import org.junit.jupiter.api.Test;
 
-/** {@link ConditionalRoutedAutoregressiveAttention} (spec colt5.md §2.9) against {@code issue8/gen_fixtures.py}. */
+/** {@link ConditionalRoutedAutoregressiveAttention} (spec colt5.md §2.9) against {@code routed_models/gen_fixtures.py}. */
 class ConditionalRoutedAutoregressiveAttentionTest {
 
     /** The configuration of {@code ar_attention.safetensors}: 2 kv routes, rotary, windows of 4. */
@@ -35,12 +35,12 @@ class ConditionalRoutedAutoregressiveAttentionTest {
     }
 
     private static void assertFixture(NDManager manager, ConditionalRoutedAutoregressiveAttention block, String name) {
-        Issue8Fixtures fx = Issue8Fixtures.read(manager, name);
+        RoutedModelFixtures fx = RoutedModelFixtures.read(manager, name);
         NDArray x = fx.get("x");
         block.initialize(manager, DataType.FLOAT32, x.getShape());
         fx.load(block);
         NDArray y = block.apply(new ParameterStore(manager, false), x, null, null, false, false);
-        Issue8Fixtures.assertClose(name, fx.get("y"), y);
+        RoutedModelFixtures.assertClose(name, fx.get("y"), y);
     }
 
     @Test
@@ -60,7 +60,7 @@ class ConditionalRoutedAutoregressiveAttentionTest {
         // the default tie break and the reference's plain top-k: no tie at the cut, so both must match the fixture
         for (TieBreak tieBreak : TieBreak.values()) {
             try (NDManager manager = NDManager.newBaseManager()) {
-                ConditionalRoutedAutoregressiveAttention block = Issue8Fixtures.fewTokenRouting(
+                ConditionalRoutedAutoregressiveAttention block = RoutedModelFixtures.fewTokenRouting(
                         ConditionalRoutedAutoregressiveAttention.builder(), tieBreak).setNumHeavyTokensQ(2)
                         .setNumHeavyTokensKv(3).optRotaryEmb(true).build();
                 assertFixture(manager, block, "ar_attention_few_valid_keys.safetensors");
@@ -100,9 +100,9 @@ class ConditionalRoutedAutoregressiveAttentionTest {
                 NDArray changed = x.duplicate();
                 changed.set(new NDIndex(":, " + cut + ":"), manager.randomNormal(new Shape(2, 14 - cut, 16)).mul(5));
                 NDArray y2 = block.apply(ps, changed, null, null, false, false);
-                assertEquals(0.0, Issue8Fixtures.maxAbsDiff(y.get(":, :" + cut), y2.get(":, :" + cut)), 1e-5,
+                assertEquals(0.0, RoutedModelFixtures.maxAbsDiff(y.get(":, :" + cut), y2.get(":, :" + cut)), 1e-5,
                         "outputs before " + cut);
-                assertTrue(Issue8Fixtures.maxAbsDiff(y.get(":, " + cut + ":"), y2.get(":, " + cut + ":")) > 1e-3);
+                assertTrue(RoutedModelFixtures.maxAbsDiff(y.get(":, " + cut + ":"), y2.get(":, " + cut + ":")) > 1e-3);
             }
         }
     }

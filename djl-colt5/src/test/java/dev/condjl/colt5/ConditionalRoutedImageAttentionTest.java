@@ -11,16 +11,16 @@ import ai.djl.training.ParameterStore;
 import dev.condjl.topk.TieBreak;
 import org.junit.jupiter.api.Test;
 
-/** {@link ConditionalRoutedImageAttention} (spec colt5.md §2.10) against {@code issue8/gen_fixtures.py}. */
+/** {@link ConditionalRoutedImageAttention} (spec colt5.md §2.10) against {@code routed_models/gen_fixtures.py}. */
 class ConditionalRoutedImageAttentionTest {
 
     private static NDArray run(NDManager manager, ConditionalRoutedImageAttention block, String fixture) {
-        Issue8Fixtures fx = Issue8Fixtures.read(manager, fixture);
+        RoutedModelFixtures fx = RoutedModelFixtures.read(manager, fixture);
         NDArray x = fx.get("x");
         block.initialize(manager, DataType.FLOAT32, x.getShape());
         fx.load(block);
         NDArray y = block.apply(new ParameterStore(manager, false), x, null, null, false);
-        Issue8Fixtures.assertClose(fixture, fx.get("y"), y);
+        RoutedModelFixtures.assertClose(fixture, fx.get("y"), y);
         return y;
     }
 
@@ -53,7 +53,7 @@ class ConditionalRoutedImageAttentionTest {
         // the default tie break and the reference's plain top-k: no tie at the cut, so both must match the fixture
         for (TieBreak tieBreak : TieBreak.values()) {
             try (NDManager manager = NDManager.newBaseManager()) {
-                ConditionalRoutedImageAttention block = Issue8Fixtures.fewTokenRouting(
+                ConditionalRoutedImageAttention block = RoutedModelFixtures.fewTokenRouting(
                         ConditionalRoutedImageAttention.builder(), tieBreak).setNumHeavyTokensQ(2).setNumHeavyTokensKv(3)
                         .build();
                 run(manager, block, "image_attention_few_queries.safetensors");

@@ -19,7 +19,7 @@ import java.io.IOException;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
-/** {@link ConditionalRoutedViT} (spec colt5.md §2.12, §3.8) against {@code issue8/gen_fixtures.py}. */
+/** {@link ConditionalRoutedViT} (spec colt5.md §2.12, §3.8) against {@code routed_models/gen_fixtures.py}. */
 class ConditionalRoutedViTTest {
 
     /** The configuration of {@code vit.safetensors}. */
@@ -45,20 +45,20 @@ class ConditionalRoutedViTTest {
     @Test
     void logitsMatchFixtureAndSurviveDjlSaveAndLoad() throws IOException, MalformedModelException {
         try (NDManager manager = NDManager.newBaseManager()) {
-            Issue8Fixtures fx = Issue8Fixtures.read(manager, "vit.safetensors");
+            RoutedModelFixtures fx = RoutedModelFixtures.read(manager, "vit.safetensors");
             NDArray img = fx.get("img");
             ConditionalRoutedViT vit = fixtureConfig().build();
             vit.initialize(manager, DataType.FLOAT32, img.getShape());
             fx.load(vit);
             ParameterStore ps = new ParameterStore(manager, false);
             NDArray logits = vit.apply(ps, img, false);
-            Issue8Fixtures.assertClose("vit logits", fx.get("logits"), logits);
+            RoutedModelFixtures.assertClose("vit logits", fx.get("logits"), logits);
 
             ByteArrayOutputStream bytes = new ByteArrayOutputStream();
             vit.saveParameters(new DataOutputStream(bytes));
             ConditionalRoutedViT copy = fixtureConfig().build();
             copy.loadParameters(manager, new DataInputStream(new ByteArrayInputStream(bytes.toByteArray())));
-            assertEquals(0.0, Issue8Fixtures.maxAbsDiff(logits, copy.apply(ps, img, false)));
+            assertEquals(0.0, RoutedModelFixtures.maxAbsDiff(logits, copy.apply(ps, img, false)));
         }
     }
 

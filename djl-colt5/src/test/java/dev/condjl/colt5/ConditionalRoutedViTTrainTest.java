@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Test;
 /**
  * The image-classification example: a small {@link ConditionalRoutedViT} trained with DJL's {@link Trainer},
  * {@link EasyTrain} and a softmax cross-entropy loss on a synthetic two-class task (horizontal vs
- * vertical stripes; the patch LayerNorm would erase a mere brightness difference). The README snippet of issue 8
+ * vertical stripes; the patch LayerNorm would erase a mere brightness difference). The README's ViT snippet
  * shows the same code.
  */
 class ConditionalRoutedViTTrainTest {

@@ -150,7 +150,7 @@ public final class CoordinateDescent {
     /**
      * A 0-dim constant in {@code s}'s manager and dtype, made natively. {@code div(Number)}/{@code mul(Number)} wrap
      * the number in a {@code from_blob} tensor over a Java buffer that DJL frees right after the op while autograd
-     * keeps the tensor for backward: after a GC the gradient reads freed memory (notes/requests-issue8.md).
+     * keeps the tensor for backward: after a GC the gradient reads freed memory.
      */
     private static NDArray constant(NDArray s, double value) {
         NDManager manager = s.getManager();

@@ -12,7 +12,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
-import dev.condjl.colt5.Issue8Fixtures;
+import dev.condjl.colt5.RoutedModelFixtures;
 import dev.condjl.topk.checkpoint.StateDicts;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -44,12 +44,12 @@ class AttentionTest {
     }
 
     private NDArray run(Attention block, String fixture) {
-        Issue8Fixtures fx = Issue8Fixtures.read(manager, fixture);
+        RoutedModelFixtures fx = RoutedModelFixtures.read(manager, fixture);
         NDArray x = fx.get("x");
         block.initialize(manager, DataType.FLOAT32, x.getShape());
         fx.load(block);
         NDArray y = block.forward(new ParameterStore(manager, false), new NDList(x), false).head();
-        Issue8Fixtures.assertClose(fixture, fx.get("y"), y);
+        RoutedModelFixtures.assertClose(fixture, fx.get("y"), y);
         return y;
     }
 
@@ -115,8 +115,8 @@ class AttentionTest {
             NDArray perturbed = x.duplicate();
             perturbed.set(new NDIndex(":, 5:"), manager.randomNormal(new Shape(2, 4, 16)));
             NDArray y2 = block.forward(ps, new NDList(perturbed), false).head();
-            assertEquals(0.0, Issue8Fixtures.maxAbsDiff(y.get(":, :5"), y2.get(":, :5")), 1e-6, "cd=" + cd);
-            assertTrue(Issue8Fixtures.maxAbsDiff(y.get(":, 5:"), y2.get(":, 5:")) > 1e-3, "cd=" + cd);
+            assertEquals(0.0, RoutedModelFixtures.maxAbsDiff(y.get(":, :5"), y2.get(":, :5")), 1e-6, "cd=" + cd);
+            assertTrue(RoutedModelFixtures.maxAbsDiff(y.get(":, 5:"), y2.get(":, 5:")) > 1e-3, "cd=" + cd);
         }
     }
 

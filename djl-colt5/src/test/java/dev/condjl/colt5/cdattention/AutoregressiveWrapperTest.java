@@ -19,7 +19,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.condjl.colt5.Issue8Fixtures;
+import dev.condjl.colt5.RoutedModelFixtures;
 import org.junit.jupiter.api.Test;
 
 /** Loss, training and sampling of {@link AutoregressiveWrapper} (spec colt5.md §7.4). */
@@ -40,11 +40,11 @@ class AutoregressiveWrapperTest {
     @Test
     void greedyGenerationMatchesFixture() {
         try (NDManager manager = NDManager.newBaseManager()) {
-            Issue8Fixtures fx = Issue8Fixtures.read(manager, "cd_generate_greedy.safetensors");
+            RoutedModelFixtures fx = RoutedModelFixtures.read(manager, "cd_generate_greedy.safetensors");
             NDArray prompt = fx.get("prompt");
             AutoregressiveWrapper wrapper = new AutoregressiveWrapper(tiny(8));
             wrapper.initialize(manager, DataType.FLOAT32, new Shape(2, 9));
-            Issue8Fixtures.read(manager, "cd_generate_greedy.safetensors").load(wrapper.getNet());
+            RoutedModelFixtures.read(manager, "cd_generate_greedy.safetensors").load(wrapper.getNet());
             // int((1 - 0.95) * 20) = 1 logit survives the filter: sampling is the arg max; 3 + 7 > seqLen 8 slides
             NDArray tokens = wrapper.generate(new ParameterStore(manager, false), prompt, 7, 0.7, 0.95);
             assertEquals(new Shape(2, 7), tokens.getShape());

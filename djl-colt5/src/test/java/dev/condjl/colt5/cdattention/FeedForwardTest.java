@@ -10,7 +10,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
-import dev.condjl.colt5.Issue8Fixtures;
+import dev.condjl.colt5.RoutedModelFixtures;
 import dev.condjl.topk.checkpoint.StateDicts;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -21,7 +21,7 @@ class FeedForwardTest {
     @Test
     void coordinateDescentActivationMatchesFixture() {
         try (NDManager manager = NDManager.newBaseManager()) {
-            Issue8Fixtures fx = Issue8Fixtures.read(manager, "cd_feedforward.safetensors");
+            RoutedModelFixtures fx = RoutedModelFixtures.read(manager, "cd_feedforward.safetensors");
             NDArray x = fx.get("x");
             FeedForward ff = FeedForward.builder().setDim(16).optUseCoorDescent(true).optCoorDescentIters(15).build();
             assertEquals(6.0, ff.getSparsityK(), "default k = hidden // 10 = 64 // 10");
@@ -32,7 +32,7 @@ class FeedForwardTest {
                             "proj_out.weight", "proj_out.bias"),
                     List.copyOf(StateDicts.parameters(ff).keySet()));
             NDArray y = ff.forward(new ParameterStore(manager, false), new NDList(x), false).head();
-            Issue8Fixtures.assertClose("cd_feedforward", fx.get("y"), y);
+            RoutedModelFixtures.assertClose("cd_feedforward", fx.get("y"), y);
         }
     }
 

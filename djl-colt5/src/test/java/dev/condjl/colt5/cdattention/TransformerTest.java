@@ -12,7 +12,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
-import dev.condjl.colt5.Issue8Fixtures;
+import dev.condjl.colt5.RoutedModelFixtures;
 import dev.condjl.topk.checkpoint.StateDicts;
 import dev.condjl.topk.Backend;
 import java.util.Map;
@@ -46,7 +46,7 @@ class TransformerTest {
     @Test
     void logitsLossAndGradientsMatchFixture() {
         try (NDManager manager = NDManager.newBaseManager()) {
-            Issue8Fixtures fx = Issue8Fixtures.read(manager, "cd_transformer.safetensors");
+            RoutedModelFixtures fx = RoutedModelFixtures.read(manager, "cd_transformer.safetensors");
             NDArray ids = fx.get("ids");
             AutoregressiveWrapper wrapper = new AutoregressiveWrapper(fixtureModel());
             wrapper.initialize(manager, DataType.FLOAT32, ids.getShape());
@@ -56,18 +56,18 @@ class TransformerTest {
 
             ParameterStore ps = new ParameterStore(manager, false);
             NDArray logits = wrapper.getNet().forward(ps, new NDList(ids.get(":, :-1")), false).head();
-            Issue8Fixtures.assertClose("cd_transformer logits", fx.get("logits"), logits);
+            RoutedModelFixtures.assertClose("cd_transformer logits", fx.get("logits"), logits);
 
             Map<String, Parameter> params = StateDicts.parameters(wrapper.getNet());
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 NDArray loss = wrapper.forward(ps, new NDList(ids), true).head();
-                Issue8Fixtures.assertClose("cd_transformer loss", fx.get("loss").reshape(), loss);
+                RoutedModelFixtures.assertClose("cd_transformer loss", fx.get("loss").reshape(), loss);
                 gc.backward(loss);
             }
             for (String name : new String[] {
                 "layers.0.0.to_learned_k.weight", "layers.1.0.to_qkv.weight", "token_emb.weight"}) {
                 NDArray grad = params.get(name).getArray().getGradient();
-                Issue8Fixtures.assertClose("cd_transformer grad " + name, fx.get("grad." + name), grad);
+                RoutedModelFixtures.assertClose("cd_transformer grad " + name, fx.get("grad." + name), grad);
             }
         }
     }
@@ -77,7 +77,7 @@ class TransformerTest {
         try (NDManager manager = NDManager.newBaseManager()) {
             Transformer net = fixtureModel();
             net.initialize(manager, DataType.FLOAT32, new Shape(1, 4));
-            Issue8Fixtures fx = Issue8Fixtures.read(manager, "cd_transformer.safetensors");
+            RoutedModelFixtures fx = RoutedModelFixtures.read(manager, "cd_transformer.safetensors");
             assertEquals(fx.stateDict().keySet(), StateDicts.parameters(net).keySet());
         }
     }

@@ -3,11 +3,11 @@ package dev.condjl.integration.cli;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code condjl bench}: benchmarks that print one JSON line per case. */
+/** {@code condjl bench}: benchmarks that print one JSON line per case, or ({@code colt5}) a table. */
 @Command(
         name = "bench",
         mixinStandardHelpOptions = true,
-        description = "Benchmarks; each prints one JSON line per case.",
+        description = "Benchmarks; each prints one JSON line per case, colt5 a table.",
         subcommands = {Colt5Bench.class, CoorDescentBench.class, StochasticDepthBench.class, LearnedDropoutBench.class, WeightDropoutBench.class})
 public final class Bench implements Runnable {
 

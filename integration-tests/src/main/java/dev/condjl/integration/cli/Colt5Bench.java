@@ -1,5 +1,6 @@
 package dev.condjl.integration.cli;
 
+import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -18,19 +19,30 @@ import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-import java.util.Arrays;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
  * {@code condjl bench colt5}: forward+backward time of a {@link ConditionalRoutedTransformerBlock} (heavy tokens
  * n/8 for queries, keys/values and the feed-forward, light window 128) against DJL's dense
- * {@link TransformerEncoderBlock} of the same width, heads and feed-forward size (4·dim), one JSON line per
- * (model, n) with the median of {@code --reps} runs after {@code --warmup}, then a line with the ratios.
+ * {@link TransformerEncoderBlock} of the same width, heads and feed-forward size (4·dim): the median of
+ * {@code --reps} runs after {@code --warmup}, as a table with one row per sequence length, and with {@code --json}
+ * one JSON line per (model, n) plus one with the ratio.
+ *
+ * <p>Every run ends by reading one value of a parameter's gradient, which waits for the device, so GPU times
+ * include all the queued work. A model that runs out of memory (dense attention at long n) is shown as such.
  *
  * <p>On a shared machine run it with {@code OMP_WAIT_POLICY=PASSIVE}: with libtorch's default busy-waiting OpenMP
  * threads, a machine loaded beyond its cores makes every small op wait for a descheduled thread, which slows the
@@ -41,9 +53,14 @@ import java.util.concurrent.Callable;
         mixinStandardHelpOptions = true,
         description = {
             "Times forward+backward of the CoLT5 routed transformer block and of DJL's dense"
-                + " TransformerEncoderBlock; prints one JSON line per model and sequence length."
+                + " TransformerEncoderBlock; prints a table with one row per sequence length."
         })
 public final class Colt5Bench implements Callable<Integer> {
+
+    static final String OUT_OF_MEMORY = "out of memory";
+
+    private static final Map<String, String> MODEL_NAMES = Map.of(
+            "routed", "ConditionalRoutedTransformerBlock", "dense", "TransformerEncoderBlock");
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -71,62 +88,143 @@ public final class Colt5Bench implements Callable<Integer> {
             description = "Which models to time: routed, dense (default: ${DEFAULT-VALUE}).")
     List<String> models;
 
-    @Option(names = "--warmup", defaultValue = "2", description = "Untimed runs first (default: ${DEFAULT-VALUE}).")
-    int warmup;
+    @Option(names = "--no-dense", description = "Skip the dense block (its attention runs out of memory at long n).")
+    boolean noDense;
 
-    @Option(names = "--reps", defaultValue = "5", description = "Timed runs (default: ${DEFAULT-VALUE}).")
-    int reps;
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON line per model and n here.")
+    Path json;
+
+    @Mixin BenchDevice device = new BenchDevice();
+
+    @Mixin BenchThreads threads = new BenchThreads();
+
+    @Mixin BenchRepeats repeats = new BenchRepeats(2, 5);
 
     /** {@inheritDoc} */
     @Override
-    public Integer call() {
-        if (dim % heads != 0 || reps < 1 || warmup < 0 || heavyFraction < 1 || batch < 1) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "need dim % heads == 0, reps >= 1, "
-                    + "warmup >= 0, heavy-fraction >= 1 and batch >= 1");
+    public Integer call() throws IOException {
+        repeats.validate();
+        if (dim % heads != 0 || heavyFraction < 1 || batch < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "need dim % heads == 0, "
+                    + "heavy-fraction >= 1 and batch >= 1");
         }
         for (String m : models) {
-            if (!m.equals("routed") && !m.equals("dense")) {
+            if (!MODEL_NAMES.containsKey(m)) {
                 throw new CommandLine.ParameterException(spec.commandLine(), "unknown model " + m);
             }
         }
+        List<String> timed = new ArrayList<>(models);
+        if (noDense) {
+            timed.remove("dense");
+        }
+        if (timed.isEmpty()) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "no model left to time");
+        }
+        threads.apply();
+        Device dev = device.device();
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf(Locale.ROOT, "condjl bench colt5 on %s (threads %s, OMP_WAIT_POLICY %s): batch %d, dim %d, %d heads,"
+                        + " light window %d, n/%d routed tokens per heavy branch; forward+backward ms, median of %d"
+                        + " after %d warm-up runs, each ending with a device synchronisation%n%n",
+                dev, threads.describe(), System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"), batch, dim,
+                heads, window, heavyFraction, repeats.reps, repeats.warmup);
+        out.println(tableHeader(timed));
+        out.flush();
         Gson gson = new Gson();
+        List<String> jsonLines = new ArrayList<>();
         for (int n : seq) {
             Map<String, Double> millis = new LinkedHashMap<>();
-            for (String model : models) {
+            for (String model : timed) {
                 int heavy = Math.max(1, n / heavyFraction);
-                Map<String, Object> line = new LinkedHashMap<>();
-                line.put("model", model.equals("routed") ? "ConditionalRoutedTransformerBlock"
-                        : "TransformerEncoderBlock");
-                line.put("device", Engine.getInstance().defaultDevice().toString());
-                line.put("threads", System.getProperty("ai.djl.pytorch.num_threads", "default"));
-                // with OpenMP's default busy-waiting, a machine busier than its cores slows small ops many-fold
-                line.put("omp_wait_policy", System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"));
-                line.put("batch", batch);
-                line.put("dim", dim);
-                line.put("heads", heads);
-                line.put("n", n);
-                if (model.equals("routed")) {
-                    line.put("heavy_tokens", heavy);
-                    line.put("light_window", window);
-                }
-                double ms = measure(model, n, heavy);
-                line.put("fwdbwd_ms", ms);
+                Double ms = measure(dev, model, n, heavy);
                 millis.put(model, ms);
-                print(gson, line);
+                jsonLines.add(gson.toJson(jsonLine(dev, model, n, heavy, ms)));
             }
+            Double ratio = ratio(millis);
             if (millis.size() == 2) {
-                Map<String, Object> ratio = new LinkedHashMap<>();
-                ratio.put("n", n);
-                ratio.put("routed_over_dense", Math.round(millis.get("routed") / millis.get("dense") * 1e4) / 1e4);
-                print(gson, ratio);
+                Map<String, Object> line = new LinkedHashMap<>();
+                line.put("n", n);
+                line.put("routed_over_dense", ratio == null ? null : Math.round(ratio * 1e4) / 1e4);
+                jsonLines.add(gson.toJson(line));
             }
+            out.println(tableRow(n, millis));
+            out.flush();
+        }
+        if (json != null) {
+            Files.write(json, jsonLines, StandardCharsets.UTF_8);
         }
         return 0;
     }
 
-    private void print(Gson gson, Map<String, Object> line) {
-        spec.commandLine().getOut().println(gson.toJson(line));
-        spec.commandLine().getOut().flush();
+    private Map<String, Object> jsonLine(Device dev, String model, int n, int heavy, Double ms) {
+        Map<String, Object> line = new LinkedHashMap<>();
+        line.put("model", MODEL_NAMES.get(model));
+        line.put("device", dev.toString());
+        line.put("threads", threads.describe());
+        // with OpenMP's default busy-waiting, a machine busier than its cores slows small ops many-fold
+        line.put("omp_wait_policy", System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"));
+        line.put("batch", batch);
+        line.put("dim", dim);
+        line.put("heads", heads);
+        line.put("n", n);
+        if (model.equals("routed")) {
+            line.put("heavy_tokens", heavy);
+            line.put("light_window", window);
+        }
+        line.put("warmup", repeats.warmup);
+        line.put("reps", repeats.reps);
+        if (ms == null) {
+            line.put("error", OUT_OF_MEMORY);
+        } else {
+            line.put("fwdbwd_ms", ms);
+        }
+        return line;
+    }
+
+    /** Routed over dense, or null without both times. */
+    private static Double ratio(Map<String, Double> millis) {
+        Double routed = millis.get("routed");
+        Double dense = millis.get("dense");
+        return routed == null || dense == null ? null : routed / dense;
+    }
+
+    /**
+     * The table's header and separator.
+     *
+     * @param models the timed models, in column order
+     * @return two lines
+     */
+    static String tableHeader(List<String> models) {
+        StringBuilder head = new StringBuilder("| n |");
+        StringBuilder rule = new StringBuilder("| --- |");
+        for (String m : models) {
+            head.append(m.equals("routed") ? " condjl routed |" : " DJL dense TransformerEncoderBlock |");
+            rule.append(" --- |");
+        }
+        if (models.size() == 2) {
+            head.append(" routed / dense |");
+            rule.append(" --- |");
+        }
+        return head + System.lineSeparator() + rule;
+    }
+
+    /**
+     * One row of the table.
+     *
+     * @param n sequence length
+     * @param millis median milliseconds per model in column order, null for a model that ran out of memory
+     * @return the row
+     */
+    static String tableRow(int n, Map<String, Double> millis) {
+        StringBuilder row = new StringBuilder(String.format(Locale.ROOT, "| %,d |", n));
+        for (Double ms : millis.values()) {
+            row.append(ms == null ? " " + OUT_OF_MEMORY + " |" : String.format(Locale.ROOT, " %.2f |", ms));
+        }
+        if (millis.size() == 2) {
+            Double ratio = ratio(millis);
+            row.append(ratio == null ? " |" : String.format(Locale.ROOT, " %.3f |", ratio));
+        }
+        return row.toString();
     }
 
     private Block build(String model, int heavy) {
@@ -146,31 +244,48 @@ public final class Colt5Bench implements Callable<Integer> {
                 .build();
     }
 
-    /** Median forward+backward milliseconds; every run's arrays are freed. */
-    private double measure(String model, int n, int heavy) {
-        try (NDManager manager = NDManager.newBaseManager()) {
+    /** Median forward+backward milliseconds (0.01 ms), or null if the model ran out of memory. */
+    private Double measure(Device dev, String model, int n, int heavy) {
+        try (NDManager manager = NDManager.newBaseManager(dev)) {
             Block block = build(model, heavy);
             Shape shape = new Shape(batch, n, dim);
             block.initialize(manager, DataType.FLOAT32, shape);
             ParameterStore ps = new ParameterStore(manager, false);
+            NDArray weight = block.getParameters().valueAt(0).getArray();
             NDArray x = manager.randomNormal(shape);
-            double[] times = new double[reps];
-            for (int i = -warmup; i < reps; i++) {
-                try (NDManager step = manager.newSubManager()) {
-                    x.tempAttach(step);
-                    long start = System.nanoTime();
-                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                        NDArray out = block.forward(ps, new NDList(x), true).head();
-                        gc.backward(out.mean());
-                    }
-                    if (i >= 0) {
-                        times[i] = (System.nanoTime() - start) / 1e6;
-                    }
+            double median = repeats.medianMillis(x, step -> {
+                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    NDArray out = block.forward(ps, new NDList(x), true).head();
+                    gc.backward(out.mean());
+                    // reading a gradient value waits for the device to finish the backward
+                    NDArray grad = weight.getGradient();
+                    grad.tempAttach(step);
+                    grad.flatten().getFloat(0);
                 }
+            });
+            return Math.round(median * 100) / 100.0;
+        } catch (RuntimeException | OutOfMemoryError e) {
+            if (!isOutOfMemory(e)) {
+                throw e;
             }
-            Arrays.sort(times);
-            double median = reps % 2 == 1 ? times[reps / 2] : (times[reps / 2 - 1] + times[reps / 2]) / 2;
-            return Math.round(median * 10) / 10.0;
+            return null;
         }
+    }
+
+    /**
+     * Whether a failure is an allocation failure: PyTorch's CUDA or CPU allocator, or the JVM heap.
+     *
+     * @param e the failure
+     * @return true if it or a cause reports that memory ran out
+     */
+    static boolean isOutOfMemory(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            String message = t.getMessage() == null ? "" : t.getMessage().toLowerCase(Locale.ROOT);
+            if (t instanceof OutOfMemoryError || message.contains("out of memory")
+                    || message.contains("can't allocate memory") || message.contains("alloc_failed")) {
+                return true;
+            }
+        }
+        return false;
     }
 }

@@ -15,6 +15,7 @@ import dev.condjl.topk.CoordinateDescent;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.ArrayList;
@@ -23,13 +24,13 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.function.BooleanSupplier;
+import java.util.function.Predicate;
 import java.util.stream.Collectors;
 
 /**
- * {@code condjl bench coor-descent}: forward and forward+backward time of {@link CoordinateDescent#solve} on the
- * current engine's default device, one JSON line per (case, implementation) with the median of {@code --reps} runs
- * after {@code --warmup} runs.
+ * {@code condjl bench coor-descent}: forward and forward+backward time of {@link CoordinateDescent#solve} on
+ * {@code --device} (default: the engine's default device), one JSON line per (case, implementation) with the median
+ * of {@code --reps} runs after {@code --warmup} runs.
  */
 @Command(
         name = "coor-descent",
@@ -42,9 +43,9 @@ public final class CoorDescentBench implements Callable<Integer> {
 
     /** Benchmarked implementations; a new backend registers here with a check of whether it can run. */
     static final List<Impl> IMPLS = List.of(
-            new Impl("unrolled", Backend.UNROLLED, () -> true),
-            new Impl("fused", Backend.FUSED, () -> CondjlOps.supports(Engine.getInstance().defaultDevice())),
-            new Impl("auto", Backend.AUTO, () -> true));
+            new Impl("unrolled", Backend.UNROLLED, d -> true),
+            new Impl("fused", Backend.FUSED, CondjlOps::supports),
+            new Impl("auto", Backend.AUTO, d -> true));
 
     private static final long[][] DEFAULT_CASES = {{2, 32768, 1024}, {16, 4096, 512}, {256, 2048, 256}};
 
@@ -74,33 +75,23 @@ public final class CoorDescentBench implements Callable<Integer> {
     @Option(names = "--impl", split = ",", description = "Implementations (default: every available one).")
     List<String> impls;
 
-    @Option(names = "--threads",
-            description = "PyTorch intra-op threads (default: the engine's). On a busy CPU, 1 avoids spinning threads.")
-    Integer threads;
+    @Mixin BenchDevice device = new BenchDevice();
 
-    @Option(names = "--warmup", defaultValue = "5", description = "Untimed runs first (default: ${DEFAULT-VALUE}).")
-    int warmup;
+    @Mixin BenchThreads threads = new BenchThreads();
 
-    @Option(names = "--reps", defaultValue = "10", description = "Timed runs (default: ${DEFAULT-VALUE}).")
-    int reps;
+    @Mixin BenchRepeats repeats = new BenchRepeats(5, 10);
 
     /** {@inheritDoc} */
     @Override
     public Integer call() {
-        if (reps < 1 || warmup < 0) {
-            throw new CommandLine.ParameterException(spec.commandLine(),
-                    "--reps (" + reps + ") must be >= 1 and --warmup (" + warmup + ") >= 0");
-        }
-        if (threads != null) {
-            // Read when the engine starts, which in a fresh condjl process is below.
-            System.setProperty("ai.djl.pytorch.num_threads", threads.toString());
-        }
+        repeats.validate();
+        threads.apply();
         CoordinateDescent.Options.Builder builder = CoordinateDescent.Options.builder()
                 .setIters(iters).optEps(eps).optEpsInit(epsInit).optEpsDecay(epsDecay);
-        Device device = Engine.getInstance().defaultDevice();
+        Device device = this.device.device();
         Gson gson = new Gson();
         for (long[] c : cases()) {
-            for (Impl impl : selectedImpls()) {
+            for (Impl impl : selectedImpls(device)) {
                 CoordinateDescent.Options options = builder.optBackend(impl.backend()).build();
                 Map<String, Object> line = new LinkedHashMap<>();
                 line.put("impl", impl.name());
@@ -131,18 +122,18 @@ public final class CoorDescentBench implements Callable<Integer> {
         return List.<long[]>of(c);
     }
 
-    private List<Impl> selectedImpls() {
+    private List<Impl> selectedImpls(Device device) {
         if (impls == null) {
-            return IMPLS.stream().filter(i -> i.available().getAsBoolean()).collect(Collectors.toList());
+            return IMPLS.stream().filter(i -> i.available().test(device)).collect(Collectors.toList());
         }
         List<Impl> selected = new ArrayList<>();
         for (String name : impls) {
             Impl impl = IMPLS.stream().filter(i -> i.name().equals(name)).findFirst()
                     .orElseThrow(() -> new CommandLine.ParameterException(spec.commandLine(), "unknown --impl " + name
                             + " (known: " + IMPLS.stream().map(Impl::name).collect(Collectors.joining(", ")) + ")"));
-            if (!impl.available().getAsBoolean()) {
+            if (!impl.available().test(device)) {
                 throw new CommandLine.ParameterException(spec.commandLine(),
-                        "--impl " + name + " is not available on " + Engine.getInstance().defaultDevice());
+                        "--impl " + name + " is not available on " + device);
             }
             selected.add(impl);
         }
@@ -154,37 +145,23 @@ public final class CoorDescentBench implements Callable<Integer> {
         try (NDManager manager = NDManager.newBaseManager(device)) {
             NDArray s = manager.randomNormal(new Shape(rows, n));
             NDArray gradOutput = manager.randomNormal(new Shape(rows, n));
-            double forward = median(() -> {
+            double forward = repeats.medianMillis(s, step -> {
                 // Reading one value waits for asynchronous devices.
                 CoordinateDescent.solve(s, k, null, options).sum().getFloat();
-            }, s);
+            });
             s.setRequiresGradient(true);
-            double backward = median(() -> {
+            double backward = repeats.medianMillis(s, step -> {
                 try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
                     collector.backward(CoordinateDescent.solve(s, k, null, options).mul(gradOutput).sum());
                 }
                 s.getGradient().sum().getFloat();
-            }, s);
-            return new double[] {forward, backward};
+            });
+            return new double[] {round(forward), round(backward)};
         }
     }
 
-    /** Median wall time in ms of {@code reps} runs after {@code warmup}; each run's arrays are freed. */
-    private double median(Runnable run, NDArray s) {
-        double[] millis = new double[reps];
-        for (int i = -warmup; i < reps; i++) {
-            try (NDManager step = s.getManager().newSubManager()) {
-                s.tempAttach(step);
-                long start = System.nanoTime();
-                run.run();
-                if (i >= 0) {
-                    millis[i] = (System.nanoTime() - start) / 1e6;
-                }
-            }
-        }
-        Arrays.sort(millis);
-        double median = reps % 2 == 1 ? millis[reps / 2] : (millis[reps / 2 - 1] + millis[reps / 2]) / 2;
-        return Math.round(median * 1000) / 1000.0;
+    private static double round(double millis) {
+        return Math.round(millis * 1000) / 1000.0;
     }
 
     /**
@@ -192,7 +169,7 @@ public final class CoorDescentBench implements Callable<Integer> {
      *
      * @param name the {@code --impl} name and the {@code impl} field
      * @param backend the backend passed to {@link CoordinateDescent}
-     * @param available whether it can run on the current engine and device
+     * @param available whether it can run on a device of the current engine
      */
-    record Impl(String name, Backend backend, BooleanSupplier available) {}
+    record Impl(String name, Backend backend, Predicate<Device> available) {}
 }

@@ -1,5 +1,6 @@
 package dev.condjl.integration.cli;
 
+import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -25,6 +26,7 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -110,6 +112,8 @@ public final class LearnedDropoutBench implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "7", description = "default ${DEFAULT-VALUE}")
     long seed;
 
+    @Mixin BenchDevice device = new BenchDevice();
+
     /** The split text as token ids over a sorted alphabet. */
     private record Data(int[] train, int[] val, int alphabet) {}
 
@@ -141,6 +145,7 @@ public final class LearnedDropoutBench implements Callable<Integer> {
             json.addProperty("bench", "learned-dropout");
             json.addProperty("case", r.name());
             json.addProperty("corpus", source);
+            json.addProperty("device", device.device().toString());
             json.addProperty("steps", steps);
             json.addProperty("train_loss", round(r.trainLoss()));
             json.addProperty("val_loss", round(r.valLoss()));
@@ -189,9 +194,11 @@ public final class LearnedDropoutBench implements Callable<Integer> {
                 .optBeta2(0.95f).optWeightDecays(0.1f).build();
         Random batches = new Random(seed);
         long start = System.nanoTime();
-        try (Model model = Model.newInstance("learned-dropout-bench")) {
+        Device dev = device.device();
+        try (Model model = Model.newInstance("learned-dropout-bench", dev)) {
             model.setBlock(block);
-            try (Trainer trainer = model.newTrainer(new DefaultTrainingConfig(loss).optOptimizer(adamW))) {
+            try (Trainer trainer = model.newTrainer(new DefaultTrainingConfig(loss).optOptimizer(adamW)
+                    .optDevices(new Device[] {dev}))) {
                 trainer.initialize(new Shape(batchSize, context));
                 double[] losses = {Double.NaN, Double.NaN};
                 double onesSum = 0;

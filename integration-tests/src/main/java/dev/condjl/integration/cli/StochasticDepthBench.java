@@ -22,6 +22,7 @@ import org.apache.logging.log4j.Logger;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.BufferedReader;
@@ -117,10 +118,8 @@ public final class StochasticDepthBench implements Callable<Integer> {
                         + " ${DEFAULT-VALUE})")
     List<String> modes;
 
-    @Option(
-            names = "--threads",
-            description = "PyTorch intra-op threads in the children (default: DJL's)")
-    Integer threads;
+    /** The children's threads. */
+    @Mixin BenchThreads threads = new BenchThreads();
 
     @Option(
             names = "--malloc-mmap-threshold",
@@ -208,8 +207,8 @@ public final class StochasticDepthBench implements Callable<Integer> {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(Arrays.asList("-Xmx1g", "-Dai.djl.offline=true", "-DdisableProgressBar=true"));
-        if (threads != null) {
-            cmd.add("-Dai.djl.pytorch.num_threads=" + threads);
+        if (threads.threads != null) {
+            cmd.add("-D" + BenchThreads.PROPERTY + "=" + threads.threads);
         }
         cmd.addAll(
                 Arrays.asList(

@@ -281,7 +281,7 @@ public final class TrainingRun {
                     NDManager m = stepManager.newSubManager(devices[d]);
                     NDList out = trainer.forward(new NDList(part.tokenArray(m)));
                     // a native scalar: mul(Number) wraps the number in a Java buffer that autograd reads in
-                    // backward after DJL has freed it (garbage gradients after a GC, notes/requests-issue8.md)
+                    // backward after DJL has freed it (garbage gradients after a GC)
                     NDArray share = m.full(new Shape(), (float) (to - from) / b, DataType.FLOAT32);
                     NDArray l = lossOf(trainer.getLoss(), out, part.labelArray(m)).mul(share);
                     collector.backward(l);

@@ -25,13 +25,13 @@ import picocli.CommandLine;
 
 /**
  * {@code condjl run} on the issue-8 modules (routed image / autoregressive attention, routed ViT,
- * coordinate-descent-attention), in-process, against the djl-colt5 fixtures of {@code issue8/gen_fixtures.py}: each
+ * coordinate-descent-attention), in-process, against the djl-colt5 fixtures of {@code routed_models/gen_fixtures.py}: each
  * fixture holds the reference {@code state_dict} plus {@code @}-prefixed inputs and outputs; {@code cases.json}
  * beside it gives the module name, its kwargs, the tensor names and the key prefix of the module's state_dict.
  */
 class RoutedModelsRunTest {
 
-    private static final Path FIXTURES = Path.of("..", "djl-colt5", "src", "test", "resources", "issue8");
+    private static final Path FIXTURES = Path.of("..", "djl-colt5", "src", "test", "resources", "routed_models");
 
     @TempDir Path dir;
 

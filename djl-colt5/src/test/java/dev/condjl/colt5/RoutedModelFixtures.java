@@ -20,20 +20,20 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 /**
- * Golden fixtures of issue 8 ({@code src/test/resources/issue8/*.safetensors}, made by {@code gen_fixtures.py}
- * beside them): state-dict entries under their reference names, inputs and outputs under names starting with
- * {@code @}.
+ * Golden fixtures of the routed autoregressive and image attention, the routed ViT and the coordinate-descent
+ * attention family ({@code src/test/resources/routed_models/*.safetensors}, made by {@code gen_fixtures.py} beside
+ * them): state-dict entries under their reference names, inputs and outputs under names starting with {@code @}.
  */
-public final class Issue8Fixtures {
+public final class RoutedModelFixtures {
 
-    /** The parity bound of the issue: max abs difference. */
+    /** The parity bound of these fixtures: max abs difference. */
     public static final double TOLERANCE = 1e-4;
 
-    private static final Logger LOG = LogManager.getLogger(Issue8Fixtures.class);
+    private static final Logger LOG = LogManager.getLogger(RoutedModelFixtures.class);
 
     private final NDList arrays;
 
-    private Issue8Fixtures(NDList arrays) {
+    private RoutedModelFixtures(NDList arrays) {
         this.arrays = arrays;
     }
 
@@ -55,15 +55,15 @@ public final class Issue8Fixtures {
      * Reads one fixture file.
      *
      * @param manager owner of the arrays
-     * @param name file name under {@code issue8/}
+     * @param name file name under {@code routed_models/}
      * @return the fixture
      */
-    public static Issue8Fixtures read(NDManager manager, String name) {
-        try (InputStream in = Issue8Fixtures.class.getResourceAsStream("/issue8/" + name)) {
+    public static RoutedModelFixtures read(NDManager manager, String name) {
+        try (InputStream in = RoutedModelFixtures.class.getResourceAsStream("/routed_models/" + name)) {
             if (in == null) {
-                throw new IllegalStateException("missing fixture issue8/" + name);
+                throw new IllegalStateException("missing fixture routed_models/" + name);
             }
-            return new Issue8Fixtures(NDList.decode(manager, in));
+            return new RoutedModelFixtures(NDList.decode(manager, in));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

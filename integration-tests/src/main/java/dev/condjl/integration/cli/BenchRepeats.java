@@ -1,0 +1,76 @@
+package dev.condjl.integration.cli;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.util.Arrays;
+import java.util.function.Consumer;
+
+/**
+ * The {@code --warmup} and {@code --reps} options of the timing benchmarks (a picocli mixin) and the median they
+ * define. A command sets its own defaults by initialising its field with {@link #BenchRepeats(int, int)}.
+ */
+final class BenchRepeats {
+
+    @Spec(Spec.Target.MIXEE)
+    CommandSpec mixee;
+
+    @Option(names = "--warmup", description = "Untimed runs first (default: ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--reps", description = "Timed runs (default: ${DEFAULT-VALUE}).")
+    int reps;
+
+    /**
+     * Options with a command's defaults.
+     *
+     * @param warmup default untimed runs
+     * @param reps default timed runs
+     */
+    BenchRepeats(int warmup, int reps) {
+        this.warmup = warmup;
+        this.reps = reps;
+    }
+
+    /**
+     * Checks the options.
+     *
+     * @throws CommandLine.ParameterException unless {@code reps >= 1} and {@code warmup >= 0}
+     */
+    void validate() {
+        if (reps < 1 || warmup < 0) {
+            throw new CommandLine.ParameterException(mixee.commandLine(),
+                    "--reps (" + reps + ") must be >= 1 and --warmup (" + warmup + ") >= 0");
+        }
+    }
+
+    /**
+     * Median wall time of {@code reps} runs after {@code warmup} untimed ones. Each run gets a fresh sub-manager of
+     * the input's manager, with the input attached to it for the run, so that every run's arrays are freed. A run
+     * on an asynchronous device must read a value of its result before it returns, or the clock stops too early.
+     *
+     * @param input the array every run reads
+     * @param run one run, given its sub-manager
+     * @return the median in milliseconds, not rounded
+     */
+    double medianMillis(NDArray input, Consumer<NDManager> run) {
+        double[] millis = new double[reps];
+        for (int i = -warmup; i < reps; i++) {
+            try (NDManager step = input.getManager().newSubManager()) {
+                input.tempAttach(step);
+                long start = System.nanoTime();
+                run.accept(step);
+                if (i >= 0) {
+                    millis[i] = (System.nanoTime() - start) / 1e6;
+                }
+            }
+        }
+        Arrays.sort(millis);
+        return reps % 2 == 1 ? millis[reps / 2] : (millis[reps / 2 - 1] + millis[reps / 2]) / 2;
+    }
+}

@@ -1,0 +1,125 @@
+package dev.condjl.integration.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.engine.EngineException;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/** {@code condjl bench colt5} at tiny sizes on the CPU: the table, the JSON lines, out-of-memory rows, defaults. */
+class Colt5BenchTest {
+
+    private static String run(String... args) {
+        StringWriter out = new StringWriter();
+        CommandLine cli = new CommandLine(new Condjl());
+        cli.setOut(new PrintWriter(out, true));
+        int code = cli.execute(args);
+        assertEquals(0, code, out.toString());
+        return out.toString();
+    }
+
+    /** The table's data rows, each split into its cells. */
+    private static List<List<String>> rows(String out) {
+        return out.lines().filter(l -> l.startsWith("| ") && !l.startsWith("| n |") && !l.startsWith("| --- |"))
+                .map(l -> Arrays.stream(l.substring(1, l.length() - 1).split("\\|")).map(String::trim)
+                        .collect(Collectors.toList()))
+                .collect(Collectors.toList());
+    }
+
+    @Test
+    void printsTheDeviceAndOneRowPerLengthWithPositiveTimes(@TempDir Path dir) throws IOException {
+        Path json = dir.resolve("colt5.jsonl");
+        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
+                "--seq", "32,64", "--warmup", "1", "--reps", "2", "--json", json.toString());
+        assertTrue(out.startsWith("condjl bench colt5 on cpu()"), out);
+        assertTrue(out.contains("| n | condjl routed | DJL dense TransformerEncoderBlock | routed / dense |"), out);
+        List<List<String>> rows = rows(out);
+        assertEquals(2, rows.size(), out);
+        assertEquals(List.of("32", "64"), rows.stream().map(r -> r.get(0)).collect(Collectors.toList()));
+        for (List<String> row : rows) {
+            assertEquals(4, row.size(), row.toString());
+            for (String cell : row.subList(1, 4)) {
+                assertTrue(Double.parseDouble(cell) > 0, row.toString());
+            }
+        }
+
+        List<JsonObject> lines = Files.readAllLines(json).stream()
+                .map(l -> JsonParser.parseString(l).getAsJsonObject()).collect(Collectors.toList());
+        assertEquals(6, lines.size(), lines.toString());
+        JsonObject routed = lines.get(0);
+        assertEquals("ConditionalRoutedTransformerBlock", routed.get("model").getAsString());
+        assertEquals("cpu()", routed.get("device").getAsString());
+        assertEquals(4, routed.get("heavy_tokens").getAsInt());
+        assertEquals(2, routed.get("reps").getAsInt());
+        assertTrue(routed.get("fwdbwd_ms").getAsDouble() > 0);
+        assertEquals("TransformerEncoderBlock", lines.get(1).get("model").getAsString());
+        assertTrue(lines.get(2).get("routed_over_dense").getAsDouble() > 0);
+        assertEquals(64, lines.get(5).get("n").getAsInt());
+    }
+
+    @Test
+    void noDenseTimesOnlyTheRoutedBlock() {
+        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
+                "--seq", "48", "--warmup", "0", "--reps", "1", "--no-dense");
+        assertTrue(out.contains("| n | condjl routed |" + System.lineSeparator()), out);
+        assertFalse(out.contains("TransformerEncoderBlock"), out);
+        List<List<String>> rows = rows(out);
+        assertEquals(1, rows.size(), out);
+        assertEquals("48", rows.get(0).get(0));
+        assertTrue(Double.parseDouble(rows.get(0).get(1)) > 0, out);
+    }
+
+    @Test
+    void aModelOutOfMemoryIsARowEntryNotAFailure() {
+        Map<String, Double> millis = new LinkedHashMap<>();
+        millis.put("routed", 34.9);
+        millis.put("dense", null);
+        assertEquals("| 65,536 | 34.90 | out of memory | |", Colt5Bench.tableRow(65536, millis));
+        assertTrue(Colt5Bench.isOutOfMemory(new EngineException("CUDA out of memory. Tried to allocate 128.00 GiB")));
+        assertTrue(Colt5Bench.isOutOfMemory(new IllegalStateException("forward failed",
+                new EngineException("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))));
+        assertTrue(Colt5Bench.isOutOfMemory(new OutOfMemoryError("Java heap space")));
+        assertFalse(Colt5Bench.isOutOfMemory(new IllegalArgumentException("numHeavyTokensQ (0) must be > 0")));
+    }
+
+    @Test
+    void eachBenchKeepsItsOwnRepetitionDefaults() {
+        String colt5 = run("bench", "colt5", "--help");
+        String coorDescent = run("bench", "coor-descent", "--help");
+        assertTrue(colt5.contains("Timed runs (default: 5)."), colt5);
+        assertTrue(colt5.contains("Untimed runs first (default: 2)."), colt5);
+        assertTrue(coorDescent.contains("Timed runs (default: 10)."), coorDescent);
+        assertTrue(coorDescent.contains("Untimed runs first (default: 5)."), coorDescent);
+        assertTrue(colt5.contains("--device=DEVICE") && coorDescent.contains("--device=DEVICE"), colt5);
+        assertNotEquals(-1, colt5.indexOf("--threads"));
+    }
+
+    @Test
+    void rejectsAnUnknownDevice() {
+        StringWriter err = new StringWriter();
+        CommandLine cli = new CommandLine(new Condjl());
+        cli.setErr(new PrintWriter(err, true));
+        assertEquals(2, cli.execute("bench", "colt5", "--device", "tpu", "--seq", "32"));
+        assertTrue(err.toString().contains("--device (tpu) must be cpu, gpu or gpu:N"), err.toString());
+    }
+}
