@@ -43,13 +43,13 @@ seeds() {
   echo "| --- | --- | --- | --- |" >> "$RESULTS"
   train $TRAIN_ARGS > "$OUT/logs/train-default.log" 2>&1
   local l=$OUT/logs/train-default.log
-  echo "| 42 (default) | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step') | alone on the GPU |" >> "$RESULTS"
+  echo "| 42 (default) | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step' | head -1) | alone on the GPU |" >> "$RESULTS"
   echo $SEEDS | tr ' ' '\n' | xargs -P "$PARALLEL" -I{} bash -c \
     ".gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --out /tmp/condjl-runs --seed {} $TRAIN_ARGS > $OUT/logs/train-seed{}.log 2>&1"
   local s
   for s in $SEEDS; do
     l=$OUT/logs/train-seed$s.log
-    echo "| $s | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step') | $PARALLEL runs at a time |" >> "$RESULTS"
+    echo "| $s | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step' | head -1) | $PARALLEL runs at a time |" >> "$RESULTS"
   done
 }
 
