@@ -4,10 +4,10 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Parses {@code --devices}: {@code cpu}, {@code gpu} (every visible GPU) or {@code gpu:0,1}.
@@ -15,7 +15,7 @@ import java.util.Set;
  * <p>There is exactly one CPU device and each GPU appears at most once: DJL has a single CPU {@link Device} (every
  * {@code Device.of("cpu", i)} is {@code Device.cpu()}), and its {@code Trainer} refuses a device twice ("Duplicated
  * devices are not allowed", {@code ParameterStore.setParameterServer}), so {@code cpu,cpu}, {@code cpu:0,1} or
- * {@code gpu:0,0} cannot split a batch; they are rejected here with that reason.
+ * {@code gpu:0,0} cannot split a batch; they are rejected here with that reason. GPUs come back in ascending order.
  */
 public final class DeviceList {
 
@@ -27,7 +27,7 @@ public final class DeviceList {
      * Parses a device list and checks that the PyTorch engine sees the GPUs it names.
      *
      * @param spec {@code cpu}, {@code gpu} or {@code gpu:i,j,...}
-     * @return the devices, first = where the master weights live
+     * @return the devices, GPUs in ascending order, first = where the master weights live
      * @throws IllegalArgumentException on a malformed list, a device named twice, several CPUs, or GPUs the engine
      *     does not see
      */
@@ -41,7 +41,9 @@ public final class DeviceList {
                     + "refuses a device twice, so a batch cannot be split over CPUs; use --devices cpu (--threads "
                     + "sets the CPU threads)");
         }
-        Set<Integer> ids = new LinkedHashSet<>();
+        // ascending: DJL's ParameterStore lists a parameter's copies in its device map's hash order and reads them
+        // by the device's index in the list; the two agree for gpu(0..9) in ascending order only
+        Set<Integer> ids = new TreeSet<>();
         if (s.startsWith("gpu:")) {
             for (String part : s.substring(4).split(",")) {
                 int id;
