@@ -153,7 +153,7 @@ public final class TrainingRun {
                 }
                 long cpu0 = processCpuNanos();
                 long t0 = System.nanoTime();
-                double[] stats = step(trainer, block, batch, s.devices(), s.clipNorm());
+                double[] stats = step(trainer, block, batch, s.clipNorm());
                 long dt = System.nanoTime() - t0;
                 trainNanos += dt;
                 cpuNanos += processCpuNanos() - cpu0;
@@ -268,35 +268,73 @@ public final class TrainingRun {
                 instanceof com.sun.management.OperatingSystemMXBean os ? Math.max(0, os.getProcessCpuTime()) : 0;
     }
 
-    /** One optimizer step; returns {loss, gradient norm before clipping}. */
-    private static double[] step(Trainer trainer, RoutedModel block, Sample batch, Device[] devices, double clip) {
-        double lossValue = 0;
+    /**
+     * One optimizer step: the batch split over the trainer's devices, then {@link #clipAndUpdate}.
+     *
+     * @return {loss, gradient norm before clipping (NaN without clipping)}
+     */
+    static double[] step(Trainer trainer, RoutedModel block, Sample batch, double clip) {
         try (NDManager stepManager = trainer.getManager().newSubManager()) {
-            try (GradientCollector collector = trainer.newGradientCollector()) {
-                int b = batch.batchSize();
-                for (int d = 0; d < devices.length; d++) {
-                    int from = d * b / devices.length;
-                    int to = (d + 1) * b / devices.length;
-                    Sample part = batch.rows(from, to);
-                    NDManager m = stepManager.newSubManager(devices[d]);
-                    NDList out = trainer.forward(new NDList(part.tokenArray(m)));
-                    // a native scalar: mul(Number) wraps the number in a Java buffer that autograd reads in
-                    // backward after DJL has freed it (garbage gradients after a GC)
-                    NDArray share = m.full(new Shape(), (float) (to - from) / b, DataType.FLOAT32);
-                    NDArray l = lossOf(trainer.getLoss(), out, part.labelArray(m)).mul(share);
-                    collector.backward(l);
-                    lossValue += l.getFloat();
-                }
-            }
-            double norm = clip > 0
-                    ? GradientClipping.clipByGlobalNorm(block.getLastParameterStore(),
-                            block.getParameters().values(), devices, clip)
-                    : Double.NaN;
-            if (clip <= 0 || Double.isFinite(norm)) {
-                trainer.step();
-            }
-            return new double[] {lossValue, norm};
+            double lossValue = backward(trainer, batch, trainer.getDevices(), stepManager);
+            return new double[] {lossValue, clipAndUpdate(trainer, block, clip)};
         }
+    }
+
+    /**
+     * Clips the gradients to their global norm over every device's copy, each copy once (the trainer's devices,
+     * whatever the parts of the batch were), then {@code trainer.step()} unless the norm is not finite.
+     *
+     * @param clip the largest norm, or {@code <= 0} for no clipping
+     * @return the norm before clipping, NaN without clipping
+     */
+    static double clipAndUpdate(Trainer trainer, RoutedModel block, double clip) {
+        double norm = clip > 0
+                ? GradientClipping.clipByGlobalNorm(block.getLastParameterStore(), block.getParameters().values(),
+                        trainer.getDevices(), clip)
+                : Double.NaN;
+        if (clip <= 0 || Double.isFinite(norm)) {
+            trainer.step();
+        }
+        return norm;
+    }
+
+    /**
+     * Forward and backward of a batch in {@code parts.length} consecutive row ranges inside one collector, part
+     * {@code d} on {@code parts[d]}. With the trainer's devices each device's parameter copy receives its part's
+     * gradient, which the parameter server sums; several parts on one device accumulate into its one copy.
+     *
+     * @param parts the device of each part
+     * @param stepManager where the step's arrays go (closed by the caller)
+     * @return the batch's loss (the parts' weighted losses summed)
+     */
+    static double backward(Trainer trainer, Sample batch, Device[] parts, NDManager stepManager) {
+        double lossValue = 0;
+        try (GradientCollector collector = trainer.newGradientCollector()) {
+            int b = batch.batchSize();
+            for (int d = 0; d < parts.length; d++) {
+                lossValue += backwardPart(trainer, collector, batch, d * b / parts.length,
+                        (d + 1) * b / parts.length, stepManager.newSubManager(parts[d]));
+            }
+        }
+        return lossValue;
+    }
+
+    /**
+     * Forward of rows {@code [from, to)} of a batch on {@code m}'s device, and backward of their mean loss times
+     * their share {@code (to - from) / b} of the batch, so that the parts' gradients sum to the whole batch's.
+     *
+     * @return the part's weighted loss
+     */
+    static double backwardPart(Trainer trainer, GradientCollector collector, Sample batch, int from, int to,
+            NDManager m) {
+        Sample part = batch.rows(from, to);
+        NDList out = trainer.forward(new NDList(part.tokenArray(m)));
+        // a native scalar: mul(Number) wraps the number in a Java buffer that autograd reads in
+        // backward after DJL has freed it (garbage gradients after a GC)
+        NDArray share = m.full(new Shape(), (float) (to - from) / batch.batchSize(), DataType.FLOAT32);
+        NDArray l = lossOf(trainer.getLoss(), out, part.labelArray(m)).mul(share);
+        collector.backward(l);
+        return l.getFloat();
     }
 
     /**
