@@ -5,7 +5,7 @@
 #
 # Here, from the project root:   mvn -B install -DskipTests && ../shared/gpu/stage.sh
 # There (device tool, carry .gpu): bash integration-tests/gpu/run.sh [PHASE...]
-# Phases: tests, seeds, memory, bench (default: all). Each call fits the device tool's 10 minutes when given
+# Phases: tests, seeds, speed, memory, bench (default: all). Each call fits the device tool's 10 minutes when given
 # two phases at most; results of several calls are merged by concatenating their h200.md sections.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,8 +13,9 @@ OUT=${OUT:-/tmp/condjl-gpu}
 mkdir -p "$OUT/logs"
 RESULTS=$OUT/h200.md
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(tests seeds memory bench)
+[ ${#phases[@]} -gt 0 ] || phases=(tests seeds speed memory bench)
 SEEDS=${SEEDS:-"1 2 3 4 5 6 7 8 9 10"}
+# the seed runs share the GPU (and this machine's cores); "speed" times the default run alone
 PARALLEL=${PARALLEL:-5}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 train() { .gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --out /tmp/condjl-runs "$@"; }
@@ -22,7 +23,7 @@ field() { grep -m1 "$1" "$2" | sed "s/^$1 *//"; }
 
 tests() {
   echo "## Module test suites (JUnit, DJL default device gpu(0))" >> "$RESULTS"
-  echo "| module | tests | successful | failed | skipped |" >> "$RESULTS"
+  echo "| module | tests | successful | failed | aborted (assumption: not for this machine) |" >> "$RESULTS"
   echo "| --- | --- | --- | --- | --- |" >> "$RESULTS"
   local m
   for m in cuda-ops djl-topk djl-colt5 djl-stochastic djl-dropout integration-tests; do
@@ -32,30 +33,33 @@ tests() {
   for m in cuda-ops djl-topk djl-colt5 djl-stochastic djl-dropout integration-tests; do
     local l=$OUT/logs/tests-$m.log
     n() { grep -E "tests $1" "$l" | grep -oE '[0-9]+' | head -1; }
-    echo "| $m | $(n found) | $(n successful) | $(n failed) | $(n skipped) |" >> "$RESULTS"
+    echo "| $m | $(n found) | $(n successful) | $(n failed) | $(n aborted) |" >> "$RESULTS"
     grep -E "MethodSource|=> " "$l" | head -20 | sed 's/^/    /' >> "$OUT/logs/failures.txt"
   done
 }
 
 seeds() {
-  echo "## condjl train --devices gpu ${TRAIN_ARGS}(defaults), seeds" >> "$RESULTS"
-  echo "| seed | validation accuracy | ms/step | note |" >> "$RESULTS"
+  echo "## condjl train --devices gpu ${TRAIN_ARGS}(defaults otherwise), by seed, $PARALLEL runs at a time" >> "$RESULTS"
+  echo "| seed | validation accuracy | ms/step (shared GPU) | first-layer routing |" >> "$RESULTS"
   echo "| --- | --- | --- | --- |" >> "$RESULTS"
-  train $TRAIN_ARGS > "$OUT/logs/train-default.log" 2>&1
-  local l=$OUT/logs/train-default.log
-  echo "| 42 (default) | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step' | head -1) | alone on the GPU |" >> "$RESULTS"
   echo $SEEDS | tr ' ' '\n' | xargs -P "$PARALLEL" -I{} bash -c \
-    ".gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --out /tmp/condjl-runs --seed {} $TRAIN_ARGS > $OUT/logs/train-seed{}.log 2>&1"
-  local s
+    ".gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --run-dir /tmp/condjl-runs/seed{}-\$\$ --seed {} $TRAIN_ARGS > $OUT/logs/train-seed{}.log 2>&1"
+  local s l
   for s in $SEEDS; do
     l=$OUT/logs/train-seed$s.log
-    echo "| $s | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step' | head -1) | $PARALLEL runs at a time |" >> "$RESULTS"
+    echo "| $s | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step' | head -1) | $(field 'routing L0' "$l" | sed 's/.*ff routed [0-9]*%, //') |" >> "$RESULTS"
   done
+}
+
+speed() {
+  echo "## condjl train --devices gpu ${TRAIN_ARGS}(defaults otherwise), alone on the GPU" >> "$RESULTS"
+  train $TRAIN_ARGS > "$OUT/logs/train-default.log" 2>&1
+  { echo '```'; sed -n '/^task /,/^peak memory/p' "$OUT/logs/train-default.log"; echo '```'; } >> "$RESULTS"
 }
 
 memory() {
   echo "## GPU memory over 5,000 steps (default model, seed 42)" >> "$RESULTS"
-  train --steps 5000 --gpu-memory-every 500 --eval-every 1000 > "$OUT/logs/train-memory.log" 2>&1
+  train --steps 5000 --gpu-memory-every 500 --eval-every 1000 $TRAIN_ARGS > "$OUT/logs/train-memory.log" 2>&1
   local l=$OUT/logs/train-memory.log
   { echo '```'; grep -E "MiB of GPU memory in use|^gpu memory|^accuracy|^training" "$l"; echo '```'; } >> "$RESULTS"
 }
@@ -68,6 +72,6 @@ bench() {
 
 { echo "# condjl on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), torch $(python3 -c 'import torch;print(torch.__version__)')"; echo; } >> "$RESULTS"
 for p in "${phases[@]}"; do
-  case $p in tests|seeds|memory|bench) "$p"; echo >> "$RESULTS" ;; *) echo "unknown phase $p" >&2; exit 2 ;; esac
+  case $p in tests|seeds|speed|memory|bench) "$p"; echo >> "$RESULTS" ;; *) echo "unknown phase $p" >&2; exit 2 ;; esac
 done
 cat "$RESULTS"

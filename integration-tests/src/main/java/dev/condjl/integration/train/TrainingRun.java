@@ -29,6 +29,7 @@ import org.apache.logging.log4j.Logger;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -375,13 +376,23 @@ public final class TrainingRun {
     }
 
     /**
-     * A timestamped run directory under a base directory.
+     * Creates a new timestamped run directory under a base directory; runs started in the same second (several
+     * trainings at once) get {@code -2}, {@code -3}, ... appended, each directory claimed atomically.
      *
      * @param base e.g. {@code runs}
-     * @return {@code base/train-YYYYMMDD-HHMMSS}
+     * @return {@code base/train-YYYYMMDD-HHMMSS[-i]}, created
+     * @throws IOException if no directory can be created under {@code base}
      */
-    public static Path newRunDir(Path base) {
-        return base.resolve(String.format(Locale.ROOT, "train-%1$tY%1$tm%1$td-%1$tH%1$tM%1$tS",
-                System.currentTimeMillis()));
+    public static Path newRunDir(Path base) throws IOException {
+        Files.createDirectories(base);
+        String stamp = String.format(Locale.ROOT, "train-%1$tY%1$tm%1$td-%1$tH%1$tM%1$tS", System.currentTimeMillis());
+        for (int i = 1; ; i++) {
+            Path dir = base.resolve(i == 1 ? stamp : stamp + "-" + i);
+            try {
+                return Files.createDirectory(dir);
+            } catch (FileAlreadyExistsException taken) {
+                // another run claimed it first
+            }
+        }
     }
 }

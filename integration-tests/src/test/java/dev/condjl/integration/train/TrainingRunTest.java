@@ -18,7 +18,9 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Map;
 import java.util.stream.Collectors;
 
@@ -82,6 +84,17 @@ class TrainingRunTest {
         assertEquals(1400, picture.getWidth());
         assertTrue(picture.getHeight() > 600);
         assertTrue(Files.readAllLines(dir.resolve("run/metrics.csv")).size() == 31);
+    }
+
+    @Test
+    void runsStartedTogetherGetTheirOwnDirectories() throws IOException {
+        Path base = dir.resolve("runs");
+        Set<Path> made = new HashSet<>();
+        for (int i = 0; i < 3; i++) {
+            Path run = TrainingRun.newRunDir(base);
+            assertTrue(Files.isDirectory(run), run + " exists");
+            assertTrue(made.add(run), run + " was handed out twice");
+        }
     }
 
     @Test
