@@ -27,6 +27,7 @@ import dev.condjl.topk.TopK;
  *       {@code ⌈K/nb⌉} tokens are routed from each block;
  *   <li>{@code s[b, r, j] = ⟨x_j, u_r⟩}, or {@code cosineSimScale · ⟨x_j/‖x_j‖, u_r/‖u_r‖⟩} with cosine routing;
  *       with {@code learnedRoutingTokens} the tokens come from the forward call, shape (b, d) or (b, R, d);
+ *   <li>in training with {@code trainingNoise σ > 0}: {@code s += N(0, σ²)} (exploration, not in the reference);
  *   <li>{@code scores = coor_descent(s, k = min(K·fetchKRatio, n), mask)} with the ε schedule
  *       {@code (epsInit, epsDecay, eps)} and {@code nIters} iterations ({@link CoordinateDescent}, backend
  *       {@link Backend#AUTO} by default); {@code random_route} replaces them by N(0, 1) noise (negative control);
@@ -77,6 +78,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
     private final int numRoutingTokens;
     private final boolean cosineSimRouting;
     private final double cosineSimScale;
+    private final double trainingNoise;
     private final Integer routeBlockSize;
     private final TieBreak tieBreak;
     private final CoordinateDescent.Options coorDescent;
@@ -90,6 +92,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         numRoutingTokens = builder.numRoutingTokens;
         cosineSimRouting = builder.cosineSimRouting;
         cosineSimScale = builder.cosineSimScale;
+        trainingNoise = builder.trainingNoise;
         routeBlockSize = builder.routeBlockSize;
         tieBreak = builder.tieBreak;
         coorDescent = CoordinateDescent.Options.builder()
@@ -201,6 +204,10 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         }
         NDArray xb = src.reshape(b * blocks, len, dim);
         NDArray sim = similarity(ps, xb, u, training).reshape(-1, len);
+        if (training && trainingNoise > 0) {
+            sim = sim.add(sim.getManager().randomNormal(0f, (float) trainingNoise, sim.getShape(), sim.getDataType(),
+                    sim.getDevice()));
+        }
         NDArray maskRep = srcMask == null ? null : srcMask.reshape(b * blocks, len).repeat(0, r);
 
         NDArray scores = CoordinateDescent.solve(sim, Math.min(k * fetchKRatio, len), maskRep, coorDescent);

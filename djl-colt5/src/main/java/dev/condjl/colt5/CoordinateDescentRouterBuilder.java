@@ -24,6 +24,7 @@ public abstract class CoordinateDescentRouterBuilder<T extends CoordinateDescent
     boolean learnedRoutingTokens;
     boolean cosineSimRouting;
     double cosineSimScale = 8;
+    double trainingNoise;
     Integer routeBlockSize;
     TieBreak tieBreak = TieBreak.BY_INPUT;
     Backend backend = Backend.AUTO;
@@ -54,6 +55,7 @@ public abstract class CoordinateDescentRouterBuilder<T extends CoordinateDescent
         c.learnedRoutingTokens = learnedRoutingTokens;
         c.cosineSimRouting = cosineSimRouting;
         c.cosineSimScale = cosineSimScale;
+        c.trainingNoise = trainingNoise;
         c.routeBlockSize = routeBlockSize;
         c.tieBreak = tieBreak;
         c.backend = backend;
@@ -148,6 +150,19 @@ public abstract class CoordinateDescentRouterBuilder<T extends CoordinateDescent
     }
 
     /**
+     * Sets the exploration noise of training: N(0, σ²) added to every similarity before the soft top-k, in training
+     * only (noisy top-k gating, Shazeer et al. 2017). Without it a router can lock onto tokens that are useless but
+     * score high from the start: tokens it never routes get no gradient that would raise them. Not in the reference.
+     *
+     * @param sigma σ, in the similarity's units (cosine routing: {@code cosineSimScale · cos}); default 0 (none)
+     * @return this builder
+     */
+    public T optTrainingNoise(double sigma) {
+        this.trainingNoise = sigma;
+        return self();
+    }
+
+    /**
      * Whether the routing tokens are supplied at forward time instead of being a parameter.
      *
      * @param learnedRoutingTokens default false
@@ -234,6 +249,9 @@ public abstract class CoordinateDescentRouterBuilder<T extends CoordinateDescent
         }
         if (routeBlockSize != null) {
             Builders.positive("routeBlockSize", routeBlockSize);
+        }
+        if (!(trainingNoise >= 0) || Double.isInfinite(trainingNoise)) {
+            throw new IllegalArgumentException("trainingNoise (" + trainingNoise + ") must be a finite number >= 0");
         }
         if (tieBreak == null || backend == null) {
             throw new IllegalArgumentException("tieBreak and backend must not be null");

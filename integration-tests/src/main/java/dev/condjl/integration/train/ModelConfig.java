@@ -26,6 +26,7 @@ import java.nio.file.Path;
  * @param heavyTokensFf tokens routed to the heavy feed-forward per sequence (Kff)
  * @param routerEps the routers' final coordinate-descent ε ({@code router_kwargs eps})
  * @param cosineRouting the routers' {@code cosine_sim_routing}
+ * @param routerNoise the routers' exploration noise σ in training (0 in configurations saved before it existed)
  * @param dropPathRate stochastic depth rate of the last layer (linear schedule from 0 at the first)
  * @param dropPathMode a {@link dev.condjl.stochastic.StochasticDepthMode} name
  * @param dropout {@code none}, {@code weight}, {@code noise} or {@code learned}
@@ -51,6 +52,7 @@ public record ModelConfig(
         int heavyTokensFf,
         double routerEps,
         boolean cosineRouting,
+        double routerNoise,
         double dropPathRate,
         String dropPathMode,
         String dropout,

@@ -134,7 +134,8 @@ public final class RoutedModel extends AbstractBlock {
                 .optHeavyDimHead(c.dimHead())
                 .optRouterKwargs(CoordinateDescentRouter.builder()
                         .optEps(c.routerEps())
-                        .optCosineSimRouting(c.cosineRouting()));
+                        .optCosineSimRouting(c.cosineRouting())
+                        .optTrainingNoise(c.routerNoise()));
     }
 
     /** The block itself, or the block with its linear weights parametrized for {@code --dropout weight|noise}. */

@@ -83,6 +83,10 @@ public final class TrainCommand implements Callable<Integer> {
             description = "cosine-similarity routing (default: ${DEFAULT-VALUE})")
     boolean cosineRouting;
 
+    @Option(names = "--router-noise", description = "routers' exploration noise in training: sigma of N(0, sigma^2)"
+            + " added to the routing similarities (${DEFAULT-VALUE}; 0 = none)", defaultValue = "0")
+    double routerNoise;
+
     @Option(names = "--drop-path-rate", description = "stochastic depth rate of the last layer, linear from 0 "
             + "(${DEFAULT-VALUE})", defaultValue = "0.1")
     double dropPathRate;
@@ -214,13 +218,13 @@ public final class TrainCommand implements Callable<Integer> {
             int n = seqLen != null ? seqLen : 256;
             TextCorpus text = TextCorpus.read(corpus, n, null);
             return new ModelConfig(ModelConfig.TEXT, n, text.vocabSize(), text.numClasses(), dim, depth, heads,
-                    dimHead, lightWindow, heavyQ != null ? heavyQ : 8, heavyKv, heavyFf, routerEps, cosineRouting,
+                    dimHead, lightWindow, heavyQ != null ? heavyQ : 8, heavyKv, heavyFf, routerEps, cosineRouting, routerNoise,
                     dropPathRate, mode, dropout, rate, 0, 0, 0, corpus.toAbsolutePath().toString(), text.alphabet());
         }
         int n = seqLen != null ? seqLen : 512;
         RetrievalTask retrieval = new RetrievalTask(n, pairs, keys, values, lightWindow);
         return new ModelConfig(ModelConfig.RETRIEVAL, n, retrieval.vocabSize(), retrieval.numClasses(), dim, depth,
-                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, heavyFf, routerEps, cosineRouting,
+                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, heavyFf, routerEps, cosineRouting, routerNoise,
                 dropPathRate, mode, dropout, rate, pairs, keys, values, null, null);
     }
 }
