@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
+import dev.condjl.cuda.CondjlOps;
+
 /**
  * The reference's {@code topk}: a hard top-k whose values carry the gradient of the coordinate-descent soft top-k
  * (spec colt5.md §1.3, §2.11).
@@ -108,6 +110,20 @@ public final class TopK {
             throw new IllegalArgumentException(
                     "tieBreak BY_INPUT supports rows of at most " + MAX_TIE_BREAK_ROW + " entries, got " + n);
         }
+        if (CondjlOps.supportsTopKByInput(scores) && raw.getDataType() == scores.getDataType()) {
+            // one native call where the ops below are a dozen (each a dispatch, and on a GPU a launch)
+            NDArray indices = CondjlOps.topKByInput(scores, raw, mask, k);
+            return new NDList(scores.gather(indices, -1), indices);
+        }
+        return byInputWithOps(scores, raw, mask, k);
+    }
+
+    /**
+     * {@link TieBreak#BY_INPUT} with DJL operations: what {@link CondjlOps#topKByInput} computes in one call, for
+     * the arrays it does not take. Arguments are validated.
+     */
+    static NDList byInputWithOps(NDArray scores, NDArray raw, NDArray mask, int k) {
+        long n = scores.getShape().tail();
         return Scoped.compute(() -> {
             // (score, valid, raw, -index) packed into distinct int64 keys (below 2n^3 < 2^63), so the top-k has no
             // ties left to resolve: the raw rank is in [0, n], n + 1 more for a valid entry.
