@@ -199,8 +199,9 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             u = u == null ? null : u.repeat(0, blocks);
             len = w;
         }
-        NDArray xb = reshaped(src, new Shape(b * blocks, len, dim));
-        NDArray sim = similarity(ps, xb, u, training);
+        // a reshape even where the shape fits: it makes a strided x contiguous, and matmul's sums follow the layout
+        NDArray xb = src.reshape(b * blocks, len, dim);
+        NDArray sim = similarity(ps, xb, u, training).reshape(-1, len);
         NDArray maskRep = srcMask == null ? null : srcMask.reshape(b * blocks, len).repeat(0, r);
 
         NDArray scores = CoordinateDescent.solve(sim, Math.min(k * fetchKRatio, len), maskRep, coorDescent);
@@ -270,7 +271,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         return new RouterReturn(null, x.getManager().ones(new Shape(b, r, n), x.getDataType()), tokens, routedMask);
     }
 
-    /** (B, n, d) tokens against the routing tokens: (B·R, n), row {@code B_i·R + r} for routing token r. */
+    /** (B, n, d) tokens against the routing tokens: (B, R, n). */
     private NDArray similarity(ParameterStore ps, NDArray x, NDArray supplied, boolean training) {
         NDArray xs = cosineSimRouting ? x.normalize(2, -1, 1e-12) : x;
         NDArray s;
@@ -282,9 +283,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             NDArray u = Tensors.own(cosineSimRouting ? token.normalize(2, -1, 1e-12) : token.transpose(), x);
             s = xs.matMul(cosineSimRouting ? u.transpose() : u);
         }
-        // (B, n, R) to (B·R, n); with one routing token the layout already fits
-        long n = x.getShape().get(1);
-        s = numRoutingTokens == 1 ? s.reshape(-1, n) : s.transpose(0, 2, 1).reshape(-1, n);
+        s = s.transpose(0, 2, 1);
         return cosineSimRouting ? s.mul(Tensors.scalar(s, cosineSimScale)) : s;
     }
 
