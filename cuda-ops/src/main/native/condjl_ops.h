@@ -82,6 +82,9 @@ void cd_backward_cpu(const CdBackward& p, int threads);
 // CUDA side. cuda_compiled() is false in a CPU-only build, where every other function throws RuntimeError.
 void topk_by_input_cpu(const TopKByInput& p);
 
+// IEEE half (bits) to float, exactly.
+float half_to_float(uint16_t h);
+
 bool cuda_compiled();
 // Empty when the CUDA kernels can run on device 0, else the reason. Probes once and caches the answer.
 std::string cuda_probe();

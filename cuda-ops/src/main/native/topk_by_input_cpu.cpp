@@ -16,29 +16,8 @@ float to_float<float>(const float* p, int64_t i) {
     return p[i];
 }
 template <>
-float to_float<uint16_t>(const uint16_t* p, int64_t i) {  // IEEE half to float, exactly
-    const uint32_t h = p[i];
-    const uint32_t sign = (h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t man = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0x1fu) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else {  // subnormal half: normalise
-        exp = 113;
-        while ((man & 0x400u) == 0) {
-            man <<= 1;
-            --exp;
-        }
-        bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
+float to_float<uint16_t>(const uint16_t* p, int64_t i) {
+    return half_to_float(p[i]);
 }
 
 template <typename T>

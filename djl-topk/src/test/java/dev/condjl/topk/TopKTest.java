@@ -260,6 +260,10 @@ class TopKTest {
             }
         }
         assertTrue(checked >= 76, "checked " + checked);
+        NDArray scores = manager.ones(new Shape(2, 4));
+        assertMessage("raw float32 (2, 3) must have the dtype and shape of scores float32 (2, 4)",
+                () -> CondjlOps.topKByInput(scores, manager.ones(new Shape(2, 3)), null, 2));
+        assertMessage("k (5) must be in [1, 4]", () -> CondjlOps.topKByInput(scores, scores, null, 5));
     }
 
     /** The CPU, and the first GPU where the native kernels run there. */
