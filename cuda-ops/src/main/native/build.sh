@@ -52,7 +52,7 @@ compile() {  # compile <object> <command...>, in the background when stale
   fi
 }
 
-sources=(coor_descent_cpu.cpp torch_shim.cpp jni_ops.cpp)
+sources=(coor_descent_cpu.cpp topk_by_input_cpu.cpp torch_shim.cpp jni_ops.cpp)
 if [ -n "$nvcc" ]; then
   log "building libcondjl_ops with $("$nvcc" --version | tail -n 2 | head -n 1) (sm_80, sm_90a, compute_90 PTX)"
   # No -use_fast_math or -ftz=true: the output scores keep their subnormals as torch.exp does (coor_descent_cuda.cu).

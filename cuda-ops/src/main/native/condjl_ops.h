@@ -57,6 +57,18 @@ struct CdBackward {
 };
 
 // Forces a CUDA launch configuration (tests and benchmarks); 0 = automatic.
+// The k first positions of each row in the order of tie_break_key.h, best first.
+struct TopKByInput {
+    int64_t rows;
+    int64_t n;
+    int64_t k;             // 1 <= k <= n
+    DType dtype;           // of scores and raw
+    const void* scores;    // rows * n
+    const void* raw;       // rows * n, the secondary key
+    const uint8_t* mask;   // 1 = valid (ranks above an invalid entry of equal score); null for all valid
+    int64_t* indices;      // rows * k
+};
+
 struct LaunchOverride {
     int blocks_per_row = 0;
     int threads = 0;
@@ -68,12 +80,18 @@ void cd_forward_cpu(const CdForward& p, int threads);
 void cd_backward_cpu(const CdBackward& p, int threads);
 
 // CUDA side. cuda_compiled() is false in a CPU-only build, where every other function throws RuntimeError.
+void topk_by_input_cpu(const TopKByInput& p);
+
+// IEEE half (bits) to float, exactly.
+float half_to_float(uint16_t h);
+
 bool cuda_compiled();
 // Empty when the CUDA kernels can run on device 0, else the reason. Probes once and caches the answer.
 std::string cuda_probe();
 void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchOverride& ov);
 void cd_backward_cuda(const CdBackward& p, int device, void* stream, const LaunchOverride& ov);
 // A readable description of the launch the CUDA kernels would use, e.g. "cluster G=16 T=256 R=8 grid=32".
+void topk_by_input_cuda(const TopKByInput& p, int device, void* stream);
 std::string cuda_describe_launch(int64_t rows, int64_t n, bool backward, int device, const LaunchOverride& ov);
 
 // Raw device-memory helpers for tests and benchmarks on machines without libtorch.

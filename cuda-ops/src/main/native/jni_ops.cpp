@@ -119,8 +119,10 @@ float log_k(jfloat k) {
 // A tensor allocated for a result, shaped and placed like `like`: deleted unless released to Java (DJL owns it).
 class Output {
    public:
-    explicit Output(const Tensor& like)
-        : handle_(empty_tensor(like.sizes(), like.dtype(), like.device_type(), like.device_index())) {}
+    explicit Output(const Tensor& like) : Output(like, like.sizes(), like.dtype()) {}
+    // On like's device, with its own sizes and dtype.
+    Output(const Tensor& like, const std::vector<int64_t>& sizes, int32_t dtype)
+        : handle_(empty_tensor(sizes, dtype, like.device_type(), like.device_index())) {}
     ~Output() {
         if (handle_ != nullptr) torch_shim().delete_tensor(handle_);
     }
@@ -221,6 +223,42 @@ jlong backward(jlong y_handle, jlong g_handle, jfloat eps, int cpu_threads) {
     return out.release();
 }
 
+// indices (..., k) int64 of the tie-broken top-k (tie_break_key.h) of scores (..., n), with raw of the same shape
+// and dtype and an optional bool mask of that shape.
+jlong topk_by_input(jlong scores_handle, jlong raw_handle, jlong mask_handle, jlong k) {
+    Tensor scores(ptr<void>(scores_handle), "scores");
+    Tensor raw(ptr<void>(raw_handle), "raw");
+    const DType dtype = check_scores(scores);
+    const TorchShim& shim = torch_shim();
+    if (raw.sizes() != scores.sizes() || raw.dtype() != scores.dtype()) {
+        throw ArgumentError("raw " + raw.dtype_name() + " " + raw.shape() + " must have the dtype and shape of scores " +
+                            scores.dtype_name() + " " + scores.shape());
+    }
+    check_device(scores, raw);
+    std::unique_ptr<Tensor> mask;
+    if (mask_handle != 0) {
+        mask = std::make_unique<Tensor>(ptr<void>(mask_handle), "mask");
+        if (mask->sizes() != scores.sizes() || mask->dtype() != shim.dtype_bool) {
+            throw ArgumentError("mask " + mask->dtype_name() + " " + mask->shape() + " must be bool with shape " +
+                                scores.shape());
+        }
+        check_device(scores, *mask);
+    }
+    const int64_t n = scores.sizes().back();
+    if (k < 1 || k > n) throw ArgumentError("k (" + std::to_string(k) + ") must be in [1, " + std::to_string(n) + "]");
+    std::vector<int64_t> out_sizes = scores.sizes();
+    out_sizes.back() = k;
+    Output out(scores, out_sizes, shim.dtype_i64);
+    const TopKByInput p{scores.numel() / n, n, k, dtype, scores.contiguous_data(), raw.contiguous_data(),
+                        mask ? static_cast<const uint8_t*>(mask->contiguous_data()) : nullptr,
+                        static_cast<int64_t*>(out.data())};
+    dispatch(scores, p, 0, [](const TopKByInput& q, int) { topk_by_input_cpu(q); },
+             [](const TopKByInput& q, int device, void* stream, const LaunchOverride&) {
+                 topk_by_input_cuda(q, device, stream);
+             });
+    return out.release();
+}
+
 }  // namespace
 
 extern "C" {
@@ -279,6 +317,11 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nBackwardRaw(JNIEnv* env, 
         }
         return 0;
     });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nTopKByInput(JNIEnv* env, jclass, jlong scores, jlong raw,
+                                                                    jlong mask, jlong k) {
+    return guarded<jlong>(env, 0, [&] { return topk_by_input(scores, raw, mask, k); });
 }
 
 JNIEXPORT jboolean JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaCompiled(JNIEnv*, jclass) {

@@ -46,6 +46,7 @@ TorchShim bind_shim() {
     s.dtype_f32 = constant(cpu, "aoti_torch_dtype_float32");
     s.dtype_f16 = constant(cpu, "aoti_torch_dtype_float16");
     s.dtype_bool = constant(cpu, "aoti_torch_dtype_bool");
+    s.dtype_i64 = constant(cpu, "aoti_torch_dtype_int64");
     s.device_cpu = constant(cpu, "aoti_torch_device_type_cpu");
     s.device_cuda = constant(cpu, "aoti_torch_device_type_cuda");
     for (const char* name : {"float32", "float16", "bfloat16", "float64", "bool", "uint8", "int8", "int16", "int32",

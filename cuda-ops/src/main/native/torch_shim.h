@@ -29,6 +29,7 @@ struct TorchShim {
     int32_t dtype_f32;
     int32_t dtype_f16;
     int32_t dtype_bool;
+    int32_t dtype_i64;
     int32_t device_cpu;
     int32_t device_cuda;
     std::vector<std::pair<int32_t, std::string>> dtype_names;  // for error messages

@@ -26,6 +26,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code w = y} where {@code y < 1} (else 0), {@code ds = (w/e_final)·(g − Σ(g·w)/Σw)} per row (0 where
  * {@code Σw = 0}): the gradient of the converged solution, O(n), no stored iterations.
  *
+ * <p>Also the router's tie-broken top-k ({@link #topKByInput}): positions only, in one call instead of a dozen
+ * sorting ops.
+ *
  * <p>Loading never fails the caller: when the library cannot load, {@link #isAvailable()} is false, one warning is
  * logged and callers use their pure-DJL path; likewise {@link #supports(Device)} for GPUs whose driver or architecture
  * the CUDA kernels cannot use. Tensor entry points take DJL PyTorch arrays (fp32, or fp16 computed in fp32), validate
@@ -36,6 +39,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * cores.
  */
 public final class CondjlOps {
+
+    /** The longest row {@link #topKByInput} takes on a GPU, where its kernel does O(n²) work per row. */
+    public static final long TOPK_BY_INPUT_MAX_GPU_ROW = 16384;
 
     private static final Logger LOG = LogManager.getLogger(CondjlOps.class);
     private static final String LOAD_FAILURE = NativeLibrary.load();
@@ -193,6 +199,42 @@ public final class CondjlOps {
         PtNDArray pg = pytorch(grad, "grad");
         return new PtNDArray(py.getManager(),
                 nBackward(py.getHandle(), pg.getHandle(), epsFinal, JniUtils.getNumThreads()));
+    }
+
+    /**
+     * Whether {@link #topKByInput} runs for these scores: the library loaded, float32 or float16 PyTorch-engine
+     * arrays on a device that {@link #supports}, and on a GPU rows of at most {@link #TOPK_BY_INPUT_MAX_GPU_ROW}
+     * (its kernel does O(n²) work per row; longer rows are left to sorting ops).
+     *
+     * @param scores (..., n) scores
+     * @return true when {@link #topKByInput} may be called with them
+     */
+    public static boolean supportsTopKByInput(NDArray scores) {
+        DataType type = scores.getDataType();
+        return scores instanceof PtNDArray && (type == DataType.FLOAT32 || type == DataType.FLOAT16)
+                && supports(scores.getDevice())
+                && (!scores.getDevice().isGpu() || scores.getShape().tail() <= TOPK_BY_INPUT_MAX_GPU_ROW);
+    }
+
+    /**
+     * The positions of each row's {@code k} best entries, best first, in one native call: an entry ranks by its
+     * score, then whether it is valid, then its raw value, then the lower position; floats compare with
+     * {@code -0 == +0} and every NaN equal and above {@code +inf}. No two positions tie, so the result is the same on
+     * every device.
+     *
+     * @param scores (..., n) float32 or float16 scores
+     * @param raw (..., n) secondary key, dtype and device of {@code scores}
+     * @param mask null, or a bool (..., n) mask on the same device, true = valid
+     * @param k entries per row, {@code 1 <= k <= n}
+     * @return (..., k) int64 positions in {@code scores}' manager; no gradient
+     * @throws IllegalArgumentException on a shape, dtype or device that does not fit
+     */
+    public static NDArray topKByInput(NDArray scores, NDArray raw, NDArray mask, int k) {
+        ensureAvailable();
+        PtNDArray ps = pytorch(scores, "scores");
+        long maskHandle = mask == null ? 0L : pytorch(mask, "mask").getHandle();
+        return new PtNDArray(ps.getManager(),
+                nTopKByInput(ps.getHandle(), pytorch(raw, "raw").getHandle(), maskHandle, k));
     }
 
     private static NDList forward(NDArray s, NDArray logk, float k, NDArray mask, EpsSchedule eps,
@@ -430,6 +472,8 @@ public final class CondjlOps {
 
     private static native void nBackwardRaw(boolean cuda, long y, long grad, long out, long rows, long n, int dtype,
             float epsFinal, long stream, int blocks, int threads, int mode);
+
+    private static native long nTopKByInput(long scores, long raw, long mask, long k);
 
     private static native boolean nCudaCompiled();
 

@@ -202,6 +202,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             u = u == null ? null : u.repeat(0, blocks);
             len = w;
         }
+        // a reshape even where the shape fits: it makes a strided x contiguous, and matmul's sums follow the layout
         NDArray xb = src.reshape(b * blocks, len, dim);
         NDArray sim = similarity(ps, xb, u, training).reshape(-1, len);
         if (training && trainingNoise > 0) {
@@ -226,16 +227,36 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         }
 
         // (b·blocks·R, k) -> (b, [R,] blocks·k), positions offset by their block's start
-        NDArray offsets = x.getManager().arange(0, (int) (blocks * len), (int) len, DataType.INT64, x.getDevice())
-                .reshape(1, blocks, 1, 1);
-        selScores = unfold(selScores.reshape(b, blocks, r, k), routeDim);
-        indices = unfold(indices.reshape(b, blocks, r, k).add(offsets), routeDim);
+        if (blocks == 1) {
+            // one block: no offsets, and the layout is already (b, [R,] k); every op is a native call
+            Shape routed = routeDim ? new Shape(b, r, k) : new Shape(b, k);
+            selScores = reshaped(selScores, routed);
+            indices = reshaped(indices, routed);
+        } else {
+            NDArray offsets = x.getManager().arange(0, (int) (blocks * len), (int) len, DataType.INT64,
+                    x.getDevice()).reshape(1, blocks, 1, 1);
+            selScores = unfold(selScores.reshape(b, blocks, r, k), routeDim);
+            indices = unfold(indices.reshape(b, blocks, r, k).add(offsets), routeDim);
+        }
 
         NDArray routedTokens = Tensors.gatherTokens(src, indices);
         NDArray routedMask = srcMask == null
                 ? null
-                : srcMask.gather(indices.reshape(b, -1), 1).reshape(indices.getShape());
+                : reshaped(srcMask.gather(reshaped(indices, new Shape(b, -1)), 1), indices.getShape());
         return new RouterReturn(indices, selScores, routedTokens, routedMask);
+    }
+
+    /**
+     * {@code x.reshape(shape)}, or {@code x} itself where the shape already fits (a reshape is a native call).
+     * {@code shape} has at most one -1, which then matches any size (the others fix it).
+     */
+    private static NDArray reshaped(NDArray x, Shape shape) {
+        Shape s = x.getShape();
+        boolean same = s.dimension() == shape.dimension();
+        for (int i = 0; same && i < s.dimension(); i++) {
+            same = shape.get(i) == -1 || s.get(i) == shape.get(i);
+        }
+        return same ? x : x.reshape(shape);
     }
 
     /** (b, blocks, R, k) to (b, R, blocks·k), or (b, blocks·k) without a route dimension (R = 1). */

@@ -64,14 +64,16 @@ final class Tensors {
         Shape is = indices.getShape();
         long b = xs.get(0);
         Shape trailing = xs.slice(2);
-        NDArray flat = indices.reshape(b, -1);
+        // every op is a native call (and an autograd node): reshape only where the shape changes
+        NDArray flat = is.dimension() == 2 ? indices : indices.reshape(b, -1);
         long m = flat.getShape().get(1);
         NDArray index = flat;
         for (int i = 0; i < trailing.dimension(); i++) {
             index = index.expandDims(-1);
         }
         index = index.broadcast(new Shape(b, m).addAll(trailing));
-        return x.gather(index, 1).reshape(is.addAll(trailing));
+        NDArray gathered = x.gather(index, 1);
+        return is.dimension() == 2 ? gathered : gathered.reshape(is.addAll(trailing));
     }
 
     /**
@@ -132,6 +134,11 @@ final class Tensors {
      * @return {@code x[..., start:end, ...]} at {@code axis}
      */
     static NDArray slice(NDArray x, int axis, long start, long end) {
-        return x.get(new NDIndex().addAllDim(axis).addSliceDim(start, end));
+        // leading axes as exact full ranges, which libtorch skips, where addAllDim would cost an aten::slice each
+        NDIndex index = new NDIndex();
+        for (int i = 0; i < axis; i++) {
+            index.addSliceDim(0, x.getShape().get(i));
+        }
+        return x.get(index.addSliceDim(start, end));
     }
 }

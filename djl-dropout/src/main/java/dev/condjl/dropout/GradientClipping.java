@@ -4,13 +4,17 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.BiFunction;
 
 /**
@@ -143,9 +147,18 @@ public final class GradientClipping {
      * @param factor the factor
      */
     public static void scale(List<List<NDArray>> grads, double factor) {
-        for (List<NDArray> perDevice : grads) {
-            for (NDArray g : perDevice) {
-                g.muli((float) factor);
+        if (grads.isEmpty()) {
+            return;
+        }
+        // one native 0-dim factor per device: muli(Number) copies the number from the host for every gradient,
+        // which on a GPU waits for the queued work each time
+        try (NDManager constants = grads.get(0).get(0).getManager().newSubManager()) {
+            Map<Device, NDArray> factors = new HashMap<>();
+            for (List<NDArray> perDevice : grads) {
+                for (NDArray g : perDevice) {
+                    g.muli(factors.computeIfAbsent(g.getDevice(),
+                            d -> constants.full(new Shape(), (float) factor, DataType.FLOAT32, d)));
+                }
             }
         }
     }

@@ -63,6 +63,22 @@ class GradientClippingTest {
     }
 
     @Test
+    void scalesInPlaceLikeMultiplyingByTheFloatFactor() {
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
+            NDArray single = manager.create(new float[] {3, -7, 1e-3f});
+            NDArray half = manager.create(new float[] {3, -7}).toType(DataType.FLOAT16, false);
+            double factor = 1.0 / 3.0;
+            GradientClipping.scale(List.of(List.of(single), List.of(half)), factor);
+            // the device factor gives exactly what the former muli((float) factor) gave, and keeps each dtype
+            assertArrayEquals(new float[] {3 * (float) factor, -7 * (float) factor, 1e-3f * (float) factor},
+                    single.toFloatArray());
+            assertEquals(DataType.FLOAT16, half.getDataType());
+            assertArrayEquals(new float[] {1f, -2.333f}, half.toType(DataType.FLOAT32, false).toFloatArray(),
+                    2e-3f);
+        }
+    }
+
+    @Test
     void leavesSmallGradientsAlone() {
         try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
             List<Parameter> params = withGradients(manager);

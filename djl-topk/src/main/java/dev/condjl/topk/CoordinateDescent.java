@@ -83,21 +83,29 @@ public final class CoordinateDescent {
         }
         checkMask(mask, s.getShape());
         return Scoped.compute(() -> {
-            NDArray k;
-            if (kTensor == null) {
-                // The reference builds torch.Tensor([k]) (float32) and casts it to s's dtype. Filled on the device:
-                // create(float[]) copies from the host, which on a GPU waits for all queued work.
-                k = s.getManager().full(new Shape(1), (float) kScalar, DataType.FLOAT32, s.getDevice())
-                        .toType(s.getDataType(), false);
+            NDArray logk;
+            if (kTensor == null && s.getDataType() == DataType.FLOAT32) {
+                // float32's clamp(k, 1e-20) done on the host gives the same float, without clip(Number) (two host
+                // reads of its bounds on a GPU) and without a no-op cast
+                logk = s.getManager().full(new Shape(1), Math.max((float) kScalar, (float) LOG_K_CLAMP),
+                        DataType.FLOAT32, s.getDevice()).log();
             } else {
-                if (!kTensor.gt(0).all().getBoolean()) {
-                    double min = kTensor.min().toType(DataType.FLOAT64, false).getDouble();
-                    throw new IllegalArgumentException("k must be > 0 in every row, got min " + min);
+                NDArray k;
+                if (kTensor == null) {
+                    // The reference builds torch.Tensor([k]) (float32) and casts it to s's dtype. Filled on the
+                    // device: create(float[]) copies from the host, which on a GPU waits for all queued work.
+                    k = s.getManager().full(new Shape(1), (float) kScalar, DataType.FLOAT32, s.getDevice())
+                            .toType(s.getDataType(), false);
+                } else {
+                    if (!kTensor.gt(0).all().getBoolean()) {
+                        double min = kTensor.min().toType(DataType.FLOAT64, false).getDouble();
+                        throw new IllegalArgumentException("k must be > 0 in every row, got min " + min);
+                    }
+                    k = kTensor.toType(s.getDataType(), false).expandDims(-1);
                 }
-                k = kTensor.toType(s.getDataType(), false).expandDims(-1);
+                // clamp keeps its bound natively; maximum(Number) would save a from_blob scalar for backward
+                logk = k.clip(LOG_K_CLAMP, Double.POSITIVE_INFINITY).log();
             }
-            // clamp keeps its bound natively; maximum(Number) would save a from_blob scalar for backward
-            NDArray logk = k.clip(LOG_K_CLAMP, Double.POSITIVE_INFINITY).log();
             NDArray fullMask = mask == null ? null : mask.broadcast(s.getShape());
             return new NDList(dispatch(s, logk, fullMask, options));
         }, s, mask, kTensor).head();

@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 
+import dev.condjl.cuda.CondjlOps;
+
 /**
  * The reference's {@code topk}: a hard top-k whose values carry the gradient of the coordinate-descent soft top-k
  * (spec colt5.md §1.3, §2.11).
@@ -108,15 +110,32 @@ public final class TopK {
             throw new IllegalArgumentException(
                     "tieBreak BY_INPUT supports rows of at most " + MAX_TIE_BREAK_ROW + " entries, got " + n);
         }
+        if (CondjlOps.supportsTopKByInput(scores) && raw.getDataType() == scores.getDataType()) {
+            // one native call where the ops below are a dozen (each a dispatch, and on a GPU a launch)
+            NDArray indices = CondjlOps.topKByInput(scores, raw, mask, k);
+            return new NDList(scores.gather(indices, -1), indices);
+        }
+        return byInputWithOps(scores, raw, mask, k);
+    }
+
+    /**
+     * {@link TieBreak#BY_INPUT} with DJL operations: what {@link CondjlOps#topKByInput} computes in one call, for
+     * the arrays it does not take. Arguments are validated.
+     */
+    static NDList byInputWithOps(NDArray scores, NDArray raw, NDArray mask, int k) {
+        long n = scores.getShape().tail();
         return Scoped.compute(() -> {
             // (score, valid, raw, -index) packed into distinct int64 keys (below 2n^3 < 2^63), so the top-k has no
             // ties left to resolve: the raw rank is in [0, n], n + 1 more for a valid entry.
-            NDArray position = scores.getManager().arange(0, (int) n, 1, DataType.INT64);
+            // n - 1 - index; constants are device arrays: mul(Number) copies from the host, on a GPU a wait
+            NDArray reversePosition = scores.getManager().arange((int) n - 1, -1, -1, DataType.INT64,
+                    scores.getDevice());
             NDArray second = denseRank(raw);
             if (mask != null) {
-                second = second.add(mask.toType(DataType.INT64, false).mul(n + 1));
+                second = second.add(mask.toType(DataType.INT64, false).mul(index(scores, n + 1)));
             }
-            NDArray key = denseRank(scores).mul(2 * n + 2).add(second).mul(n).add(position.neg().add(n - 1));
+            NDArray key = denseRank(scores).mul(index(scores, 2 * n + 2)).add(second).mul(index(scores, n))
+                    .add(reversePosition);
             NDArray indices = key.topK(k, -1).get(1);
             return new NDList(scores.gather(indices, -1), indices);
         }, scores, raw, mask);
@@ -137,6 +156,11 @@ public final class TopK {
         NDArray first = x.getManager().zeros(shape.slice(0, shape.dimension() - 1).add(1), DataType.INT64);
         NDArray sortedRank = first.concat(rises, -1).cumSum(-1);
         return sortedRank.gather(order.argSort(-1, true), -1).add(nan.toType(DataType.INT64, false));
+    }
+
+    /** A 0-dim int64 constant on {@code like}'s device, filled natively ({@code |value| < 2^24}). */
+    private static NDArray index(NDArray like, long value) {
+        return like.getManager().full(new Shape(), value, DataType.INT64, like.getDevice());
     }
 
     private static void checkK(int k, Shape shape) {

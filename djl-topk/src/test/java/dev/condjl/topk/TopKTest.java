@@ -17,6 +17,8 @@ import ai.djl.training.GradientCollector;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 
+import dev.condjl.cuda.CondjlOps;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -210,5 +212,66 @@ class TopKTest {
                 () -> TopK.select(x, manager.ones(new Shape(2, 5)), 2, TieBreak.BY_INPUT));
         assertMessage("mask must be boolean with the scores' shape (2, 6), got float32 (2, 6)",
                 () -> TopK.select(x, x, x, 2, TieBreak.REFERENCE));
+    }
+
+    /**
+     * The native tie-broken top-k ({@link CondjlOps#topKByInput}) picks exactly what the DJL operations pick, on
+     * rows full of ties (few distinct values), with ±0, ±inf and NaN among scores and raw values, masks, float16,
+     * several leading axes and every k from 1 to n; on the CPU and, where its kernels run, on the GPU.
+     */
+    @Test
+    void nativeByInputEqualsTheDjlOperations() {
+        assertTrue(CondjlOps.isAvailable(), CondjlOps::unavailableReason);
+        float[] values = {0f, -0f, 1f, 1f, -1f, 0.5f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY,
+            2f, 1e-45f, -1e-45f};
+        java.util.Random random = new java.util.Random(5);
+        int checked = 0;
+        for (ai.djl.Device device : devices()) {
+            try (NDManager m = NDManager.newBaseManager(device)) {
+                for (int n : new int[] {1, 7, 33, 300}) {
+                    Shape shape = new Shape(2, 3, n);
+                    float[] s = new float[(int) shape.size()];
+                    float[] r = new float[s.length];
+                    boolean[] valid = new boolean[s.length];
+                    for (int i = 0; i < s.length; i++) {
+                        s[i] = values[random.nextInt(values.length)];
+                        r[i] = values[random.nextInt(values.length)];
+                        valid[i] = random.nextInt(3) > 0;
+                    }
+                    for (DataType type : new DataType[] {DataType.FLOAT32, DataType.FLOAT16}) {
+                        NDArray scores = m.create(s, shape).toType(type, false);
+                        NDArray raw = m.create(r, shape).toType(type, false);
+                        NDArray mask = m.create(valid, shape);
+                        for (int k = 1; k <= n; k += Math.max(1, n / 5)) {
+                            for (NDArray maybeMask : new NDArray[] {null, mask}) {
+                                NDArray fused = CondjlOps.topKByInput(scores, raw, maybeMask, k);
+                                NDList ops = TopK.byInputWithOps(scores, raw, maybeMask, k);
+                                String what = device + " " + type + " n=" + n + " k=" + k + " mask "
+                                        + (maybeMask != null);
+                                assertEquals(new Shape(2, 3, k), fused.getShape(), what);
+                                assertArrayEquals(ops.get(1).toLongArray(), fused.toLongArray(), what);
+                                NDList selected = TopK.select(scores, raw, maybeMask, k, TieBreak.BY_INPUT);
+                                assertArrayEquals(ops.get(1).toLongArray(), selected.get(1).toLongArray(), what);
+                                checked++;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assertTrue(checked >= 76, "checked " + checked);
+        NDArray scores = manager.ones(new Shape(2, 4));
+        assertMessage("raw float32 (2, 3) must have the dtype and shape of scores float32 (2, 4)",
+                () -> CondjlOps.topKByInput(scores, manager.ones(new Shape(2, 3)), null, 2));
+        assertMessage("k (5) must be in [1, 4]", () -> CondjlOps.topKByInput(scores, scores, null, 5));
+    }
+
+    /** The CPU, and the first GPU where the native kernels run there. */
+    private static java.util.List<ai.djl.Device> devices() {
+        java.util.List<ai.djl.Device> devices = new java.util.ArrayList<>(java.util.List.of(ai.djl.Device.cpu()));
+        if (Engine.getInstance().getGpuCount() > 0 && CondjlOps.supports(ai.djl.Device.gpu())) {
+            devices.add(ai.djl.Device.gpu());
+        }
+        return devices;
     }
 }

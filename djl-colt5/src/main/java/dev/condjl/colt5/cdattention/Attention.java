@@ -141,14 +141,15 @@ public final class Attention extends AbstractBlock {
             if (toLearnedK != null) {
                 NDArray kappa = Activation.sigmoid(toLearnedK.forward(ps, new NDList(xn), training).head())
                         .mul(constant(x, sparsityK - 1))
-                        .add(1)
+                        .add(constant(x, 1))
                         .transpose(0, 2, 1);
                 attn = CoordinateDescent.solve(sim, kappa, allowed, options);
             } else {
                 attn = CoordinateDescent.solve(sim, sparsityK, allowed, options);
             }
         } else {
-            NDArray masked = NDArrays.where(allowed, sim, sim.zerosLike().sub(Float.MAX_VALUE));
+            NDArray masked = NDArrays.where(allowed, sim,
+                    sim.getManager().full(sim.getShape(), -Float.MAX_VALUE, sim.getDataType(), sim.getDevice()));
             attn = masked.softmax(-1);
         }
         NDArray out = attn.matMul(v).transpose(0, 2, 1, 3).reshape(b, n, (long) heads * dimHead);

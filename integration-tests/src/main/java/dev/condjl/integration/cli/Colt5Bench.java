@@ -94,6 +94,11 @@ public final class Colt5Bench implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON line per model and n here.")
     Path json;
 
+    @Option(names = "--profile", paramLabel = "FILE",
+            description = "After timing, profile one routed forward+backward per n: chrome trace FILE (FILE-n.json"
+                + " with several n) and a line of top-level op and autograd node counts.")
+    Path profile;
+
     @Mixin BenchDevice device = new BenchDevice();
 
     @Mixin BenchThreads threads = new BenchThreads();
@@ -149,6 +154,15 @@ public final class Colt5Bench implements Callable<Integer> {
             }
             out.println(tableRow(n, millis));
             out.flush();
+        }
+        if (profile != null) {
+            for (int n : seq) {
+                Path file = seq.size() == 1 ? profile : profile.resolveSibling(
+                        profile.getFileName().toString().replaceFirst("(\\.json)?$", "-" + n + ".json"));
+                OpProfile counts = profileRouted(dev, n, Math.max(1, n / heavyFraction), file);
+                out.printf(Locale.ROOT, "profile n=%d (%s): %s%n", n, file, counts.describe(12));
+                out.flush();
+            }
         }
         if (json != null) {
             Files.write(json, jsonLines, StandardCharsets.UTF_8);
@@ -269,6 +283,31 @@ public final class Colt5Bench implements Callable<Integer> {
                 throw e;
             }
             return null;
+        }
+    }
+
+    /** One profiled forward+backward of the routed block after a warm-up run. */
+    private OpProfile profileRouted(Device dev, int n, int heavy, Path file) throws IOException {
+        try (NDManager manager = NDManager.newBaseManager(dev)) {
+            Block block = build("routed", heavy);
+            Shape shape = new Shape(batch, n, dim);
+            block.initialize(manager, DataType.FLOAT32, shape);
+            ParameterStore ps = new ParameterStore(manager, false);
+            NDArray weight = block.getParameters().valueAt(0).getArray();
+            NDArray x = manager.randomNormal(shape);
+            Runnable step = () -> {
+                try (NDManager sub = manager.newSubManager();
+                        GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    x.tempAttach(sub);
+                    NDArray out = block.forward(ps, new NDList(x), true).head();
+                    gc.backward(out.mean());
+                    NDArray grad = weight.getGradient();
+                    grad.tempAttach(sub);
+                    grad.flatten().getFloat(0);
+                }
+            };
+            step.run();
+            return OpProfile.record(file, step);
         }
     }
 

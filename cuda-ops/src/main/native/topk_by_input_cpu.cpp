@@ -1,0 +1,52 @@
+// CPU twin of the tie-broken top-k (tie_break_key.h): a partial sort of each row's positions.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "condjl_ops.h"
+#include "tie_break_key.h"
+
+namespace condjl {
+namespace {
+
+template <typename T>
+float to_float(const T* p, int64_t i);
+template <>
+float to_float<float>(const float* p, int64_t i) {
+    return p[i];
+}
+template <>
+float to_float<uint16_t>(const uint16_t* p, int64_t i) {
+    return half_to_float(p[i]);
+}
+
+template <typename T>
+void rows_cpu(const TopKByInput& p) {
+    const T* scores = static_cast<const T*>(p.scores);
+    const T* raw = static_cast<const T*>(p.raw);
+    std::vector<TieKey> keys(static_cast<size_t>(p.n));
+    std::vector<int64_t> order(static_cast<size_t>(p.n));
+    for (int64_t r = 0; r < p.rows; ++r) {
+        const int64_t base = r * p.n;
+        for (int64_t j = 0; j < p.n; ++j) {
+            keys[j] = tie_key(to_float(scores, base + j), p.mask == nullptr || p.mask[base + j] != 0,
+                              to_float(raw, base + j), j);
+        }
+        std::iota(order.begin(), order.end(), int64_t{0});
+        std::partial_sort(order.begin(), order.begin() + p.k, order.end(),
+                          [&](int64_t a, int64_t b) { return ranks_before(keys[a], keys[b]); });
+        std::copy(order.begin(), order.begin() + p.k, p.indices + r * p.k);
+    }
+}
+
+}  // namespace
+
+void topk_by_input_cpu(const TopKByInput& p) {
+    if (p.dtype == DType::F32) {
+        rows_cpu<float>(p);
+    } else {
+        rows_cpu<uint16_t>(p);
+    }
+}
+
+}  // namespace condjl
