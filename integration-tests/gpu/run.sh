@@ -58,8 +58,10 @@ speed() {
 }
 
 memory() {
-  echo "## GPU memory over 5,000 steps (default model, seed 42)" >> "$RESULTS"
-  train --steps 5000 --gpu-memory-every 500 --eval-every 1000 $TRAIN_ARGS > "$OUT/logs/train-memory.log" 2>&1
+  local steps=${MEMORY_STEPS:-5000}
+  echo "## GPU memory over $steps steps (default model otherwise, seed 42, alone on the GPU)" >> "$RESULTS"
+  train --steps "$steps" --gpu-memory-every $((steps / 10)) --eval-every 1000 $TRAIN_ARGS \
+    > "$OUT/logs/train-memory.log" 2>&1
   local l=$OUT/logs/train-memory.log
   { echo '```'; grep -E "MiB of GPU memory in use|^gpu memory|^accuracy|^training" "$l"; echo '```'; } >> "$RESULTS"
 }
@@ -67,7 +69,7 @@ memory() {
 bench() {
   echo "## condjl bench colt5 (forward+backward, batch 1, dim 256, 8 heads, window 128, n/8 routed)" >> "$RESULTS"
   { echo '```'; .gpu/java dev.condjl.integration.cli.Condjl bench colt5 --device gpu \
-      --seq 1024,2048,4096,16384,65536 --reps 10 2>&1 | tee "$OUT/logs/bench-colt5.log" | grep -v " INFO "; echo '```'; } >> "$RESULTS"
+      --seq "${BENCH_SEQ:-1024,2048,4096,16384,65536}" --reps 10 2>&1 | tee "$OUT/logs/bench-colt5.log" | grep -v " INFO "; echo '```'; } >> "$RESULTS"
 }
 
 { echo "# condjl on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), torch $(python3 -c 'import torch;print(torch.__version__)')"; echo; } >> "$RESULTS"
