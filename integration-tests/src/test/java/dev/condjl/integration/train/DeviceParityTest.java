@@ -69,16 +69,18 @@ class DeviceParityTest {
                 worstName = e.getKey();
             }
         }
-        // float32 sums in another order: ~1e-6 relative per op, amplified through two layers, the soft top-k (1/ε)
-        // and the top-k itself (a token whose score differs in the last bits can swap with its neighbour)
-        assertTrue(worst < 1e-2, "largest relative difference " + worst + " in " + worstName);
+        // float32 sums in another order differ by ~1e-7 relative per op; through two layers and the soft top-k
+        // (1/ε) the H200 measured at most 1.7e-6. A routed token swapped for another would move gradients by > 1e-2.
+        assertTrue(worst < 1e-4, "largest relative difference " + worst + " in " + worstName);
     }
 
     /** The loss (key "loss") and every parameter's gradient after one forward and backward pass. */
     private static Map<String, float[]> lossAndGradients(Model model, Sample batch, ModelConfig config) {
         Engine.getEngine("PyTorch").setRandomSeed(5);
         Map<String, float[]> out = new LinkedHashMap<>();
-        try (Trainer trainer = model.newTrainer(new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss()))) {
+        DefaultTrainingConfig training = new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
+                .optDevices(new Device[] {model.getNDManager().getDevice()});
+        try (Trainer trainer = model.newTrainer(training)) {
             // keeps weights that are already there (the GPU model's, loaded from the CPU model's checkpoint)
             trainer.initialize(new Shape(batch.batchSize(), config.seqLen()));
             try (NDManager m = trainer.getManager().newSubManager()) {
