@@ -29,9 +29,9 @@ import dev.condjl.cuda.EpsSchedule;
  * not converged after the router's 20 or 50 iterations (ε 4 → 0.03, decay 0.7), and how far from converged it is
  * depends on the scores. Measured on normal scores and upstream gradients (float32, 4×2048, k = 256, test
  * {@code measuresTheGradientGapToUnrolled}), cosine of fused vs unrolled gradient of {@code Σ g·y}: 0.982–0.986 at
- * 20 iterations and 0.984–0.9993 at 50 over three draws (max |diff| 1.4–10 against a largest entry of 53–78); at
- * 400 iterations 1.0000 (max |diff| 1.4e-4). At convergence (ε = 0.5, 300 iterations) both gradients, of s and of
- * k, agree to cosine {@literal >} 0.9999. The forward equals the unrolled
+ * 20 iterations (two draws) and 0.984–0.9993 at 50 (three draws; max |diff| 1.4–10 against a largest entry of
+ * 53–78); at 400 iterations 1.0000 (max |diff| 1.4e-4). At convergence (ε = 0.5, 300 iterations) both
+ * gradients, of s and of k, agree to cosine {@literal >} 0.9999. The forward equals the unrolled
  * one within 1e-5 on unit-scale scores (both round {@code a} to float32 after differently ordered sums; one ulp of
  * {@code a} moves the output by {@code ulp(a)/ε}).
  *
