@@ -20,6 +20,8 @@ PARALLEL=${PARALLEL:-5}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 train() { .gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --out /tmp/condjl-runs "$@"; }
 field() { grep -m1 "$1" "$2" | sed "s/^$1 *//"; }
+# the report's routing line of a layer, without the routed fractions: "kv: value 100%, kv: key 100%, q: query 100%"
+layer() { field "routing $1" "$2" | grep -oE 'kv: value [0-9]+%, kv: key [0-9]+%, q: query [0-9]+%'; }
 
 tests() {
   echo "## Module test suites (JUnit, DJL default device gpu(0))" >> "$RESULTS"
@@ -40,14 +42,14 @@ tests() {
 
 seeds() {
   echo "## condjl train --devices gpu ${TRAIN_ARGS}(defaults otherwise), by seed, $PARALLEL runs at a time" >> "$RESULTS"
-  echo "| seed | validation accuracy | ms/step (shared GPU) | first-layer routing |" >> "$RESULTS"
-  echo "| --- | --- | --- | --- |" >> "$RESULTS"
+  echo "| seed | validation accuracy | ms/step (shared GPU) | first layer | second layer |" >> "$RESULTS"
+  echo "| --- | --- | --- | --- | --- |" >> "$RESULTS"
   echo $SEEDS | tr ' ' '\n' | xargs -P "$PARALLEL" -I{} bash -c \
     ".gpu/java dev.condjl.integration.cli.Condjl train --devices gpu --no-progress --run-dir /tmp/condjl-runs/seed{}-\$\$ --seed {} $TRAIN_ARGS > $OUT/logs/train-seed{}.log 2>&1"
   local s l
   for s in $SEEDS; do
     l=$OUT/logs/train-seed$s.log
-    echo "| $s | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step' | head -1) | $(field 'routing L0' "$l" | sed 's/.*ff routed [0-9]*%, //') |" >> "$RESULTS"
+    echo "| $s | $(field accuracy "$l" | cut -d' ' -f1) | $(field training "$l" | grep -oE '[0-9]+ ms/step' | head -1) | $(layer L0 "$l") | $(layer L1 "$l") |" >> "$RESULTS"
   done
 }
 

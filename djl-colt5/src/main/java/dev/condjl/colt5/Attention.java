@@ -64,6 +64,16 @@ public final class Attention extends AbstractBlock {
     }
 
     /**
+     * Initialises {@code to_out.weight} to zero, so that the attention's output is 0 until training grows it.
+     *
+     * @return this block
+     */
+    Attention zeroInitOutput() {
+        Linears.zeroInit(toOut);
+        return this;
+    }
+
+    /**
      * Starts a builder.
      *
      * @return a builder with the reference's defaults

@@ -59,12 +59,12 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
             kv.optRouteBlockSize(builder.routeBlockSize);
         }
         kvRouter = addChildBlock("kv_router", kv.build());
-        heavyAttn = addChildBlock("heavy_attn", Attention.builder()
+        heavyAttn = addChildBlock("heavy_attn", builder.heavyBranch(Attention.builder()
                 .setDim(dim)
                 .optDimHead(builder.dimHead)
                 .optHeads(builder.heads)
                 .optMultiplyKeysByScore(builder.multiplyKeysByScore)
-                .build());
+                .build()));
     }
 
     /**

@@ -40,7 +40,8 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
         numHeavyTokens = builder.numHeavyTokens;
         router = addChildBlock("router", builder.router(1).build());
         lightFf = addChildBlock("light_ff", FeedForward.builder().setDim(dim).optMult(builder.lightFfMult).build());
-        heavyFf = addChildBlock("heavy_ff", FeedForward.builder().setDim(dim).optMult(builder.heavyFfMult).build());
+        heavyFf = addChildBlock("heavy_ff",
+                builder.heavyBranch(FeedForward.builder().setDim(dim).optMult(builder.heavyFfMult).build()));
     }
 
     /**

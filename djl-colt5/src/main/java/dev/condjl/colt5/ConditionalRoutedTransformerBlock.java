@@ -40,6 +40,7 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
                 .optHeavyFfMult(b.heavyFfMult)
                 .optRouterStraightThrough(b.routerStraightThrough)
                 .optRouterKwargs(b.routerKwargs)
+                .optZeroInitHeavyOutput(b.zeroInitHeavyOutput)
                 .build());
         conditionalAttn = addChildBlock("conditional_attn", ConditionalRoutedAttention.builder()
                 .setDim(dim)
@@ -56,6 +57,7 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
                 .optMultiplyKeysByScore(b.multiplyKeysByScore)
                 .optMultiplyQueriesByScore(b.multiplyQueriesByScore)
                 .optUseNullQTokens(b.useNullQTokens)
+                .optZeroInitHeavyOutput(b.zeroInitHeavyOutput)
                 .build());
     }
 

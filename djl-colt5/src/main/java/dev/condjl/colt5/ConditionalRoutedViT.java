@@ -149,6 +149,7 @@ public final class ConditionalRoutedViT extends AbstractBlock {
         double ffLightMult;
         int channels = 3;
         boolean routerStraightThrough = true;
+        boolean zeroInitHeavyOutput;
         CoordinateDescentRouter.Builder routerKwargs;
         int attnNumRoutedKv = 1;
         double defaultCoorDescentEps = 1.0;
@@ -375,6 +376,18 @@ public final class ConditionalRoutedViT extends AbstractBlock {
          */
         public Builder optRouterKwargs(CoordinateDescentRouter.Builder routerKwargs) {
             this.routerKwargs = routerKwargs;
+            return this;
+        }
+
+        /**
+         * Whether every layer's heavy branches start with a zero output projection (not in the reference; see
+         * {@link RoutedBuilder#optZeroInitHeavyOutput}).
+         *
+         * @param zeroInitHeavyOutput default false
+         * @return this builder
+         */
+        public Builder optZeroInitHeavyOutput(boolean zeroInitHeavyOutput) {
+            this.zeroInitHeavyOutput = zeroInitHeavyOutput;
             return this;
         }
 

@@ -41,6 +41,16 @@ public final class FeedForward extends AbstractBlock {
     }
 
     /**
+     * Initialises {@code 3.weight} and {@code 3.bias} to zero, so that the output is 0 until training grows it.
+     *
+     * @return this block
+     */
+    FeedForward zeroInitOutput() {
+        Linears.zeroInit(down);
+        return this;
+    }
+
+    /**
      * Starts a builder.
      *
      * @return a builder with the reference's defaults ({@code mult = 4})

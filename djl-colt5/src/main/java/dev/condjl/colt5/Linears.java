@@ -2,6 +2,7 @@ package dev.condjl.colt5;
 
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.UniformInitializer;
 
 /** {@code nn.Linear} as PyTorch initialises it: weight and bias uniform in ±1/√fan_in. */
@@ -25,5 +26,17 @@ final class Linears {
             linear.setInitializer(init, Parameter.Type.BIAS);
         }
         return linear;
+    }
+
+    /**
+     * Makes a layer start at zero: weight (and bias) initialised to 0 instead of PyTorch's uniform draw. Set before
+     * the layer is initialised; an initializer set later for all weights (a training configuration's) replaces it.
+     *
+     * @param linear the layer
+     */
+    static void zeroInit(Linear linear) {
+        ConstantInitializer zero = new ConstantInitializer(0f);
+        linear.setInitializer(zero, Parameter.Type.WEIGHT);
+        linear.setInitializer(zero, Parameter.Type.BIAS);
     }
 }

@@ -140,11 +140,11 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
      * @return {@code Attention(dim, heavyDimHead, heavyHeads, multiplyKeysByScore)}
      */
     Attention heavyAttention() {
-        return Attention.builder()
+        return heavyBranch(Attention.builder()
                 .setDim(dim)
                 .optDimHead(heavyDimHead)
                 .optHeads(heavyHeads)
                 .optMultiplyKeysByScore(multiplyKeysByScore)
-                .build();
+                .build());
     }
 }

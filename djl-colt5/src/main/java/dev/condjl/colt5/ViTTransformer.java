@@ -41,6 +41,7 @@ public final class ViTTransformer extends AbstractBlock {
                     .optHeavyHeads(builder.attnHeavyHeads)
                     .optRouterStraightThrough(builder.routerStraightThrough)
                     .optRouterKwargs(router)
+                    .optZeroInitHeavyOutput(builder.zeroInitHeavyOutput)
                     .build();
             ConditionalRoutedFeedForward ff = ConditionalRoutedFeedForward.builder()
                     .setDim(builder.dim)
@@ -49,6 +50,7 @@ public final class ViTTransformer extends AbstractBlock {
                     .optHeavyFfMult(builder.ffHeavyMult)
                     .optRouterStraightThrough(builder.routerStraightThrough)
                     .optRouterKwargs(router)
+                    .optZeroInitHeavyOutput(builder.zeroInitHeavyOutput)
                     .build();
             layers.add(new Layer(attn, ff));
         }

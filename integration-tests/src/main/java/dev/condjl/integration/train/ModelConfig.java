@@ -27,6 +27,9 @@ import java.nio.file.Path;
  * @param routerEps the routers' final coordinate-descent ε ({@code router_kwargs eps})
  * @param cosineRouting the routers' {@code cosine_sim_routing}
  * @param routerNoise the routers' exploration noise σ in training (0 in configurations saved before it existed)
+ * @param zeroInitHeavyOutput whether the heavy branches' output projections start at zero
+ *     ({@code optZeroInitHeavyOutput}; false in configurations saved before it existed, which only matters for the
+ *     initial weights)
  * @param dropPathRate stochastic depth rate of the last layer (linear schedule from 0 at the first)
  * @param dropPathMode a {@link dev.condjl.stochastic.StochasticDepthMode} name
  * @param dropout {@code none}, {@code weight}, {@code noise} or {@code learned}
@@ -53,6 +56,7 @@ public record ModelConfig(
         double routerEps,
         boolean cosineRouting,
         double routerNoise,
+        boolean zeroInitHeavyOutput,
         double dropPathRate,
         String dropPathMode,
         String dropout,

@@ -132,6 +132,7 @@ public final class RoutedModel extends AbstractBlock {
                 .optLightDimHead(c.dimHead())
                 .optHeavyHeads(c.heads())
                 .optHeavyDimHead(c.dimHead())
+                .optZeroInitHeavyOutput(c.zeroInitHeavyOutput())
                 .optRouterKwargs(CoordinateDescentRouter.builder()
                         .optEps(c.routerEps())
                         .optCosineSimRouting(c.cosineRouting())

@@ -87,6 +87,11 @@ public final class TrainCommand implements Callable<Integer> {
             + " added to the routing similarities (${DEFAULT-VALUE}; 0 = none)", defaultValue = "0")
     double routerNoise;
 
+    @Option(names = "--zero-heavy-init", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "start the heavy branches' output projections at zero, against routing collapse "
+                    + "(default: ${DEFAULT-VALUE}; --no-zero-heavy-init draws them as PyTorch does)")
+    boolean zeroHeavyInit;
+
     @Option(names = "--drop-path-rate", description = "stochastic depth rate of the last layer, linear from 0 "
             + "(${DEFAULT-VALUE})", defaultValue = "0.1")
     double dropPathRate;
@@ -218,13 +223,14 @@ public final class TrainCommand implements Callable<Integer> {
             int n = seqLen != null ? seqLen : 256;
             TextCorpus text = TextCorpus.read(corpus, n, null);
             return new ModelConfig(ModelConfig.TEXT, n, text.vocabSize(), text.numClasses(), dim, depth, heads,
-                    dimHead, lightWindow, heavyQ != null ? heavyQ : 8, heavyKv, heavyFf, routerEps, cosineRouting, routerNoise,
-                    dropPathRate, mode, dropout, rate, 0, 0, 0, corpus.toAbsolutePath().toString(), text.alphabet());
+                    dimHead, lightWindow, heavyQ != null ? heavyQ : 8, heavyKv, heavyFf, routerEps, cosineRouting,
+                    routerNoise, zeroHeavyInit, dropPathRate, mode, dropout, rate, 0, 0, 0,
+                    corpus.toAbsolutePath().toString(), text.alphabet());
         }
         int n = seqLen != null ? seqLen : 512;
         RetrievalTask retrieval = new RetrievalTask(n, pairs, keys, values, lightWindow);
         return new ModelConfig(ModelConfig.RETRIEVAL, n, retrieval.vocabSize(), retrieval.numClasses(), dim, depth,
-                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, heavyFf, routerEps, cosineRouting, routerNoise,
-                dropPathRate, mode, dropout, rate, pairs, keys, values, null, null);
+                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, heavyFf, routerEps, cosineRouting,
+                routerNoise, zeroHeavyInit, dropPathRate, mode, dropout, rate, pairs, keys, values, null, null);
     }
 }
