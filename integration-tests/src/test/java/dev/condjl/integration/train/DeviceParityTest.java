@@ -31,7 +31,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The default {@code condjl train} model computes the same loss and gradients on the GPU as on the CPU, from the
  * same weights and batch. GPU-only: it compares the two devices. Stochastic depth is off (its subsets come from
- * each device's own generator); everything else is the default model.
+ * each device's own generator), and the heavy output projections are drawn at random rather than zero (with zero
+ * projections every weight inside the heavy branches and every routing token would have a zero gradient, and the
+ * comparison would not cover them); everything else is the default model.
  */
 class DeviceParityTest {
 
