@@ -220,7 +220,8 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         NDArray selScores = selected.get(0);
         NDArray indices = selected.get(1);
         if (straightThrough) {
-            selScores = selScores.add(Tensors.scalar(selScores, 1).sub(selScores).stopGradient());
+            NDArray rest = Tensors.own(Tensors.scalar(selScores, 1).sub(selScores), selScores);
+            selScores = selScores.add(rest.stopGradient());
             if (maskRep != null) {
                 selScores = selScores.mul(maskRep.gather(indices, 1).toType(selScores.getDataType(), false));
             }

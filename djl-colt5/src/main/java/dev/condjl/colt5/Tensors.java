@@ -30,26 +30,35 @@ final class Tensors {
     /**
      * A 0-dim constant for arithmetic on the gradient path. DJL's {@code mul(Number)}/{@code div(Number)} build the
      * scalar over a Java buffer and close it at once, while autograd keeps reading it in backward; after a garbage
-     * collection the gradients are garbage. A native {@code full} tensor is reference-counted by libtorch.
+     * collection the gradients are garbage. A native {@code full} tensor is reference-counted by libtorch. Cached
+     * ({@link ConstantCache}): never modify it, nor keep a result of which it is the first operand.
      *
-     * @param like an array of this call (its manager, device and dtype are used)
+     * @param like an array of this call (its device and dtype are used)
      * @param value the constant
-     * @return a 0-dim array in {@code like}'s manager
+     * @return a shared 0-dim array
      */
     static NDArray scalar(NDArray like, double value) {
-        return like.getManager().full(new Shape(), (float) value, like.getDataType(), like.getDevice());
+        return constant(like, (float) value, like.getDataType());
     }
 
     /**
      * A 0-dim int64 constant on {@code like}'s device, for comparisons with index arrays. DJL's
-     * {@code gte(Number)} and the like copy the number from the host, which on a GPU waits for the device.
+     * {@code gte(Number)} and the like copy the number from the host, which on a GPU waits for the device. Cached
+     * as {@link #scalar} is.
      *
-     * @param like an array of this call (its manager and device are used)
+     * @param like an array of this call (its device is used)
      * @param value the constant, {@code |value| < 2^24}
-     * @return a 0-dim int64 array
+     * @return a shared 0-dim int64 array
      */
     static NDArray index(NDArray like, long value) {
-        return like.getManager().full(new Shape(), value, DataType.INT64, like.getDevice());
+        return constant(like, value, DataType.INT64);
+    }
+
+    private record Constant(float value, DataType type) {}
+
+    private static NDArray constant(NDArray like, float value, DataType type) {
+        return ConstantCache.SHARED.get(like, new Constant(value, type),
+                m -> m.full(new Shape(), value, type, like.getDevice()));
     }
 
     /**
