@@ -100,6 +100,22 @@ final class Tensors {
     }
 
     /**
+     * Adds routed rows back: a copy of {@code base} with {@code base[b, indices[b, j]] = source[b, indices[b, j]] +
+     * values[b, j]}, as {@link #scatterTokens} of {@link #gatherTokens} plus {@code values}, with the index built
+     * once. Indices must be distinct within a row.
+     *
+     * @param base (b, n, d) what unrouted positions keep
+     * @param source (b, n, d) what the routed rows add {@code values} to (often {@code base} itself)
+     * @param indices (b, k) int64 positions
+     * @param values (b, k, d) rows to add; differentiable
+     * @return (b, n, d)
+     */
+    static NDArray addAtTokens(NDArray base, NDArray source, NDArray indices, NDArray values) {
+        NDArray index = indices.expandDims(-1).broadcast(values.getShape());
+        return base.scatter(index, source.gather(index, 1).add(values), 1);
+    }
+
+    /**
      * A boolean keep-mask as an additive attention bias: 0 where kept, {@link #MASK_VALUE} where masked. Adding it
      * equals the reference's {@code masked_fill(~mask, -finfo.max)} for logits of magnitude below 1e31.
      *
