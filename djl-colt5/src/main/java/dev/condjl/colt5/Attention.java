@@ -163,10 +163,10 @@ public final class Attention extends AbstractBlock {
         k = k.reshape(b, heads, nk, dimHead);
         v = v.reshape(b, heads, nk, dimHead);
 
-        NDArray nullKvValue = ps.getValue(nullKv, x.getDevice(), training);
-        Shape nullShape = new Shape(b, heads, 1, dimHead);
-        k = Tensors.own(nullKvValue.get(0), x).reshape(1, heads, 1, dimHead).broadcast(nullShape).concat(k, 2);
-        v = Tensors.own(nullKvValue.get(1), x).reshape(1, heads, 1, dimHead).broadcast(nullShape).concat(v, 2);
+        NDArray nulls = Tensors.own(ps.getValue(nullKv, x.getDevice(), training)
+                .reshape(2, 1, heads, 1, dimHead), x);
+        k = batchOf(nulls.get(0), b).concat(k, 2);
+        v = batchOf(nulls.get(1), b).concat(v, 2);
 
         NDArray keep = null;
         if (mask != null) {
@@ -177,6 +177,11 @@ public final class Attention extends AbstractBlock {
         }
         NDArray out = MultiHead.merge(Attend.attend(q, k, v, keep));
         return toOut.forward(ps, new NDList(out), training).head();
+    }
+
+    /** (1, ...) broadcast to (b, ...); as it is for b = 1, where the broadcast would be one more native call. */
+    private static NDArray batchOf(NDArray x, long b) {
+        return b == 1 ? x : x.broadcast(new Shape(b).addAll(x.getShape().slice(1)));
     }
 
     /**

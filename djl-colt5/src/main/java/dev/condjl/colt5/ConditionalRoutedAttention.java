@@ -174,7 +174,7 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
         } else {
             // light + (o at the routed rows, null_q_token elsewhere), without materialising the heavy output
             NDArray base = nullQ == null ? light : light.add(nullQ);
-            out = Tensors.scatterTokens(base, q.indices(), Tensors.gatherTokens(light, q.indices()).add(o));
+            out = Tensors.addAtTokens(base, light, q.indices(), o);
         }
         return new RoutedOutput(out, q.indicesOrAll(), kv.indicesOrAll(), null);
     }

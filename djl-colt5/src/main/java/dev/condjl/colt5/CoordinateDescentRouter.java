@@ -202,9 +202,8 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             u = u == null ? null : u.repeat(0, blocks);
             len = w;
         }
-        // a reshape even where the shape fits: it makes a strided x contiguous, and matmul's sums follow the layout
-        NDArray xb = src.reshape(b * blocks, len, dim);
-        NDArray sim = similarity(ps, xb, u, training).reshape(-1, len);
+        NDArray xb = reshaped(src, new Shape(b * blocks, len, dim));
+        NDArray sim = similarity(ps, xb, u, training);
         if (training && trainingNoise > 0) {
             sim = sim.add(sim.getManager().randomNormal(0f, (float) trainingNoise, sim.getShape(), sim.getDataType(),
                     sim.getDevice()));
@@ -220,7 +219,8 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         NDArray selScores = selected.get(0);
         NDArray indices = selected.get(1);
         if (straightThrough) {
-            selScores = selScores.add(Tensors.scalar(selScores, 1).sub(selScores).stopGradient());
+            NDArray rest = Tensors.own(Tensors.scalar(selScores, 1).sub(selScores), selScores);
+            selScores = selScores.add(rest.stopGradient());
             if (maskRep != null) {
                 selScores = selScores.mul(maskRep.gather(indices, 1).toType(selScores.getDataType(), false));
             }
@@ -278,7 +278,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         return new RouterReturn(null, x.getManager().ones(new Shape(b, r, n), x.getDataType()), tokens, routedMask);
     }
 
-    /** (B, n, d) tokens against the routing tokens: (B, R, n). */
+    /** (B, n, d) tokens against the routing tokens: (B·R, n), the rows of (B, R, n). */
     private NDArray similarity(ParameterStore ps, NDArray x, NDArray supplied, boolean training) {
         NDArray xs = cosineSimRouting ? x.normalize(2, -1, 1e-12) : x;
         NDArray s;
@@ -290,7 +290,9 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             NDArray u = Tensors.own(cosineSimRouting ? token.normalize(2, -1, 1e-12) : token.transpose(), x);
             s = xs.matMul(cosineSimRouting ? u.transpose() : u);
         }
-        s = s.transpose(0, 2, 1);
+        long n = s.getShape().get(1);
+        // (B, n, R) to rows; with R = 1 one view does it, the same values in the same layout
+        s = s.getShape().get(2) == 1 ? s.reshape(-1, n) : s.transpose(0, 2, 1).reshape(-1, n);
         return cosineSimRouting ? s.mul(Tensors.scalar(s, cosineSimScale)) : s;
     }
 

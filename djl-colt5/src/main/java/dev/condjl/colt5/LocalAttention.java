@@ -1,5 +1,6 @@
 package dev.condjl.colt5;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -86,14 +87,49 @@ public final class LocalAttention {
         NDArray sim = bq.matMul(bk.swapAxes(3, 4));
 
         long span = (long) window.lookAround() * w;
-        NDArray keep = allowed(q.getManager(), n, windows, window).reshape(1, 1, windows, w, span);
+        NDArray bias = windowBias(q, n, window);
         if (mask != null) {
             NDArray m = Tensors.padAxis(mask, 1, 0, pad, 0).reshape(b, windows, w);
-            keep = keep.logicalAnd(lookAround(m, 1, window, 0).reshape(b, 1, windows, 1, span));
+            NDArray keys = lookAround(m, 1, window, 0).reshape(b, 1, windows, 1, span);
+            // biases are 0 or MASK_VALUE, so their minimum is maskBias(allowed & keys), exactly
+            bias = Tensors.maskBias(keys).minimum(bias);
         }
         // in place on the fresh product (matMul's backward does not read its output)
-        NDArray out = sim.addi(Tensors.maskBias(keep)).softmax(-1).matMul(bv);
-        return Tensors.slice(out.reshape(b, h, windows * w, dv), 2, 0, n);
+        NDArray out = sim.addi(bias).softmax(-1).matMul(bv).reshape(b, h, windows * w, dv);
+        return pad == 0 ? out : Tensors.slice(out, 2, 0, n);
+    }
+
+    /**
+     * {@link Tensors#maskBias} of {@link #allowed}, (1, 1, windows, w, span) float32: it depends only on the
+     * sequence length, the layout and the device, so it is built once ({@link ConstantCache}).
+     *
+     * @param like an array of this call (its device and manager are used)
+     * @param n sequence length
+     * @param window the layout
+     * @return the shared bias; never to be modified
+     */
+    static NDArray windowBias(NDArray like, long n, Window window) {
+        return ConstantCache.SHARED.get(like, new BiasKey(n, window),
+                m -> buildWindowBias(m, like.getDevice(), n, window));
+    }
+
+    private record BiasKey(long n, Window window) {}
+
+    /**
+     * The bias {@link #windowBias} caches, built from scratch in {@code manager}.
+     *
+     * @param manager receives the bias and its temporaries
+     * @param device where it is built
+     * @param n sequence length
+     * @param window the layout
+     * @return (1, 1, windows, w, span) float32, 0 where allowed, {@link Tensors#MASK_VALUE} elsewhere
+     */
+    static NDArray buildWindowBias(NDManager manager, Device device, long n, Window window) {
+        int w = window.windowSize();
+        long windows = (n + w - 1) / w;
+        long span = (long) window.lookAround() * w;
+        return Tensors.maskBias(allowed(manager, device, n, windows, window))
+                .reshape(1, 1, windows, w, span);
     }
 
     /** Concatenates each window with its neighbours: axis {@code a} (windows) of x, gathered along {@code a+1}. */
@@ -112,14 +148,15 @@ public final class LocalAttention {
      * depend only on the query's offset and the key's slot ({@code i - j = t + lookBackward·w - slot}), the range
      * check only on the window and slot, so both are built small and combined once.
      */
-    private static NDArray allowed(NDManager manager, long n, long windows, Window window) {
+    private static NDArray allowed(NDManager manager, Device device, long n, long windows, Window window) {
         int w = window.windowSize();
         long span = (long) window.lookAround() * w;
         long back = (long) w * window.lookBackward();
         long forward = (long) w * window.lookForward();
-        NDArray slot = manager.arange(0, (int) span, 1, DataType.INT64).reshape(1, 1, span);
+        NDArray slot = manager.arange(0, (int) span, 1, DataType.INT64, device).reshape(1, 1, span);
         // i - j for query offset t and key slot: (1, w, span); constants are device arrays (see Tensors.index)
-        NDArray distance = manager.arange((int) back, (int) back + w, 1, DataType.INT64).reshape(1, w, 1).sub(slot);
+        NDArray distance = manager.arange((int) back, (int) back + w, 1, DataType.INT64, device).reshape(1, w, 1)
+                .sub(slot);
         NDArray band = null;
         if (window.causal()) {
             band = distance.gte(Tensors.index(distance, 0));
@@ -130,7 +167,7 @@ public final class LocalAttention {
             band = distance.gte(Tensors.index(distance, -forward))
                     .logicalAnd(distance.lte(Tensors.index(distance, back)));
         }
-        NDArray kPos = manager.arange((int) -back, (int) (windows * w - back), w, DataType.INT64)
+        NDArray kPos = manager.arange((int) -back, (int) (windows * w - back), w, DataType.INT64, device)
                 .reshape(windows, 1, 1).add(slot);
         NDArray inRange = kPos.gte(Tensors.index(kPos, 0)).logicalAnd(kPos.lt(Tensors.index(kPos, n)));
         return band == null ? inRange.broadcast(windows, w, span) : inRange.logicalAnd(band);

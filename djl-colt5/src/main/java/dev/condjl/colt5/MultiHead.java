@@ -19,12 +19,9 @@ final class MultiHead {
     static NDList split(NDArray fused, int chunks, int heads) {
         long b = fused.getShape().get(0);
         long n = fused.getShape().get(1);
-        NDList parts = fused.split(chunks, 2);
-        NDList out = new NDList(chunks);
-        for (NDArray part : parts) {
-            out.add(part.reshape(b, n, heads, -1).transpose(0, 2, 1, 3));
-        }
-        return out;
+        // all chunks' heads at once, (b, chunks·h, n, d), then cut: the same views as cutting first, in 3 ops, not 7
+        NDArray allHeads = fused.reshape(b, n, (long) chunks * heads, -1).transpose(0, 2, 1, 3);
+        return chunks == 1 ? new NDList(allHeads) : allHeads.split(chunks, 1);
     }
 
     /**

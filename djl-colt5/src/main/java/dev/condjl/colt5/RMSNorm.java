@@ -48,7 +48,8 @@ public final class RMSNorm extends AbstractBlock {
     public NDArray apply(ParameterStore ps, NDArray x, boolean training) {
         Inputs.checkLastDim("x", x, dim);
         // √dim folded into gamma: one pass over x fewer (differs from (normed·√dim)·gamma by at most an ulp)
-        NDArray scaledGamma = Tensors.scalar(x, Math.sqrt(dim)).mul(ps.getValue(gamma, x.getDevice(), training));
+        NDArray g = ps.getValue(gamma, x.getDevice(), training);
+        NDArray scaledGamma = Tensors.own(g.mul(Tensors.scalar(x, Math.sqrt(dim))), x);
         return x.normalize(2, -1, 1e-12).mul(scaledGamma);
     }
 

@@ -30,26 +30,35 @@ final class Tensors {
     /**
      * A 0-dim constant for arithmetic on the gradient path. DJL's {@code mul(Number)}/{@code div(Number)} build the
      * scalar over a Java buffer and close it at once, while autograd keeps reading it in backward; after a garbage
-     * collection the gradients are garbage. A native {@code full} tensor is reference-counted by libtorch.
+     * collection the gradients are garbage. A native {@code full} tensor is reference-counted by libtorch. Cached
+     * ({@link ConstantCache}): never modify it, nor keep a result of which it is the first operand.
      *
-     * @param like an array of this call (its manager, device and dtype are used)
+     * @param like an array of this call (its device and dtype are used)
      * @param value the constant
-     * @return a 0-dim array in {@code like}'s manager
+     * @return a shared 0-dim array
      */
     static NDArray scalar(NDArray like, double value) {
-        return like.getManager().full(new Shape(), (float) value, like.getDataType(), like.getDevice());
+        return constant(like, (float) value, like.getDataType());
     }
 
     /**
      * A 0-dim int64 constant on {@code like}'s device, for comparisons with index arrays. DJL's
-     * {@code gte(Number)} and the like copy the number from the host, which on a GPU waits for the device.
+     * {@code gte(Number)} and the like copy the number from the host, which on a GPU waits for the device. Cached
+     * as {@link #scalar} is.
      *
-     * @param like an array of this call (its manager and device are used)
+     * @param like an array of this call (its device is used)
      * @param value the constant, {@code |value| < 2^24}
-     * @return a 0-dim int64 array
+     * @return a shared 0-dim int64 array
      */
     static NDArray index(NDArray like, long value) {
-        return like.getManager().full(new Shape(), value, DataType.INT64, like.getDevice());
+        return constant(like, value, DataType.INT64);
+    }
+
+    private record Constant(float value, DataType type) {}
+
+    private static NDArray constant(NDArray like, float value, DataType type) {
+        return ConstantCache.SHARED.get(like, new Constant(value, type),
+                m -> m.full(new Shape(), value, type, like.getDevice()));
     }
 
     /**
@@ -88,6 +97,22 @@ final class Tensors {
     static NDArray scatterTokens(NDArray base, NDArray indices, NDArray values) {
         NDArray index = indices.expandDims(-1).broadcast(values.getShape());
         return base.scatter(index, values, 1);
+    }
+
+    /**
+     * Adds routed rows back: a copy of {@code base} with {@code base[b, indices[b, j]] = source[b, indices[b, j]] +
+     * values[b, j]}, as {@link #scatterTokens} of {@link #gatherTokens} plus {@code values}, with the index built
+     * once. Indices must be distinct within a row.
+     *
+     * @param base (b, n, d) what unrouted positions keep
+     * @param source (b, n, d) what the routed rows add {@code values} to (often {@code base} itself)
+     * @param indices (b, k) int64 positions
+     * @param values (b, k, d) rows to add; differentiable
+     * @return (b, n, d)
+     */
+    static NDArray addAtTokens(NDArray base, NDArray source, NDArray indices, NDArray values) {
+        NDArray index = indices.expandDims(-1).broadcast(values.getShape());
+        return base.scatter(index, source.gather(index, 1).add(values), 1);
     }
 
     /**

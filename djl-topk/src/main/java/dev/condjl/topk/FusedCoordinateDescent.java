@@ -108,11 +108,19 @@ final class FusedCoordinateDescent {
         NDArray q = yq.get(1);
         NDArray sumQ = q.sum(new int[] {-1}, true);
         // p = q/Σq, not k/Σq: with tiny scores Σq can be subnormal, and k/Σq would overflow to inf (then inf − inf).
-        NDArray p = q.div(NDArrays.where(sumQ.gt(sumQ.zerosLike()), sumQ, sumQ.onesLike()));
+        // q >= 0 and never NaN (the kernel writes 0 where y is NaN), so a positive Σq is at least the smallest
+        // subnormal: the floor changes only Σq = 0, whose q is all 0 (p = 0 either way)
+        NDArray p = q.div(sumQ.maximum(smallestPositive(sumQ)));
         // Masked scores may be anything (even NaN); they carry no weight, so drop them before multiplying.
         NDArray valid = mask == null ? s : NDArrays.where(mask, s, s.zerosLike());
         // h = q·(s − Σ s·p) + k·p: ds = q·(g − Σ g·q/Σq), dk = Σ g·q/Σq.
         NDArray h = valid.sub(valid.mul(p).sum(new int[] {-1}, true)).mul(q).add(p.mul(logk.exp()));
         return y.add(h.sub(h.stopGradient()));
+    }
+
+    /** A 0-dim array of the smallest positive (subnormal) value of {@code like}'s float32 or float16 dtype. */
+    private static NDArray smallestPositive(NDArray like) {
+        float value = like.getDataType() == DataType.FLOAT16 ? 0x1p-24f : Float.MIN_VALUE;
+        return like.getManager().full(new Shape(), value, like.getDataType(), like.getDevice());
     }
 }
