@@ -296,7 +296,8 @@ public final class CondjlOps {
      * @param q (..., i, dh) float32 queries, PyTorch engine
      * @param k (..., j, dh) keys, j {@code >= 1}, with {@code q}'s leading dimensions, dtype and device
      * @param v (..., j, dv) values, likewise
-     * @param bias null, or a float32 additive logit bias on {@code q}'s device broadcastable to (..., i, j)
+     * @param bias null, or a float32 additive logit bias on {@code q}'s device broadcastable to (..., i, j), with at
+     *     least 2 dimensions
      * @param scale the logit scale, finite (usually {@code dh^-0.5})
      * @return (..., i, dv) in {@code q}'s manager
      * @throws IllegalArgumentException on a shape, dtype or device that does not fit, or a non-finite scale
@@ -372,12 +373,13 @@ public final class CondjlOps {
             return null;
         }
         Shape logits = q.slice(0, rank - 1).add(k.get(rank - 2));
-        boolean fits = bias.dimension() <= rank;
+        boolean fits = bias.dimension() >= 2 && bias.dimension() <= rank;
         for (int d = 1; fits && d <= bias.dimension(); d++) {
             long size = bias.get(bias.dimension() - d);
             fits = size == 1 || size == logits.get(rank - d);
         }
-        return fits ? null : "bias " + bias + " must broadcast to the logits " + logits;
+        return fits ? null
+                : "bias " + bias + " must have 2 to " + rank + " dimensions and broadcast to the logits " + logits;
     }
 
     /** One call whose answer is known: 0 where it works, else why not. */
