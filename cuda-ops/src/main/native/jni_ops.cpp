@@ -259,9 +259,44 @@ jlong topk_by_input(jlong scores_handle, jlong raw_handle, jlong mask_handle, jl
     return out.release();
 }
 
+// aten::scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=0.0, is_causal=False, *,
+// scale=scale, enable_gqa=False) through the dispatcher, so that autograd records it. Shapes, dtypes and devices are
+// checked in Java; libtorch checks them again and fails with an error code, never touching bad memory.
+jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdouble scale) {
+    if (q == 0 || k == 0 || v == 0) throw ArgumentError("q, k and v must be non-null");
+    DispatcherCall call;
+    call.tensor(ptr<void>(q));
+    call.tensor(ptr<void>(k));
+    call.tensor(ptr<void>(v));
+    call.optional_tensor(ptr<void>(bias));
+    call.f64(0.0);
+    call.boolean(false);
+    call.optional_f64(scale);
+    call.boolean(false);
+    return reinterpret_cast<jlong>(call.call_returning_tensor("aten::scaled_dot_product_attention", ""));
+}
+
 }  // namespace
 
 extern "C" {
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nScaledDotProductAttention(JNIEnv* env, jclass, jlong q,
+                                                                                  jlong k, jlong v, jlong bias,
+                                                                                  jdouble scale) {
+    return guarded<jlong>(env, 0, [&] { return scaled_dot_product_attention(q, k, v, bias, scale); });
+}
+
+JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_CondjlOps_nDispatcherMissing(JNIEnv* env, jclass) {
+    return guarded<jstring>(env, nullptr, [&] {
+        std::string missing;
+        try {
+            DispatcherCall call;
+        } catch (const RuntimeError& e) {
+            missing = e.what();
+        }
+        return env->NewStringUTF(missing.c_str());
+    });
+}
 
 JNIEXPORT jlongArray JNICALL Java_dev_condjl_cuda_CondjlOps_nForward(JNIEnv* env, jclass, jlong s, jlong mask,
                                                                      jlong logk, jfloat k, jint iters, jdouble start,

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 #include "condjl_ops.h"
@@ -20,6 +21,11 @@ int32_t constant(void* lib, const char* symbol) {
     int32_t (*fn)() = nullptr;
     bind(lib, symbol, fn);
     return fn();
+}
+
+template <typename F>
+void bind_if_present(void* lib, const char* symbol, F& fn) {
+    fn = reinterpret_cast<F>(dlsym(lib, symbol));
 }
 
 void check(int32_t err, const char* what) {
@@ -43,6 +49,8 @@ TorchShim bind_shim() {
     bind(cpu, "aoti_torch_empty_strided", s.empty_strided);
     bind(cpu, "aoti_torch_copy_", s.copy);
     bind(cpu, "aoti_torch_delete_tensor_object", s.delete_tensor);
+    bind_if_present(cpu, "aoti_torch_call_dispatcher", s.call_dispatcher);
+    bind_if_present(cpu, "aoti_torch_new_tensor_handle", s.new_tensor_handle);
     s.dtype_f32 = constant(cpu, "aoti_torch_dtype_float32");
     s.dtype_f16 = constant(cpu, "aoti_torch_dtype_float16");
     s.dtype_bool = constant(cpu, "aoti_torch_dtype_bool");
@@ -159,6 +167,66 @@ TensorHandle empty_tensor(const std::vector<int64_t>& sizes, int32_t dtype, int3
                                      device_type, device_index, &out),
           "empty_strided");
     return out;
+}
+
+DispatcherCall::DispatcherCall() {
+    const TorchShim& shim = torch_shim();
+    if (shim.call_dispatcher == nullptr || shim.new_tensor_handle == nullptr) {
+        throw RuntimeError("libtorch_cpu.so lacks aoti_torch_call_dispatcher or aoti_torch_new_tensor_handle");
+    }
+}
+
+DispatcherCall::~DispatcherCall() {
+    for (TensorHandle t : tensors_) torch_shim().delete_tensor(t);
+    for (uint64_t* b : boxes_) delete b;
+}
+
+void DispatcherCall::tensor(TensorHandle borrowed) {
+    TensorHandle copy = nullptr;
+    check(torch_shim().new_tensor_handle(borrowed, &copy), "new_tensor_handle");
+    tensors_.push_back(copy);
+    stack_.push_back(reinterpret_cast<uint64_t>(copy));
+}
+
+void DispatcherCall::optional_tensor(TensorHandle borrowed) {
+    if (borrowed == nullptr) {
+        stack_.push_back(0);
+        return;
+    }
+    tensor(borrowed);
+    stack_.back() = reinterpret_cast<uint64_t>(box(stack_.back()));
+}
+
+void DispatcherCall::f64(double value) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof value);
+    stack_.push_back(bits);
+}
+
+void DispatcherCall::optional_f64(double value) {
+    f64(value);
+    stack_.back() = reinterpret_cast<uint64_t>(box(stack_.back()));
+}
+
+void DispatcherCall::boolean(bool value) { stack_.push_back(value ? 1 : 0); }
+
+uint64_t* DispatcherCall::box(uint64_t value) {
+    boxes_.push_back(new uint64_t(value));
+    return boxes_.back();
+}
+
+TensorHandle DispatcherCall::call_returning_tensor(const char* op, const char* overload) {
+    // Zeroed spare slots: a libtorch whose schema has more trailing arguments reads them as None/0/false rather
+    // than past the end (CondjlOps checks the results of a probe call before it relies on the op).
+    std::vector<uint64_t> slots = stack_;
+    slots.resize(stack_.size() + 8, 0);
+    // From here libtorch owns every tensor and box on the stack, whether or not the call succeeds.
+    tensors_.clear();
+    boxes_.clear();
+    if (torch_shim().call_dispatcher(op, overload, slots.data()) != 0) {
+        throw RuntimeError(std::string("libtorch ") + op + " failed (its message is on stderr)");
+    }
+    return reinterpret_cast<TensorHandle>(slots[0]);
 }
 
 }  // namespace condjl

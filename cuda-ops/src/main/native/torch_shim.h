@@ -24,6 +24,9 @@ struct TorchShim {
     int32_t (*empty_strided)(int64_t, const int64_t*, const int64_t*, int32_t, int32_t, int32_t, TensorHandle*);
     int32_t (*copy)(TensorHandle, TensorHandle, int32_t);
     int32_t (*delete_tensor)(TensorHandle);
+    // Calls an aten op through the dispatcher, autograd included (null where this libtorch lacks it).
+    int32_t (*call_dispatcher)(const char*, const char*, uint64_t*);
+    int32_t (*new_tensor_handle)(TensorHandle, TensorHandle*);
     // From libtorch_cuda; null when that library is not loaded (then the legacy default stream is used).
     int32_t (*current_cuda_stream)(int32_t, void**);
     int32_t dtype_f32;
@@ -68,6 +71,38 @@ class Tensor {
     int32_t dtype_ = 0;
     int32_t device_type_ = 0;
     int32_t device_index_ = 0;
+};
+
+// The argument stack of one aoti_torch_call_dispatcher call, in libtorch's StableIValue encoding (to_ivalue in
+// shim_common.cpp; the same from torch 2.7 to 2.11): one uint64 slot per schema argument, in schema order, defaults
+// included. A tensor is a new handle that the call steals; an optional is 0 for None, else a pointer to a heap slot
+// (new uint64_t) holding the value, which the call deletes; a double is its bits; a bool 0 or 1. Results come back
+// from slot 0. What the call has not taken is freed here; a failed call may leak what libtorch had not yet converted
+// (never a double free).
+class DispatcherCall {
+   public:
+    // Throws RuntimeError where this libtorch lacks the dispatcher entry points.
+    DispatcherCall();
+    ~DispatcherCall();
+    DispatcherCall(const DispatcherCall&) = delete;
+    DispatcherCall& operator=(const DispatcherCall&) = delete;
+
+    // A new reference to a caller's (DJL's) tensor; the caller keeps its handle.
+    void tensor(TensorHandle borrowed);
+    // None when borrowed is null.
+    void optional_tensor(TensorHandle borrowed);
+    void f64(double value);
+    void optional_f64(double value);
+    void boolean(bool value);
+    // Runs opName.overload; returns the first result, a tensor the caller owns.
+    TensorHandle call_returning_tensor(const char* op, const char* overload);
+
+   private:
+    uint64_t* box(uint64_t value);
+
+    std::vector<uint64_t> stack_;
+    std::vector<TensorHandle> tensors_;
+    std::vector<uint64_t*> boxes_;
 };
 
 // "(2, 3)", "(4,)", "()".

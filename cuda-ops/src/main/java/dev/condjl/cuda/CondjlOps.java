@@ -3,7 +3,9 @@ package dev.condjl.cuda;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 
@@ -11,6 +13,7 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -28,6 +31,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <p>Also the router's tie-broken top-k ({@link #topKByInput}): positions only, in one call instead of a dozen
  * sorting ops.
+ *
+ * <p>Also libtorch's fused attention ({@link #scaledDotProductAttention}), called through its dispatcher so that
+ * autograd records it: one op and one autograd node instead of the five of the composed formula.
  *
  * <p>Loading never fails the caller: when the library cannot load, {@link #isAvailable()} is false, one warning is
  * logged and callers use their pure-DJL path; likewise {@link #supports(Device)} for GPUs whose driver or architecture
@@ -47,6 +53,7 @@ public final class CondjlOps {
     private static final String LOAD_FAILURE = NativeLibrary.load();
     private static final AtomicBoolean GPU_WARNED = new AtomicBoolean();
     private static volatile String cudaFailure;
+    private static volatile String attentionFailure;
 
     static {
         if (LOAD_FAILURE != null) {
@@ -237,6 +244,166 @@ public final class CondjlOps {
                 nTopKByInput(ps.getHandle(), pytorch(raw, "raw").getHandle(), maskHandle, k));
     }
 
+    /**
+     * Whether {@link #scaledDotProductAttention} runs here: the library loaded, this libtorch exports the dispatcher
+     * entry points, and a probe call (masked, scaled, with a fully masked row) returned the closed-form values. The
+     * probe runs once; it guards against a libtorch whose operator schema or argument encoding differs from 2.7.1's.
+     *
+     * @return the reason, or "" when usable
+     */
+    public static String attentionUnavailableReason() {
+        String reason = attentionFailure;
+        if (reason == null) {
+            reason = isAvailable() ? nDispatcherMissing() : LOAD_FAILURE;
+            if (reason.isEmpty()) {
+                reason = probeAttention();
+            }
+            if (!reason.isEmpty()) {
+                LOG.warn("fused attention is unavailable ({}); attention falls back to DJL operations", reason);
+            }
+            attentionFailure = reason;
+        }
+        return reason;
+    }
+
+    /**
+     * Whether {@link #scaledDotProductAttention} takes these arguments: it is available
+     * ({@link #attentionUnavailableReason}) and they pass its checks.
+     *
+     * @param q (..., i, dh) queries
+     * @param k (..., j, dh) keys
+     * @param v (..., j, dv) values
+     * @param bias null, or an additive logit bias broadcastable to (..., i, j)
+     * @return true when a call with them would succeed
+     */
+    public static boolean supportsScaledDotProductAttention(NDArray q, NDArray k, NDArray v, NDArray bias) {
+        return attentionProblem(q, k, v, bias) == null && attentionUnavailableReason().isEmpty();
+    }
+
+    /**
+     * {@code softmax(q·kᵀ·scale + bias)·v} in one op: libtorch's {@code aten::scaled_dot_product_attention} (no
+     * dropout, not causal), which picks its fused CPU kernel (flash attention, for 4-D inputs whose last dimension
+     * is contiguous and whose bias is 2-D or 4-D and needs no gradient) or CUDA kernel, else its composed math path.
+     * Autograd records it like any DJL op: under a {@code GradientCollector} the result carries gradients to
+     * {@code q}, {@code k}, {@code v} (and {@code bias} if it requires one). Pass masks as a bias of 0 (attend) and
+     * {@code -Float.MAX_VALUE} (masked), not as a boolean mask: then a query whose keys are all masked averages the
+     * values uniformly, as a softmax over equal logits does, where a boolean mask would make its row NaN or 0.
+     * Gradients equal the formula's too, except those flowing from such a query, whose keys are all masked: there
+     * the CPU flash kernel (libtorch 2.7.1) returns j times the formula's share of dq, dk and dv, because its stored
+     * log-sum-exp {@code -MAX + ln j} rounds to {@code -MAX}. Callers that cannot rule such queries out compose the
+     * formula instead.
+     *
+     * @param q (..., i, dh) float32 queries, PyTorch engine
+     * @param k (..., j, dh) keys, j {@code >= 1}, with {@code q}'s leading dimensions, dtype and device
+     * @param v (..., j, dv) values, likewise
+     * @param bias null, or a float32 additive logit bias on {@code q}'s device broadcastable to (..., i, j), with at
+     *     least 2 dimensions
+     * @param scale the logit scale, finite (usually {@code dh^-0.5})
+     * @return (..., i, dv) in {@code q}'s manager
+     * @throws IllegalArgumentException on a shape, dtype or device that does not fit, or a non-finite scale
+     * @throws IllegalStateException when the op is unavailable ({@link #attentionUnavailableReason})
+     */
+    public static NDArray scaledDotProductAttention(NDArray q, NDArray k, NDArray v, NDArray bias, double scale) {
+        String problem = attentionProblem(q, k, v, bias);
+        if (problem == null && !Double.isFinite(scale)) {
+            problem = "scale must be finite, got " + scale;
+        }
+        if (problem != null) {
+            throw new IllegalArgumentException(problem);
+        }
+        String reason = attentionUnavailableReason();
+        if (!reason.isEmpty()) {
+            throw new IllegalStateException("fused attention is unavailable: " + reason);
+        }
+        return attention((PtNDArray) q, (PtNDArray) k, (PtNDArray) v, (PtNDArray) bias, scale);
+    }
+
+    private static NDArray attention(PtNDArray q, PtNDArray k, PtNDArray v, PtNDArray bias, double scale) {
+        long biasHandle = bias == null ? 0L : bias.getHandle();
+        return new PtNDArray(q.getManager(),
+                nScaledDotProductAttention(q.getHandle(), k.getHandle(), v.getHandle(), biasHandle, scale));
+    }
+
+    /** What is wrong with these attention arguments, or null. */
+    private static String attentionProblem(NDArray q, NDArray k, NDArray v, NDArray bias) {
+        String problem = operandProblem(q, "q", q);
+        if (problem == null) {
+            problem = operandProblem(k, "k", q);
+        }
+        if (problem == null) {
+            problem = operandProblem(v, "v", q);
+        }
+        if (problem == null && bias != null) {
+            problem = operandProblem(bias, "bias", q);
+        }
+        if (problem != null) {
+            return problem;
+        }
+        return attentionShapeProblem(q.getShape(), k.getShape(), v.getShape(), bias == null ? null : bias.getShape());
+    }
+
+    private static String operandProblem(NDArray x, String name, NDArray q) {
+        String problem = notPytorch(x, name);
+        if (problem == null && x.getDataType() != DataType.FLOAT32) {
+            problem = name + " must be float32, got " + x.getDataType()
+                    + (x.getDataType() == DataType.BOOLEAN ? " (turn a keep mask into a bias of 0 and -Float.MAX_VALUE)"
+                            : "");
+        }
+        if (problem == null && !x.getDevice().equals(q.getDevice())) {
+            problem = name + " is on " + x.getDevice() + " but q is on " + q.getDevice();
+        }
+        return problem;
+    }
+
+    private static String attentionShapeProblem(Shape q, Shape k, Shape v, Shape bias) {
+        int rank = q.dimension();
+        String shapes = "q " + q + ", k " + k + ", v " + v;
+        if (rank < 2 || k.dimension() != rank || v.dimension() != rank) {
+            return "q, k and v must have the same rank, at least 2: got " + shapes;
+        }
+        if (!q.slice(0, rank - 2).equals(k.slice(0, rank - 2)) || !q.slice(0, rank - 2).equals(v.slice(0, rank - 2))
+                || q.tail() != k.tail() || k.get(rank - 2) != v.get(rank - 2)) {
+            return "q, k and v must be (..., i, dh), (..., j, dh), (..., j, dv) with the same leading dimensions: got "
+                    + shapes;
+        }
+        if (k.get(rank - 2) < 1) {
+            return "there must be at least one key, got " + shapes;
+        }
+        if (bias == null) {
+            return null;
+        }
+        Shape logits = q.slice(0, rank - 1).add(k.get(rank - 2));
+        boolean fits = bias.dimension() >= 2 && bias.dimension() <= rank;
+        for (int d = 1; fits && d <= bias.dimension(); d++) {
+            long size = bias.get(bias.dimension() - d);
+            fits = size == 1 || size == logits.get(rank - d);
+        }
+        return fits ? null
+                : "bias " + bias + " must have 2 to " + rank + " dimensions and broadcast to the logits " + logits;
+    }
+
+    /** One call whose answer is known: 0 where it works, else why not. */
+    private static String probeAttention() {
+        try (NDManager m = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
+            // query 0 sees both keys, logits (0.5, 1.5); query 1 sees none and must average the values
+            Shape s = new Shape(1, 1, 2, 1);
+            NDArray q = m.create(new float[] {1, 2}, s);
+            NDArray k = m.create(new float[] {1, 3}, s);
+            NDArray v = m.create(new float[] {10, 20}, s);
+            float mx = Float.MAX_VALUE;
+            NDArray bias = m.create(new float[] {0, 0, -mx, -mx}, new Shape(1, 1, 2, 2));
+            float[] got = attention((PtNDArray) q, (PtNDArray) k, (PtNDArray) v, (PtNDArray) bias, 0.5)
+                    .toFloatArray();
+            double e = Math.exp(1);
+            float[] want = {(float) (10 + 10 * e / (1 + e)), 15};
+            boolean ok = got.length == 2 && Math.abs(got[0] - want[0]) < 1e-4 && Math.abs(got[1] - want[1]) < 1e-4;
+            return ok ? "" : "probe call returned " + Arrays.toString(got) + ", expected "
+                    + Arrays.toString(want);
+        } catch (RuntimeException e) {
+            return "probe call failed: " + e.getMessage();
+        }
+    }
+
     private static NDList forward(NDArray s, NDArray logk, float k, NDArray mask, EpsSchedule eps,
             boolean weights) {
         ensureAvailable();
@@ -256,14 +423,19 @@ public final class CondjlOps {
     }
 
     private static PtNDArray pytorch(NDArray array, String name) {
-        if (array == null) {
-            throw new IllegalArgumentException(name + " must not be null");
-        }
-        if (!(array instanceof PtNDArray)) {
-            throw new IllegalArgumentException(name + " must be a PyTorch-engine NDArray, got "
-                    + array.getClass().getName());
+        String problem = notPytorch(array, name);
+        if (problem != null) {
+            throw new IllegalArgumentException(problem);
         }
         return (PtNDArray) array;
+    }
+
+    private static String notPytorch(NDArray array, String name) {
+        if (array == null) {
+            return name + " must not be null";
+        }
+        return array instanceof PtNDArray ? null
+                : name + " must be a PyTorch-engine NDArray, got " + array.getClass().getName();
     }
 
     private static void ensureAvailable() {
@@ -474,6 +646,10 @@ public final class CondjlOps {
             float epsFinal, long stream, int blocks, int threads, int mode);
 
     private static native long nTopKByInput(long scores, long raw, long mask, long k);
+
+    private static native long nScaledDotProductAttention(long q, long k, long v, long bias, double scale);
+
+    private static native String nDispatcherMissing();
 
     private static native boolean nCudaCompiled();
 

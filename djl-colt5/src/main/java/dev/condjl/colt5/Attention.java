@@ -175,7 +175,8 @@ public final class Attention extends AbstractBlock {
                     : mask.reshape(b, 1, 1, nk);
             keep = Tensors.padAxis(keep, -1, 1, 0, 1);
         }
-        NDArray out = MultiHead.merge(Attend.attend(q, k, v, keep));
+        // the null key is always kept
+        NDArray out = MultiHead.merge(Attend.attend(q, k, v, keep, true));
         return toOut.forward(ps, new NDList(out), training).head();
     }
 
