@@ -52,10 +52,10 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--depth", description = "routed layers (${DEFAULT-VALUE})", defaultValue = "2")
     int depth;
 
-    @Option(names = "--heads", description = "attention heads, light and heavy (${DEFAULT-VALUE})", defaultValue = "2")
+    @Option(names = "--heads", description = "attention heads, light and heavy (${DEFAULT-VALUE})", defaultValue = "4")
     int heads;
 
-    @Option(names = "--dim-head", description = "attention head width (${DEFAULT-VALUE})", defaultValue = "32")
+    @Option(names = "--dim-head", description = "attention head width (${DEFAULT-VALUE})", defaultValue = "16")
     int dimHead;
 
     @Option(names = "--light-window", description = "light local attention window (${DEFAULT-VALUE})",
