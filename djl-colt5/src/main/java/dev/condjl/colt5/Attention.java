@@ -64,11 +64,13 @@ public final class Attention extends AbstractBlock {
     }
 
     /**
-     * Initialises {@code to_out.weight} to zero, so that the attention's output is 0 until training grows it.
+     * Initialises {@code to_q.weight} and {@code to_out.weight} to zero: the attention starts uniform over the keys
+     * and its output at 0, until training grows them.
      *
      * @return this block
      */
-    Attention zeroInitOutput() {
+    Attention zeroInitQueryAndOutput() {
+        Linears.zeroInit(toQ);
         Linears.zeroInit(toOut);
         return this;
     }

@@ -40,7 +40,7 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
                 .optHeavyFfMult(b.heavyFfMult)
                 .optRouterStraightThrough(b.routerStraightThrough)
                 .optRouterKwargs(b.routerKwargs)
-                .optZeroInitHeavyOutput(b.zeroInitHeavyOutput)
+                .optZeroInitHeavyBranch(b.zeroInitHeavyBranch)
                 .build());
         conditionalAttn = addChildBlock("conditional_attn", ConditionalRoutedAttention.builder()
                 .setDim(dim)
@@ -57,7 +57,7 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
                 .optMultiplyKeysByScore(b.multiplyKeysByScore)
                 .optMultiplyQueriesByScore(b.multiplyQueriesByScore)
                 .optUseNullQTokens(b.useNullQTokens)
-                .optZeroInitHeavyOutput(b.zeroInitHeavyOutput)
+                .optZeroInitHeavyBranch(b.zeroInitHeavyBranch)
                 .build());
     }
 

@@ -149,7 +149,7 @@ public final class ConditionalRoutedViT extends AbstractBlock {
         double ffLightMult;
         int channels = 3;
         boolean routerStraightThrough = true;
-        boolean zeroInitHeavyOutput;
+        boolean zeroInitHeavyBranch;
         CoordinateDescentRouter.Builder routerKwargs;
         int attnNumRoutedKv = 1;
         double defaultCoorDescentEps = 1.0;
@@ -380,14 +380,14 @@ public final class ConditionalRoutedViT extends AbstractBlock {
         }
 
         /**
-         * Whether every layer's heavy branches start with a zero output projection (not in the reference; see
-         * {@link RoutedBuilder#optZeroInitHeavyOutput}).
+         * Whether every layer's heavy branches start at zero (not in the reference; see
+         * {@link RoutedBuilder#optZeroInitHeavyBranch}).
          *
-         * @param zeroInitHeavyOutput default false
+         * @param zeroInitHeavyBranch default false
          * @return this builder
          */
-        public Builder optZeroInitHeavyOutput(boolean zeroInitHeavyOutput) {
-            this.zeroInitHeavyOutput = zeroInitHeavyOutput;
+        public Builder optZeroInitHeavyBranch(boolean zeroInitHeavyBranch) {
+            this.zeroInitHeavyBranch = zeroInitHeavyBranch;
             return this;
         }
 

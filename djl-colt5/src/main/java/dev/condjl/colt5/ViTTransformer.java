@@ -41,7 +41,7 @@ public final class ViTTransformer extends AbstractBlock {
                     .optHeavyHeads(builder.attnHeavyHeads)
                     .optRouterStraightThrough(builder.routerStraightThrough)
                     .optRouterKwargs(router)
-                    .optZeroInitHeavyOutput(builder.zeroInitHeavyOutput)
+                    .optZeroInitHeavyBranch(builder.zeroInitHeavyBranch)
                     .build();
             ConditionalRoutedFeedForward ff = ConditionalRoutedFeedForward.builder()
                     .setDim(builder.dim)
@@ -50,7 +50,7 @@ public final class ViTTransformer extends AbstractBlock {
                     .optHeavyFfMult(builder.ffHeavyMult)
                     .optRouterStraightThrough(builder.routerStraightThrough)
                     .optRouterKwargs(router)
-                    .optZeroInitHeavyOutput(builder.zeroInitHeavyOutput)
+                    .optZeroInitHeavyBranch(builder.zeroInitHeavyBranch)
                     .build();
             layers.add(new Layer(attn, ff));
         }

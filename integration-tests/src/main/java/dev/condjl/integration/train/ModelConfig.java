@@ -22,13 +22,15 @@ import java.nio.file.Path;
  * @param dimHead light and heavy attention head width
  * @param lightWindow the light attention's window ({@code light_window_size})
  * @param heavyTokensQ routed queries per sequence (Kq)
- * @param heavyTokensKv routed keys/values per sequence (Kkv)
+ * @param heavyTokensKv routed keys/values per sequence (Kkv), per kv route
+ * @param kvRoutes the heavy attention's kv routes ({@code num_routed_kv}), each with its own routing token and
+ *     {@code heads / kvRoutes} heads; 0 in configurations saved before it existed, which means 1
  * @param heavyTokensFf tokens routed to the heavy feed-forward per sequence (Kff)
  * @param routerEps the routers' final coordinate-descent ε ({@code router_kwargs eps})
  * @param cosineRouting the routers' {@code cosine_sim_routing}
  * @param routerNoise the routers' exploration noise σ in training (0 in configurations saved before it existed)
- * @param zeroInitHeavyOutput whether the heavy branches' output projections start at zero
- *     ({@code optZeroInitHeavyOutput}; false in configurations saved before it existed, which only matters for the
+ * @param zeroInitHeavyBranch whether the heavy branches start at zero (their query and output projections)
+ *     ({@code optZeroInitHeavyBranch}; false in configurations saved before it existed, which only matters for the
  *     initial weights)
  * @param dropPathRate stochastic depth rate of the last layer (linear schedule from 0 at the first)
  * @param dropPathMode a {@link dev.condjl.stochastic.StochasticDepthMode} name
@@ -52,11 +54,12 @@ public record ModelConfig(
         int lightWindow,
         int heavyTokensQ,
         int heavyTokensKv,
+        int kvRoutes,
         int heavyTokensFf,
         double routerEps,
         boolean cosineRouting,
         double routerNoise,
-        boolean zeroInitHeavyOutput,
+        boolean zeroInitHeavyBranch,
         double dropPathRate,
         String dropPathMode,
         String dropout,
@@ -90,6 +93,15 @@ public record ModelConfig(
         }
         Path file = corpusOverride != null ? corpusOverride : Path.of(corpus);
         return TextCorpus.read(file, seqLen, alphabet);
+    }
+
+    /**
+     * The kv routes, 1 for configurations saved before {@link #kvRoutes} existed.
+     *
+     * @return {@code num_routed_kv}, {@code >= 1}
+     */
+    public int numRoutedKv() {
+        return Math.max(1, kvRoutes);
     }
 
     /**

@@ -113,6 +113,7 @@ public final class RoutedModel extends AbstractBlock {
         return attention(ConditionalRoutedTransformerBlock.builder(), c)
                 .setNumHeavyAttnTokensQ(c.heavyTokensQ())
                 .setNumHeavyAttnTokensKv(c.heavyTokensKv())
+                .optNumRoutedKv(c.numRoutedKv())
                 .setNumHeavyFfTokens(c.heavyTokensFf())
                 .build();
     }
@@ -132,7 +133,7 @@ public final class RoutedModel extends AbstractBlock {
                 .optLightDimHead(c.dimHead())
                 .optHeavyHeads(c.heads())
                 .optHeavyDimHead(c.dimHead())
-                .optZeroInitHeavyOutput(c.zeroInitHeavyOutput())
+                .optZeroInitHeavyBranch(c.zeroInitHeavyBranch())
                 .optRouterKwargs(CoordinateDescentRouter.builder()
                         .optEps(c.routerEps())
                         .optCosineSimRouting(c.cosineRouting())

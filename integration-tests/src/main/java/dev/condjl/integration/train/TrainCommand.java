@@ -71,6 +71,11 @@ public final class TrainCommand implements Callable<Integer> {
             defaultValue = "32")
     int heavyKv;
 
+    @Option(names = "--kv-routes", description = "retrieval: kv routes of the heavy attention (num_routed_kv), each "
+            + "with its own routing token, Kkv keys/values and heads/routes heads (${DEFAULT-VALUE})",
+            defaultValue = "2")
+    int kvRoutes;
+
     @Option(names = "--heavy-ff", description = "tokens routed to the heavy feed-forward, Kff (${DEFAULT-VALUE})",
             defaultValue = "32")
     int heavyFf;
@@ -88,8 +93,8 @@ public final class TrainCommand implements Callable<Integer> {
     double routerNoise;
 
     @Option(names = "--zero-heavy-init", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "start the heavy branches' output projections at zero, against routing collapse "
-                    + "(default: ${DEFAULT-VALUE}; --no-zero-heavy-init draws them as PyTorch does)")
+            description = "start the heavy branches' query and output projections at zero, against routing "
+                    + "collapse (default: ${DEFAULT-VALUE}; --no-zero-heavy-init draws them as PyTorch does)")
     boolean zeroHeavyInit;
 
     @Option(names = "--drop-path-rate", description = "stochastic depth rate of the last layer, linear from 0 "
@@ -223,14 +228,14 @@ public final class TrainCommand implements Callable<Integer> {
             int n = seqLen != null ? seqLen : 256;
             TextCorpus text = TextCorpus.read(corpus, n, null);
             return new ModelConfig(ModelConfig.TEXT, n, text.vocabSize(), text.numClasses(), dim, depth, heads,
-                    dimHead, lightWindow, heavyQ != null ? heavyQ : 8, heavyKv, heavyFf, routerEps, cosineRouting,
+                    dimHead, lightWindow, heavyQ != null ? heavyQ : 8, heavyKv, 1, heavyFf, routerEps, cosineRouting,
                     routerNoise, zeroHeavyInit, dropPathRate, mode, dropout, rate, 0, 0, 0,
                     corpus.toAbsolutePath().toString(), text.alphabet());
         }
         int n = seqLen != null ? seqLen : 512;
         RetrievalTask retrieval = new RetrievalTask(n, pairs, keys, values, lightWindow);
         return new ModelConfig(ModelConfig.RETRIEVAL, n, retrieval.vocabSize(), retrieval.numClasses(), dim, depth,
-                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, heavyFf, routerEps, cosineRouting,
+                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, kvRoutes, heavyFf, routerEps, cosineRouting,
                 routerNoise, zeroHeavyInit, dropPathRate, mode, dropout, rate, pairs, keys, values, null, null);
     }
 }

@@ -48,7 +48,7 @@ class DeviceParityTest {
         }
         RetrievalTask task = new RetrievalTask(512, 1, 16, 16, 32);
         ModelConfig config = new ModelConfig(ModelConfig.RETRIEVAL, 512, task.vocabSize(), task.numClasses(), 64, 2,
-                4, 16, 32, 32, 32, 32, 1.0, true, 0, false, 0, "BATCH_SUBSET", "none", 0, 1, 16, 16, null, null);
+                4, 16, 32, 32, 32, 1, 32, 1.0, true, 0, false, 0, "BATCH_SUBSET", "none", 0, 1, 16, 16, null, null);
         Sample batch = task.sample(new SplittableRandom(3), 16);
         Path weights = dir.resolve("weights");
         Map<String, float[]> cpu;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.condjl.integration.cli.Condjl;
 import dev.condjl.integration.cli.Programs;
 
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
@@ -45,11 +46,15 @@ class TrainCommandTest {
     }
 
     @Test
-    void trainsThenEvaluatesTheCheckpoint() {
+    void trainsThenEvaluatesTheCheckpoint() throws IOException {
         Path run = dir.resolve("run");
         assertEquals(0, run(train(run)), err.toString());
         assertTrue(out.toString().contains("accuracy"), out.toString());
         assertTrue(Files.exists(run.resolve("report.json")) && Files.exists(run.resolve("train.png")));
+        // the defaults against routing collapse reach the saved configuration
+        ModelConfig config = ModelConfig.load(run.resolve("checkpoint"));
+        assertEquals(2, config.numRoutedKv());
+        assertTrue(config.zeroInitHeavyBranch());
         assertEquals(0, run("eval", "--checkpoint", run.resolve("checkpoint").toString(), "--eval-size", "8"),
                 err.toString());
         assertTrue(out.toString().contains("routing L1"), out.toString());

@@ -44,7 +44,7 @@ class TrainingRunTest {
     static ModelConfig smallConfig(String dropout, double rate, double dropPath, String mode) {
         RetrievalTask task = new RetrievalTask(N, 1, 8, 8, 16);
         return new ModelConfig(ModelConfig.RETRIEVAL, N, task.vocabSize(), task.numClasses(), 32, 2, 2, 16, 16, 16,
-                16, 16, 1.0, true, 0, true, dropPath, mode, dropout, rate, 1, 8, 8, null, null);
+                16, 1, 16, 1.0, true, 0, true, dropPath, mode, dropout, rate, 1, 8, 8, null, null);
     }
 
     static TrainSettings settings(int steps, Path runDir, Path resume) {

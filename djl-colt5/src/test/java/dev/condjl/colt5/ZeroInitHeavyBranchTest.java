@@ -26,15 +26,18 @@ import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link RoutedBuilder#optZeroInitHeavyOutput}: every routed module starts its heavy branch's output projection at
- * zero and nothing else, and the routers then see no gradient until training has grown that projection.
+ * {@link RoutedBuilder#optZeroInitHeavyBranch}: every routed module starts its heavy branch's query and output
+ * projections at zero and nothing else, and the routers then see no gradient until training has grown the output
+ * projection.
  */
-class ZeroInitHeavyOutputTest {
+class ZeroInitHeavyBranchTest {
 
     private static final int DIM = 16;
 
     private static final Predicate<String> HEAVY_OUTPUT = name -> name.endsWith("heavy_attn.to_out.weight")
             || name.endsWith("heavy_ff.3.weight") || name.endsWith("heavy_ff.3.bias");
+    private static final Predicate<String> ZERO_INIT =
+            HEAVY_OUTPUT.or(name -> name.endsWith("heavy_attn.to_q.weight"));
 
     /** A module and the input shapes it is initialised for. */
     private record Case(Block block, Shape... shapes) {}
@@ -42,49 +45,49 @@ class ZeroInitHeavyOutputTest {
     private static List<Case> modules(boolean zero) {
         return List.of(
                 new Case(ConditionalRoutedFeedForward.builder().setDim(DIM).setNumHeavyTokens(6)
-                        .optZeroInitHeavyOutput(zero).build(), new Shape(2, 23, DIM)),
+                        .optZeroInitHeavyBranch(zero).build(), new Shape(2, 23, DIM)),
                 new Case(ConditionalRoutedAttention.builder().setDim(DIM).setNumHeavyTokensQ(6)
-                        .setNumHeavyTokensKv(8).optLightWindowSize(8).optZeroInitHeavyOutput(zero).build(),
+                        .setNumHeavyTokensKv(8).optLightWindowSize(8).optZeroInitHeavyBranch(zero).build(),
                         new Shape(2, 21, DIM)),
                 new Case(block(zero), new Shape(2, 22, DIM)),
                 new Case(ConditionalRoutedAutoregressiveAttention.builder().setDim(DIM).setNumHeavyTokensQ(2)
-                        .setNumHeavyTokensKv(5).optLightWindowSize(4).optZeroInitHeavyOutput(zero).build(),
+                        .setNumHeavyTokensKv(5).optLightWindowSize(4).optZeroInitHeavyBranch(zero).build(),
                         new Shape(1, 16, DIM)),
                 new Case(ConditionalRoutedImageAttention.builder().setDim(8).setNumHeavyTokensQ(2)
-                        .setNumHeavyTokensKv(2).optLightWindowSize(4).optZeroInitHeavyOutput(zero).build(),
+                        .setNumHeavyTokensKv(2).optLightWindowSize(4).optZeroInitHeavyBranch(zero).build(),
                         new Shape(1, 8, 8, 8)),
                 new Case(ConditionalRoutedCrossAttention.builder().setDim(DIM).setNumTokensQ(5).setNumTokensKv(9)
-                        .optZeroInitHeavyOutput(zero).build(), new Shape(2, 12, DIM), new Shape(2, 30, DIM)),
-                new Case(ConditionalRoutedViTTest.fixtureConfig().optZeroInitHeavyOutput(zero).build(),
+                        .optZeroInitHeavyBranch(zero).build(), new Shape(2, 12, DIM), new Shape(2, 30, DIM)),
+                new Case(ConditionalRoutedViTTest.fixtureConfig().optZeroInitHeavyBranch(zero).build(),
                         new Shape(1, 3, 16, 16)));
     }
 
     private static ConditionalRoutedTransformerBlock block(boolean zero) {
         return ConditionalRoutedTransformerBlock.builder().setDim(DIM).setNumHeavyAttnTokensQ(6)
                 .setNumHeavyAttnTokensKv(8).setNumHeavyFfTokens(7).optLightDimHead(8).optLightHeads(2)
-                .optLightWindowSize(8).optHeavyDimHead(8).optHeavyHeads(4).optZeroInitHeavyOutput(zero).build();
+                .optLightWindowSize(8).optHeavyDimHead(8).optHeavyHeads(4).optZeroInitHeavyBranch(zero).build();
     }
 
     @Test
-    void onlyTheHeavyOutputProjectionsStartAtZero() {
+    void onlyTheHeavyQueryAndOutputProjectionsStartAtZero() {
         Engine.getInstance().setRandomSeed(3);
         try (NDManager manager = NDManager.newBaseManager()) {
             for (boolean zero : new boolean[] {true, false}) {
                 for (Case c : modules(zero)) {
                     String module = c.block().getClass().getSimpleName() + (zero ? " (zero init)" : " (reference)");
                     c.block().initialize(manager, DataType.FLOAT32, c.shapes());
-                    int heavyOutputs = 0;
+                    int zeroInit = 0;
                     for (Map.Entry<String, Parameter> e : StateDicts.parameters(c.block()).entrySet()) {
                         NDArray w = e.getValue().getArray();
                         boolean allZero = w.abs().max().getFloat() == 0f;
-                        if (HEAVY_OUTPUT.test(e.getKey())) {
-                            heavyOutputs++;
+                        if (ZERO_INIT.test(e.getKey())) {
+                            zeroInit++;
                             assertEquals(zero, allZero, module + ": " + e.getKey());
                         } else if (e.getKey().endsWith("weight") && w.getShape().dimension() == 2) {
                             assertFalse(allZero, module + ": " + e.getKey() + " must keep its random draw");
                         }
                     }
-                    assertTrue(heavyOutputs > 0, module + " has no heavy output projection");
+                    assertTrue(zeroInit > 1, module + " has no heavy query or output projection");
                 }
             }
         }
@@ -92,8 +95,8 @@ class ZeroInitHeavyOutputTest {
 
     /**
      * With the heavy outputs at zero the loss does not depend on which tokens are routed, so the routing tokens'
-     * gradient is exactly 0 while the output projections' is not; one optimizer step later the projections are no
-     * longer 0 and the routers learn.
+     * gradient is exactly 0 while the output projections' is not (the uniform attention's output is not 0); one
+     * optimizer step later the projections are no longer 0 and the routers learn.
      */
     @Test
     void routersLearnOnlyOnceTheHeavyBranchesHaveGrown() {
