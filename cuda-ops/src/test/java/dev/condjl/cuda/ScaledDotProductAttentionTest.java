@@ -143,7 +143,8 @@ class ScaledDotProductAttentionTest {
         assertRejected("at least one key", q, k.get(":, :, :0"), v.get(":, :, :0"), null, 1);
         assertRejected("bias (2, 1, 5, 6) must have 2 to 4 dimensions and broadcast to the logits (2, 3, 5, 7)",
                 q, k, v, manager.zeros(new Shape(2, 1, 5, 6)), 1);
-        assertRejected("bias (1, 2, 3, 5, 7) must have 2 to 4 dimensions", q, k, v, manager.zeros(new Shape(1, 2, 3, 5, 7)), 1);
+        assertRejected("bias (1, 2, 3, 5, 7) must have 2 to 4 dimensions", q, k, v,
+                manager.zeros(new Shape(1, 2, 3, 5, 7)), 1);
         assertRejected("bias (7) must have 2 to 4 dimensions", q, k, v, manager.zeros(new Shape(7)), 1);
         assertRejected("scale must be finite, got NaN", q, k, v, null, Double.NaN);
         assertTrue(CondjlOps.supportsScaledDotProductAttention(q, k, v, manager.zeros(new Shape(5, 1))));

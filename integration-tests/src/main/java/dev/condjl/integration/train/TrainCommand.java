@@ -66,8 +66,8 @@ public final class TrainCommand implements Callable<Integer> {
             + "window)")
     Integer heavyQ;
 
-    @Option(names = "--heavy-kv", description = "routed keys/values per sequence, Kkv (text: per window, from "
-            + "earlier windows) (${DEFAULT-VALUE})",
+    @Option(names = "--heavy-kv", description = "routed keys/values per sequence and kv route, Kkv (text: per "
+            + "window, from earlier windows) (${DEFAULT-VALUE})",
             defaultValue = "32")
     int heavyKv;
 
@@ -235,7 +235,8 @@ public final class TrainCommand implements Callable<Integer> {
         int n = seqLen != null ? seqLen : 512;
         RetrievalTask retrieval = new RetrievalTask(n, pairs, keys, values, lightWindow);
         return new ModelConfig(ModelConfig.RETRIEVAL, n, retrieval.vocabSize(), retrieval.numClasses(), dim, depth,
-                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, kvRoutes, heavyFf, routerEps, cosineRouting,
-                routerNoise, zeroHeavyInit, dropPathRate, mode, dropout, rate, pairs, keys, values, null, null);
+                heads, dimHead, lightWindow, heavyQ != null ? heavyQ : 32, heavyKv, kvRoutes, heavyFf, routerEps,
+                cosineRouting, routerNoise, zeroHeavyInit, dropPathRate, mode, dropout, rate, pairs, keys, values,
+                null, null);
     }
 }

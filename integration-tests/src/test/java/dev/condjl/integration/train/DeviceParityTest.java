@@ -31,9 +31,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The default {@code condjl train} model computes the same loss and gradients on the GPU as on the CPU, from the
  * same weights and batch. GPU-only: it compares the two devices. Stochastic depth is off (its subsets come from
- * each device's own generator), and the heavy output projections are drawn at random rather than zero (with zero
- * projections every weight inside the heavy branches and every routing token would have a zero gradient, and the
- * comparison would not cover them); everything else is the default model.
+ * each device's own generator), and the heavy branches are drawn at random rather than zero-initialised (with zero
+ * output projections every other weight inside them and every routing token would have a zero gradient, and the
+ * comparison would not cover them); everything else is the default model, two kv routes included.
  */
 class DeviceParityTest {
 
@@ -48,7 +48,7 @@ class DeviceParityTest {
         }
         RetrievalTask task = new RetrievalTask(512, 1, 16, 16, 32);
         ModelConfig config = new ModelConfig(ModelConfig.RETRIEVAL, 512, task.vocabSize(), task.numClasses(), 64, 2,
-                4, 16, 32, 32, 32, 1, 32, 1.0, true, 0, false, 0, "BATCH_SUBSET", "none", 0, 1, 16, 16, null, null);
+                4, 16, 32, 32, 32, 2, 32, 1.0, true, 0, false, 0, "BATCH_SUBSET", "none", 0, 1, 16, 16, null, null);
         Sample batch = task.sample(new SplittableRandom(3), 16);
         Path weights = dir.resolve("weights");
         Map<String, float[]> cpu;
