@@ -32,7 +32,7 @@ out=$classes/native/lib/linux-x86_64/libcondjl_ops.so
 # the clamps of the CPU kernels' exp: 5x faster loops.
 cxxflags=(-std=c++17 -O3 -fPIC -fvisibility=hidden -fopenmp-simd -fno-trapping-math -Wall -Wextra
           -I"$java_home/include" -I"$java_home/include/linux")
-deps=("$src"/*.h "$src/build.sh")
+deps=("$src"/*.h "$src"/*.cuh "$src/build.sh")
 
 stale() {  # stale <object> <source>: the object is missing or older than the source, a header or this script
   [ -f "$1" ] || return 0
@@ -52,13 +52,15 @@ compile() {  # compile <object> <command...>, in the background when stale
   fi
 }
 
-sources=(coor_descent_cpu.cpp topk_by_input_cpu.cpp torch_shim.cpp jni_ops.cpp)
+sources=(coor_descent_cpu.cpp topk_by_input_cpu.cpp optim_cpu.cpp torch_shim.cpp jni_ops.cpp)
 if [ -n "$nvcc" ]; then
   log "building libcondjl_ops with $("$nvcc" --version | tail -n 2 | head -n 1) (sm_80, sm_90a, compute_90 PTX)"
   # No -use_fast_math or -ftz=true: the output scores keep their subnormals as torch.exp does (coor_descent_cuda.cu).
-  compile "$build/$flavor/coor_descent_cuda.o" "$nvcc" -std=c++17 -O3 -t 0 -Xcompiler -fPIC,-fvisibility=hidden \
-    -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a \
-    -gencode arch=compute_90,code=compute_90 -c "$src/coor_descent_cuda.cu"
+  nvcc_flags=(-std=c++17 -O3 -t 0 -Xcompiler -fPIC,-fvisibility=hidden -gencode arch=compute_80,code=sm_80
+              -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90)
+  for s in coor_descent_cuda.cu optim_cuda.cu; do
+    compile "$build/$flavor/${s%.cu}.o" "$nvcc" "${nvcc_flags[@]}" -c "$src/$s"
+  done
 else
   log "nvcc not found: building the CPU-only libcondjl_ops with g++ (its CUDA kernels will report unavailable)"
   sources+=(cuda_stub.cpp)

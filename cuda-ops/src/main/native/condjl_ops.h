@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace condjl {
 
@@ -56,7 +57,6 @@ struct CdBackward {
     void* out;  // may alias g
 };
 
-// Forces a CUDA launch configuration (tests and benchmarks); 0 = automatic.
 // The k first positions of each row in the order of tie_break_key.h, best first.
 struct TopKByInput {
     int64_t rows;
@@ -69,10 +69,38 @@ struct TopKByInput {
     int64_t* indices;      // rows * k
 };
 
+// Forces a CUDA launch configuration (tests and benchmarks); 0 = automatic.
 struct LaunchOverride {
     int blocks_per_row = 0;
     int threads = 0;
     int mode = 0;  // 0 auto, 1 one block per row, 2 thread-block cluster, 3 cooperative grid
+};
+
+// One Adam or AdamW step on n contiguous float32 elements, in place, in DJL's adamUpdate order of float32 operations:
+//   g = grad · rescale (when rescale != 1);  g = min(g, clip) (when clip >= 0; NaN stays NaN)
+//   AdamW: w -= (w · lr) · wd          Adam: g += wd · w
+//   m = m · β1 + (1 − β1) · g;  v = v · β2 + (1 − β2) · g · g;  w -= (m · lr_bc) / (√v + eps)
+struct AdamStep {
+    int64_t n;
+    float* weight;
+    const float* grad;
+    float* mean;
+    float* variance;
+    float lr;
+    float lr_bias_corrected;  // lr · √(1 − β2^t) / (1 − β1^t)
+    float weight_decay;
+    float rescale_grad;
+    float clip_grad;  // < 0: no clamp
+    float beta1;
+    float beta2;
+    float eps;
+    bool adamw;
+};
+
+// Contiguous float32 tensors of one device, for the multi-tensor kernels.
+struct TensorList {
+    std::vector<float*> data;
+    std::vector<int64_t> numel;
 };
 
 // threads: at most this many threads over rows; <= 0 for one per hardware thread.
@@ -81,6 +109,11 @@ void cd_backward_cpu(const CdBackward& p, int threads);
 
 // CUDA side. cuda_compiled() is false in a CPU-only build, where every other function throws RuntimeError.
 void topk_by_input_cpu(const TopKByInput& p);
+void adam_step_cpu(const AdamStep& p, int threads);
+// Σ over the tensors of Σ x², accumulated in double.
+double sum_of_squares_cpu(const TensorList& t);
+// x *= factor in float32, for every element of every tensor.
+void scale_cpu(const TensorList& t, float factor, int threads);
 
 // IEEE half (bits) to float, exactly.
 float half_to_float(uint16_t h);
@@ -92,6 +125,12 @@ void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchO
 void cd_backward_cuda(const CdBackward& p, int device, void* stream, const LaunchOverride& ov);
 // A readable description of the launch the CUDA kernels would use, e.g. "cluster G=16 T=256 R=8 grid=32".
 void topk_by_input_cuda(const TopKByInput& p, int device, void* stream);
+void adam_step_cuda(const AdamStep& p, int device, void* stream);
+// Doubles of device scratch that sum_of_squares_cuda needs for t.
+int64_t sum_of_squares_scratch(const TensorList& t);
+// Writes Σ x² over the tensors (double accumulation, the same bits every run) to out, a double in device memory.
+void sum_of_squares_cuda(const TensorList& t, double* scratch, double* out, int device, void* stream);
+void scale_cuda(const TensorList& t, float factor, int device, void* stream);
 std::string cuda_describe_launch(int64_t rows, int64_t n, bool backward, int device, const LaunchOverride& ov);
 
 // Raw device-memory helpers for tests and benchmarks on machines without libtorch.

@@ -20,6 +20,7 @@
 #include <tuple>
 
 #include "condjl_ops.h"
+#include "cuda_common.cuh"
 #include "tie_break_key.h"
 
 namespace cg = cooperative_groups;
@@ -38,10 +39,6 @@ constexpr unsigned kFull = 0xffffffffu;
 
 // Per-block partials of the grid mode, double-buffered by reduction parity.
 __device__ float2 g_partials[2][kMaxGridBlocks];
-
-void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess) throw RuntimeError(std::string(what) + ": " + cudaGetErrorString(err));
-}
 
 template <typename T>
 __device__ __forceinline__ float load_f(const T* p, int64_t i);
@@ -407,27 +404,6 @@ const void* kernel_for(bool backward, DType dtype, int R) {
     if (backward) return dtype == DType::F32 ? backward_for<float>(R) : backward_for<__half>(R);
     return dtype == DType::F32 ? forward_for<float>(R) : forward_for<__half>(R);
 }
-
-class DeviceGuard {
-   public:
-    explicit DeviceGuard(int device) {
-        if (device < 0) return;
-        check(cudaGetDevice(&previous_), "cudaGetDevice");
-        if (device != previous_) {
-            check(cudaSetDevice(device), "cudaSetDevice");
-            changed_ = true;
-        }
-    }
-    ~DeviceGuard() {
-        if (changed_) cudaSetDevice(previous_);
-    }
-    DeviceGuard(const DeviceGuard&) = delete;
-    DeviceGuard& operator=(const DeviceGuard&) = delete;
-
-   private:
-    int previous_ = 0;
-    bool changed_ = false;
-};
 
 struct DeviceInfo {
     int sms;

@@ -1,5 +1,5 @@
-// JNI entry points of dev.condjl.cuda.CondjlOps. Every argument is validated before a data pointer is touched;
-// C++ exceptions become IllegalArgumentException (bad input) or IllegalStateException (anything else).
+// JNI entry points of dev.condjl.cuda.CondjlOps and OptimizerOps. Every argument is validated before a data pointer
+// is touched; C++ exceptions become IllegalArgumentException (bad input) or IllegalStateException (anything else).
 #include <jni.h>
 
 #include <algorithm>
@@ -94,21 +94,26 @@ DType check_scores(const Tensor& s) {
     return s.dtype() == shim.dtype_f32 ? DType::F32 : DType::F16;
 }
 
+// libtorch's current CUDA stream of a tensor's device, after checking that the CUDA kernels can run.
+void* cuda_stream_of(const Tensor& t) {
+    const std::string reason = cuda_probe();
+    if (!reason.empty()) throw RuntimeError("the CUDA kernels are unavailable: " + reason);
+    const TorchShim& shim = torch_shim();
+    void* stream = nullptr;
+    if (shim.current_cuda_stream != nullptr && shim.current_cuda_stream(t.device_index(), &stream) != 0) {
+        throw RuntimeError("libtorch could not report the current CUDA stream");
+    }
+    return stream;
+}
+
 // Runs on s's device: the CPU kernels on up to cpu_threads threads, or the CUDA kernels on libtorch's current stream.
 template <typename P, typename Cpu, typename Cuda>
 void dispatch(const Tensor& s, const P& problem, int cpu_threads, Cpu cpu, Cuda cuda) {
-    const TorchShim& shim = torch_shim();
-    if (s.device_type() == shim.device_cpu) {
+    if (s.device_type() == torch_shim().device_cpu) {
         cpu(problem, cpu_threads);
         return;
     }
-    const std::string reason = cuda_probe();
-    if (!reason.empty()) throw RuntimeError("the CUDA kernels are unavailable: " + reason);
-    void* stream = nullptr;
-    if (shim.current_cuda_stream != nullptr && shim.current_cuda_stream(s.device_index(), &stream) != 0) {
-        throw RuntimeError("libtorch could not report the current CUDA stream");
-    }
-    cuda(problem, s.device_index(), stream, LaunchOverride{});
+    cuda(problem, s.device_index(), cuda_stream_of(s), LaunchOverride{});
 }
 
 float log_k(jfloat k) {
@@ -259,6 +264,105 @@ jlong topk_by_input(jlong scores_handle, jlong raw_handle, jlong mask_handle, jl
     return out.release();
 }
 
+// Checks that t is a float32 tensor on the CPU or a CUDA device, on like's device.
+void check_float32(const Tensor& t, const Tensor& like) {
+    const TorchShim& shim = torch_shim();
+    if (t.dtype() != shim.dtype_f32) {
+        throw ArgumentError(std::string(t.name()) + " must be float32, got " + t.dtype_name());
+    }
+    if (t.device_type() != shim.device_cpu && t.device_type() != shim.device_cuda) {
+        throw ArgumentError(std::string(t.name()) + " must be on the CPU or a CUDA device, got " + t.device());
+    }
+    check_device(like, t);
+}
+
+// One Adam/AdamW step in place on weight, mean and variance, all float32 of weight's shape and device.
+void adam_update(jlong weight_handle, jlong grad_handle, jlong mean_handle, jlong variance_handle, AdamStep p,
+                 int cpu_threads) {
+    Tensor weight(ptr<void>(weight_handle), "weight");
+    Tensor grad(ptr<void>(grad_handle), "grad");
+    Tensor mean(ptr<void>(mean_handle), "mean");
+    Tensor variance(ptr<void>(variance_handle), "variance");
+    for (const Tensor* t : {&weight, &grad, &mean, &variance}) {
+        check_float32(*t, weight);
+        if (t->sizes() != weight.sizes()) {
+            throw ArgumentError(std::string(t->name()) + " shape " + t->shape() + " must equal weight shape " +
+                                weight.shape());
+        }
+    }
+    p.n = weight.numel();
+    p.weight = static_cast<float*>(weight.data_in_place());
+    p.mean = static_cast<float*>(mean.data_in_place());
+    p.variance = static_cast<float*>(variance.data_in_place());
+    p.grad = static_cast<const float*>(grad.contiguous_data());
+    if (p.n > 0 && (p.weight == p.mean || p.weight == p.variance || p.mean == p.variance)) {
+        throw ArgumentError("weight, mean and variance must be distinct tensors");
+    }
+    dispatch(weight, p, cpu_threads, adam_step_cpu,
+             [](const AdamStep& q, int device, void* stream, const LaunchOverride&) {
+                 adam_step_cuda(q, device, stream);
+             });
+}
+
+// The float32 tensors of a Java handle array, all on the first one's device; in place: each must be contiguous.
+class Float32List {
+   public:
+    Float32List(JNIEnv* env, jlongArray handles, bool in_place) {
+        const jsize n = handles == nullptr ? 0 : env->GetArrayLength(handles);
+        if (n == 0) throw ArgumentError("the tensor list must not be empty");
+        std::vector<jlong> h(static_cast<size_t>(n));
+        env->GetLongArrayRegion(handles, 0, n, h.data());
+        for (jsize i = 0; i < n; ++i) {
+            if (h[i] == 0) throw ArgumentError("tensor " + std::to_string(i) + " of the list is null");
+            tensors_.push_back(std::make_unique<Tensor>(ptr<void>(h[i]), "a list tensor"));
+            Tensor& t = *tensors_.back();
+            try {
+                check_float32(t, *tensors_.front());
+            } catch (const ArgumentError& e) {
+                throw ArgumentError("tensor " + std::to_string(i) + " of the list: " + e.what());
+            }
+            if (in_place && !t.is_contiguous() && t.numel() > 0) {
+                throw ArgumentError("tensor " + std::to_string(i) + " of the list " + t.shape() +
+                                    " must be contiguous to be updated in place");
+            }
+            list_.data.push_back(static_cast<float*>(t.contiguous_data()));
+            list_.numel.push_back(t.numel());
+        }
+    }
+    const Tensor& first() const { return *tensors_.front(); }
+    const TensorList& list() const { return list_; }
+    bool on_cpu() const { return first().device_type() == torch_shim().device_cpu; }
+
+   private:
+    std::vector<std::unique_ptr<Tensor>> tensors_;
+    TensorList list_;
+};
+
+// A 0-dim float64 tensor on the tensors' device: Σ over the list of Σ x².
+jlong sum_of_squares(JNIEnv* env, jlongArray handles) {
+    Float32List tensors(env, handles, false);
+    Output out(tensors.first(), {}, torch_shim().dtype_f64);
+    if (tensors.on_cpu()) {
+        *static_cast<double*>(out.data()) = sum_of_squares_cpu(tensors.list());
+    } else {
+        void* stream = cuda_stream_of(tensors.first());
+        Output scratch(tensors.first(), {std::max<int64_t>(1, sum_of_squares_scratch(tensors.list()))},
+                       torch_shim().dtype_f64);
+        sum_of_squares_cuda(tensors.list(), static_cast<double*>(scratch.data()), static_cast<double*>(out.data()),
+                            tensors.first().device_index(), stream);
+    }
+    return out.release();
+}
+
+void scale_in_place(JNIEnv* env, jlongArray handles, jfloat factor, int cpu_threads) {
+    Float32List tensors(env, handles, true);
+    if (tensors.on_cpu()) {
+        scale_cpu(tensors.list(), factor, cpu_threads);
+    } else {
+        scale_cuda(tensors.list(), factor, tensors.first().device_index(), cuda_stream_of(tensors.first()));
+    }
+}
+
 // aten::scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=0.0, is_causal=False, *,
 // scale=scale, enable_gqa=False) through the dispatcher, so that autograd records it. Shapes, dtypes and devices are
 // checked in Java; libtorch checks them again and fails with an error code, never touching bad memory.
@@ -284,6 +388,40 @@ JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nScaledDotProductAttentio
                                                                                   jlong k, jlong v, jlong bias,
                                                                                   jdouble scale) {
     return guarded<jlong>(env, 0, [&] { return scaled_dot_product_attention(q, k, v, bias, scale); });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nAdamUpdate(JNIEnv* env, jclass, jlong weight, jlong grad,
+                                                                   jlong mean, jlong variance, jfloat lr,
+                                                                   jfloat lr_bias_corrected, jfloat weight_decay,
+                                                                   jfloat rescale_grad, jfloat clip_grad,
+                                                                   jfloat beta1, jfloat beta2, jfloat eps,
+                                                                   jboolean adamw, jint cpu_threads) {
+    guarded<int>(env, 0, [&] {
+        AdamStep p{};
+        p.lr = lr;
+        p.lr_bias_corrected = lr_bias_corrected;
+        p.weight_decay = weight_decay;
+        p.rescale_grad = rescale_grad;
+        p.clip_grad = clip_grad;
+        p.beta1 = beta1;
+        p.beta2 = beta2;
+        p.eps = eps;
+        p.adamw = adamw == JNI_TRUE;
+        adam_update(weight, grad, mean, variance, p, cpu_threads);
+        return 0;
+    });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_OptimizerOps_nSumOfSquares(JNIEnv* env, jclass, jlongArray handles) {
+    return guarded<jlong>(env, 0, [&] { return sum_of_squares(env, handles); });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nScaleInPlace(JNIEnv* env, jclass, jlongArray handles,
+                                                                    jfloat factor, jint cpu_threads) {
+    guarded<int>(env, 0, [&] {
+        scale_in_place(env, handles, factor, cpu_threads);
+        return 0;
+    });
 }
 
 JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_CondjlOps_nDispatcherMissing(JNIEnv* env, jclass) {

@@ -55,6 +55,7 @@ TorchShim bind_shim() {
     s.dtype_f16 = constant(cpu, "aoti_torch_dtype_float16");
     s.dtype_bool = constant(cpu, "aoti_torch_dtype_bool");
     s.dtype_i64 = constant(cpu, "aoti_torch_dtype_int64");
+    s.dtype_f64 = constant(cpu, "aoti_torch_dtype_float64");
     s.device_cpu = constant(cpu, "aoti_torch_device_type_cpu");
     s.device_cuda = constant(cpu, "aoti_torch_device_type_cuda");
     for (const char* name : {"float32", "float16", "bfloat16", "float64", "bool", "uint8", "int8", "int16", "int32",
@@ -133,15 +134,25 @@ std::string Tensor::dtype_name() const {
     return "dtype code " + std::to_string(dtype_);
 }
 
-void* Tensor::contiguous_data() {
-    TensorHandle h = handle_;
-    bool contiguous = true;
+bool Tensor::is_contiguous() const {
     int64_t step = 1;
     for (size_t i = sizes_.size(); i-- > 0;) {
-        if (sizes_[i] != 1 && strides_[i] != step) contiguous = false;
+        if (sizes_[i] != 1 && strides_[i] != step) return false;
         step *= sizes_[i];
     }
-    if (!contiguous && numel() > 0) {
+    return true;
+}
+
+void* Tensor::data_in_place() {
+    if (!is_contiguous() && numel() > 0) {
+        throw ArgumentError(std::string(name_) + " " + shape() + " must be contiguous to be updated in place");
+    }
+    return contiguous_data();
+}
+
+void* Tensor::contiguous_data() {
+    TensorHandle h = handle_;
+    if (!is_contiguous() && numel() > 0) {
         if (copy_ == nullptr) {
             copy_ = empty_tensor(sizes_, dtype_, device_type_, device_index_);
             check(shim_.copy(copy_, handle_, 0), "copy_");

@@ -33,6 +33,7 @@ struct TorchShim {
     int32_t dtype_f16;
     int32_t dtype_bool;
     int32_t dtype_i64;
+    int32_t dtype_f64;
     int32_t device_cpu;
     int32_t device_cuda;
     std::vector<std::pair<int32_t, std::string>> dtype_names;  // for error messages
@@ -60,6 +61,9 @@ class Tensor {
     std::string dtype_name() const;
     // The data pointer of a contiguous view: the tensor's own, or a contiguous copy made here.
     void* contiguous_data();
+    // The tensor's own data pointer, for writing; throws ArgumentError unless it is contiguous.
+    void* data_in_place();
+    bool is_contiguous() const;
 
    private:
     const TorchShim& shim_;

@@ -11,8 +11,10 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.util.Pair;
 
+import dev.condjl.cuda.OptimizerOps;
+
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BiFunction;
@@ -31,11 +33,15 @@ import java.util.function.BiFunction;
  * mixed-precision loss scaler skips such a step): the caller should then skip {@code trainer.step()}, and the next
  * backward starts from zero.
  *
+ * <p>Where condjl's native kernels run ({@link OptimizerOps}: float32 gradients of one device), the norm of
+ * single-device gradients is one native call (summed in float64, so it can differ from libtorch's float32 sums in
+ * the last bits) and the scaling one call per device, instead of three libtorch ops per parameter; elsewhere DJL
+ * ops compute the same.
+ *
  * <p>Why in {@code djl-dropout}: this module is condjl's home of training-loop helpers that sit between DJL's
  * {@code Trainer} and a model ({@link PenalizedLoss}, {@link PenaltyCoefficient}, the weight regularizers), so a
- * user who trains with condjl's regularizers already depends on it; like them it needs nothing but DJL. {@code
- * djl-stochastic} is about residual depth and {@code djl-colt5} would drag in the CoLT5 blocks for a generic
- * utility.
+ * user who trains with condjl's regularizers already depends on it. {@code djl-stochastic} is about residual depth
+ * and {@code djl-colt5} would drag in the CoLT5 blocks for a generic utility.
  */
 public final class GradientClipping {
 
@@ -119,6 +125,17 @@ public final class GradientClipping {
      * @return {@code sqrt(Σ_p ‖Σ_d g_pd‖²)}
      */
     public static double globalNorm(List<List<NDArray>> grads) {
+        List<NDArray> single = new ArrayList<>(grads.size());
+        for (List<NDArray> perDevice : grads) {
+            if (perDevice.size() == 1) {
+                single.add(perDevice.get(0));
+            }
+        }
+        if (single.size() == grads.size() && OptimizerOps.supports(single)) {
+            try (NDArray sum = OptimizerOps.sumOfSquares(single)) {
+                return Math.sqrt(sum.getDouble());
+            }
+        }
         NDArray total = null;
         for (List<NDArray> perDevice : grads) {
             NDArray g = perDevice.get(0);
@@ -128,7 +145,7 @@ public final class GradientClipping {
             NDArray sq = g.square().sum();
             total = total == null ? sq : total.add(sq);
         }
-        return total == null ? 0 : Math.sqrt(total.getFloat());
+        return total == null ? 0 : Math.sqrt(total.toType(DataType.FLOAT64, false).getDouble());
     }
 
     /** Sets gradients to 0 in place (multiplying would keep NaN and turn ±Infinity into NaN). */
@@ -150,16 +167,37 @@ public final class GradientClipping {
         if (grads.isEmpty()) {
             return;
         }
+        Map<Device, List<NDArray>> byDevice = new LinkedHashMap<>();
+        for (List<NDArray> perDevice : grads) {
+            for (NDArray g : perDevice) {
+                byDevice.computeIfAbsent(g.getDevice(), d -> new ArrayList<>()).add(g);
+            }
+        }
         // one native 0-dim factor per device: muli(Number) copies the number from the host for every gradient,
         // which on a GPU waits for the queued work each time
         try (NDManager constants = grads.get(0).get(0).getManager().newSubManager()) {
-            Map<Device, NDArray> factors = new HashMap<>();
-            for (List<NDArray> perDevice : grads) {
-                for (NDArray g : perDevice) {
-                    g.muli(factors.computeIfAbsent(g.getDevice(),
-                            d -> constants.full(new Shape(), (float) factor, DataType.FLOAT32, d)));
+            for (Map.Entry<Device, List<NDArray>> e : byDevice.entrySet()) {
+                if (scaledNatively(e.getValue(), (float) factor)) {
+                    continue;
+                }
+                NDArray f = constants.full(new Shape(), (float) factor, DataType.FLOAT32, e.getKey());
+                for (NDArray g : e.getValue()) {
+                    g.muli(f);
                 }
             }
+        }
+    }
+
+    /** Scales in one native call where the arrays allow it (validated before any is written); false if not. */
+    private static boolean scaledNatively(List<NDArray> arrays, float factor) {
+        if (!OptimizerOps.supports(arrays)) {
+            return false;
+        }
+        try {
+            OptimizerOps.scaleInPlace(arrays, factor);
+            return true;
+        } catch (IllegalArgumentException notContiguous) {
+            return false;
         }
     }
 }

@@ -20,6 +20,7 @@ import ai.djl.training.Trainer;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.training.loss.Loss;
 
+import java.util.ArrayList;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
@@ -75,6 +76,26 @@ class GradientClippingTest {
             assertEquals(DataType.FLOAT16, half.getDataType());
             assertArrayEquals(new float[] {1f, -2.333f}, half.toType(DataType.FLOAT32, false).toFloatArray(),
                     2e-3f);
+        }
+    }
+
+    @Test
+    void nativeNormEqualsTheNormOfDjlOps() {
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu())) {
+            manager.getEngine().setRandomSeed(8);
+            List<List<NDArray>> floats = new ArrayList<>();
+            List<List<NDArray>> doubles = new ArrayList<>();
+            for (int i = 0; i < 20; i++) {
+                NDArray g = manager.randomNormal(new Shape(i + 1, 33));
+                floats.add(List.of(g));
+                // float64 gradients are not the native kernels': DJL ops compute their norm
+                doubles.add(List.of(g.toType(DataType.FLOAT64, false)));
+            }
+            double fused = GradientClipping.globalNorm(floats);
+            double composed = GradientClipping.globalNorm(doubles);
+            assertEquals(composed, fused, 1e-9 * composed);
+            GradientClipping.scale(floats, 0.5);
+            assertEquals(composed / 2, GradientClipping.globalNorm(floats), 1e-9 * composed);
         }
     }
 

@@ -20,6 +20,7 @@ import ai.djl.training.tracker.Tracker;
 import dev.condjl.integration.cli.ResidentMemory;
 import dev.condjl.dropout.GradientClipping;
 import dev.condjl.cuda.CondjlOps;
+import dev.condjl.cuda.FusedAdam;
 import dev.condjl.dropout.PenalizedLoss;
 import dev.condjl.dropout.PenaltyCoefficient;
 
@@ -354,7 +355,7 @@ public final class TrainingRun {
         return loss.evaluate(new NDList(labels.reshape(-1)), predictions);
     }
 
-    /** AdamW or Adam on warm-up then cosine decay, the schedule shifted to continue from {@code first}. */
+    /** AdamW or Adam ({@link FusedAdam}: DJL's, one native call per parameter) on warm-up then cosine decay, the schedule shifted to continue from {@code first}. */
     private static Optimizer optimizer(TrainSettings s, int first) {
         float lr = (float) s.learningRate();
         int warmup = Math.min(s.warmupSteps(), s.steps() - 1);
@@ -370,9 +371,8 @@ public final class TrainingRun {
                 .build();
         // the optimizer counts its own updates from 0 (fresh moments); the schedule continues
         Tracker shifted = numUpdate -> schedule.getNewValue(numUpdate + first);
-        return "adam".equals(s.optimizer())
-                ? Optimizer.adam().optLearningRateTracker(shifted).optWeightDecays((float) s.weightDecay()).build()
-                : Optimizer.adamW().optLearningRateTracker(shifted).optWeightDecays((float) s.weightDecay()).build();
+        return ("adam".equals(s.optimizer()) ? FusedAdam.adamBuilder() : FusedAdam.adamWBuilder())
+                .optLearningRateTracker(shifted).optWeightDecays((float) s.weightDecay()).build();
     }
 
     /**

@@ -1,0 +1,141 @@
+package dev.condjl.cuda;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+
+import java.util.List;
+
+/**
+ * The optimizer's element-wise work in single native calls of libcondjl_ops (CUDA kernels, with a C++ CPU twin that
+ * returns the same bits): one Adam/AdamW step of a parameter, and the sum of squares and the scaling of a whole list
+ * of gradients. DJL issues about a dozen libtorch ops per parameter for an Adam step and three per parameter for a
+ * global-norm clip; on a GPU each costs some 10 µs of host time, which a small model's step is made of.
+ *
+ * <p>Every entry point takes float32 PyTorch-engine arrays of one device that {@link CondjlOps#supports} and
+ * validates shapes, dtypes, devices and (for what it writes) contiguity natively before touching memory: bad input
+ * is an {@link IllegalArgumentException} naming the array. Work runs on libtorch's current CUDA stream, so it is
+ * ordered with DJL's own ops.
+ */
+public final class OptimizerOps {
+
+    private OptimizerOps() {}
+
+    /**
+     * The scalars of one Adam step (DJL's {@code adamUpdate} arguments).
+     *
+     * @param learningRate the learning rate {@code lr}, used by the decoupled weight decay
+     * @param biasCorrectedRate {@code lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ)}
+     * @param weightDecay the weight decay {@code wd}
+     * @param rescaleGrad the gradient's factor (1: none)
+     * @param clipGrad the gradient's upper clamp; negative: none
+     * @param beta1 the first moment's decay β₁
+     * @param beta2 the second moment's decay β₂
+     * @param epsilon added to {@code √v}
+     * @param decoupled AdamW ({@code w -= (w·lr)·wd}) rather than Adam ({@code g += wd·w})
+     */
+    public record AdamStep(float learningRate, float biasCorrectedRate, float weightDecay, float rescaleGrad,
+            float clipGrad, float beta1, float beta2, float epsilon, boolean decoupled) {}
+
+    /**
+     * Whether the native entry points take these arrays: the library loaded, and all are float32 PyTorch-engine
+     * arrays on one device whose kernels can run ({@link CondjlOps#supports}).
+     *
+     * @param arrays the arrays of one call
+     * @return true when a call with them can run natively (it still checks shapes and contiguity)
+     */
+    public static boolean supports(List<NDArray> arrays) {
+        if (arrays.isEmpty() || !CondjlOps.isAvailable()) {
+            return false;
+        }
+        Device device = arrays.get(0).getDevice();
+        for (NDArray a : arrays) {
+            if (!(a instanceof PtNDArray) || a.getDataType() != DataType.FLOAT32 || !device.equals(a.getDevice())) {
+                return false;
+            }
+        }
+        return CondjlOps.supports(device);
+    }
+
+    /**
+     * One Adam or AdamW step in place, in DJL's order of float32 operations:
+     *
+     * <pre>
+     *   g = grad · rescaleGrad (if ≠ 1);  g = min(g, clipGrad) (if clipGrad ≥ 0)
+     *   AdamW: w −= (w·lr)·wd        Adam: g += wd·w
+     *   m = m·β₁ + (1 − β₁)·g;  v = v·β₂ + (1 − β₂)·g·g;  w −= (m·biasCorrectedRate) / (√v + ε)
+     * </pre>
+     *
+     * Each operation is rounded on its own (DJL's libtorch ops fuse some multiply-adds), so results agree with DJL's
+     * to float32 rounding.
+     *
+     * @param weight the parameter, updated in place; contiguous
+     * @param grad its gradient, same shape
+     * @param mean the first moment, same shape, updated in place; contiguous
+     * @param variance the second moment, same shape, updated in place; contiguous
+     * @param step the scalars
+     * @throws IllegalArgumentException on a dtype, shape, device or contiguity that does not fit
+     */
+    public static void adamUpdate(NDArray weight, NDArray grad, NDArray mean, NDArray variance, AdamStep step) {
+        nAdamUpdate(handle(weight, "weight"), handle(grad, "grad"), handle(mean, "mean"), handle(variance, "variance"),
+                step.learningRate(), step.biasCorrectedRate(), step.weightDecay(), step.rescaleGrad(),
+                step.clipGrad(), step.beta1(), step.beta2(), step.epsilon(), step.decoupled(),
+                JniUtils.getNumThreads());
+    }
+
+    /**
+     * {@code Σ_arrays Σ x²}, accumulated in float64, without a host synchronisation (read the result when needed).
+     * On a GPU the sum is deterministic: the same inputs give the same bits every run.
+     *
+     * @param arrays float32 arrays of one device, at least one
+     * @return a 0-dim float64 array on their device, in the first array's manager
+     * @throws IllegalArgumentException on an empty list or a dtype or device that does not fit
+     */
+    public static NDArray sumOfSquares(List<NDArray> arrays) {
+        long[] handles = handles(arrays);
+        return new PtNDArray(((PtNDArray) arrays.get(0)).getManager(), nSumOfSquares(handles));
+    }
+
+    /**
+     * {@code x *= factor} in float32 for every element of every array, as {@code muli} by a float32 scalar does.
+     *
+     * @param arrays contiguous float32 arrays of one device, at least one
+     * @param factor the factor
+     * @throws IllegalArgumentException on an empty list, or a dtype, device or contiguity that does not fit
+     */
+    public static void scaleInPlace(List<NDArray> arrays, float factor) {
+        nScaleInPlace(handles(arrays), factor, JniUtils.getNumThreads());
+    }
+
+    private static long[] handles(List<NDArray> arrays) {
+        if (arrays.isEmpty()) {
+            throw new IllegalArgumentException("the array list must not be empty");
+        }
+        long[] handles = new long[arrays.size()];
+        for (int i = 0; i < handles.length; i++) {
+            handles[i] = handle(arrays.get(i), "array " + i + " of the list");
+        }
+        return handles;
+    }
+
+    private static long handle(NDArray array, String name) {
+        if (!CondjlOps.isAvailable()) {
+            throw new IllegalStateException("libcondjl_ops is unavailable: " + CondjlOps.unavailableReason());
+        }
+        if (!(array instanceof PtNDArray pt)) {
+            throw new IllegalArgumentException(name + " must be a PyTorch-engine NDArray, got "
+                    + (array == null ? "null" : array.getClass().getName()));
+        }
+        return pt.getHandle();
+    }
+
+    private static native void nAdamUpdate(long weight, long grad, long mean, long variance, float lr,
+            float biasCorrectedRate, float weightDecay, float rescaleGrad, float clipGrad, float beta1, float beta2,
+            float eps, boolean adamw, int cpuThreads);
+
+    private static native long nSumOfSquares(long[] handles);
+
+    private static native void nScaleInPlace(long[] handles, float factor, int cpuThreads);
+}
