@@ -33,6 +33,19 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(const AdamStep p) {
     }
 }
 
+// The sum of v over the block's kThreads threads, in a fixed order; valid in thread 0.
+__device__ double block_sum(double v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+    __shared__ double warps[kThreads / 32];
+    if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double sum = 0;
+    if (threadIdx.x == 0) {
+        for (int w = 0; w < kThreads / 32; ++w) sum += warps[w];
+    }
+    return sum;
+}
+
 // Block (x, y) writes the double sum of its grid-stride share of tensor y to partials[y * gridDim.x + x].
 __global__ void __launch_bounds__(kThreads) squares_kernel(const ListArgs a, double* partials) {
     const float* x = a.data[blockIdx.y];
@@ -43,30 +56,16 @@ __global__ void __launch_bounds__(kThreads) squares_kernel(const ListArgs a, dou
         const double v = x[i];
         sum += v * v;
     }
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
-    __shared__ double warps[kThreads / 32];
-    if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = sum;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double block = 0;
-        for (int w = 0; w < kThreads / 32; ++w) block += warps[w];
-        partials[blockIdx.y * gridDim.x + blockIdx.x] = block;
-    }
+    const double block = block_sum(sum);
+    if (threadIdx.x == 0) partials[blockIdx.y * gridDim.x + blockIdx.x] = block;
 }
 
 // One block: *out = the sum of count partials, in a fixed order (the same bits every run).
 __global__ void __launch_bounds__(kThreads) sum_kernel(const double* partials, int64_t count, double* out) {
     double sum = 0;
     for (int64_t i = threadIdx.x; i < count; i += blockDim.x) sum += partials[i];
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
-    __shared__ double warps[kThreads / 32];
-    if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = sum;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double total = 0;
-        for (int w = 0; w < kThreads / 32; ++w) total += warps[w];
-        *out = total;
-    }
+    const double total = block_sum(sum);
+    if (threadIdx.x == 0) *out = total;
 }
 
 __global__ void __launch_bounds__(kThreads) scale_kernel(const ListArgs a, float factor) {
