@@ -217,6 +217,35 @@ class FusedCoordinateDescentTest {
                 .toFloatArray(), y.toFloatArray(), "the surrogate leaves the forward value unchanged");
     }
 
+    /**
+     * A scalar {@code k} is a constant, so its surrogate has no {@code k} term; the same {@code k} given per row
+     * keeps it. Both give the same output and {@code ds}, and the per-row one also {@code dk = Σ(g·w)/Σw}
+     * ({@code w = y} where {@code y < 1}).
+     */
+    @Test
+    void scalarKDropsOnlyTheGradientOfK() {
+        NDArray s = manager.randomNormal(new Shape(4, 257));
+        NDArray g = manager.randomNormal(new Shape(4, 257));
+        CoordinateDescent.Options options = router(20, Backend.FUSED);
+        NDArray x = s.duplicate();
+        x.setRequiresGradient(true);
+        NDArray y;
+        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            y = CoordinateDescent.solve(x, 30, null, options);
+            collector.backward(y.mul(g).sum());
+        }
+        NDArray ds = x.getGradient();
+        NDArray[] perRow = gradients(s, g, manager.full(new Shape(4), 30f), options);
+        assertClose(ds, perRow[0], 1e-6 * maxAbs(ds), "ds of a scalar k vs the same k per row");
+        assertArrayEquals(CoordinateDescent.solve(s, manager.full(new Shape(4), 30f), null, options).toFloatArray(),
+                y.toFloatArray(), "the same output");
+        NDArray values = y.stopGradient();
+        NDArray w = values.mul(values.lt(1).toType(DataType.FLOAT32, false));
+        NDArray dk = g.mul(w).sum(new int[] {-1}).div(w.sum(new int[] {-1}));
+        assertTrue(maxAbs(dk) > 0.01, "a non-trivial dk " + maxAbs(dk));
+        assertClose(dk, perRow[1], 1e-5 * maxAbs(dk), "dk = Σ(g·w)/Σw");
+    }
+
     @Test
     void convergedGradientsOfScoresAndKMatchUnrolled() {
         NDArray s = manager.randomNormal(new Shape(3, 64));
