@@ -285,14 +285,20 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         if (supplied != null) {
             NDArray u = cosineSimRouting ? supplied.normalize(2, -1, 1e-12) : supplied;
             s = xs.matMul(u.transpose(0, 2, 1));
+        } else if (numRoutingTokens == 1) {
+            // (B, n, d)·(d) is (B, n), already the rows: no transpose of the token, no reshape of the scores
+            NDArray u = Tensors.own(ps.getValue(routingToken, x.getDevice(), training).reshape(dim), x);
+            s = xs.matMul(cosineSimRouting ? u.normalize(2, -1, 1e-12) : u);
         } else {
             NDArray token = ps.getValue(routingToken, x.getDevice(), training);
             NDArray u = Tensors.own(cosineSimRouting ? token.normalize(2, -1, 1e-12) : token.transpose(), x);
             s = xs.matMul(cosineSimRouting ? u.transpose() : u);
         }
-        long n = s.getShape().get(1);
-        // (B, n, R) to rows; with R = 1 one view does it, the same values in the same layout
-        s = s.getShape().get(2) == 1 ? s.reshape(-1, n) : s.transpose(0, 2, 1).reshape(-1, n);
+        if (s.getShape().dimension() == 3) {
+            long n = s.getShape().get(1);
+            // (B, n, R) to rows; with R = 1 one view does it, the same values in the same layout
+            s = s.getShape().get(2) == 1 ? s.reshape(-1, n) : s.transpose(0, 2, 1).reshape(-1, n);
+        }
         return cosineSimRouting ? s.mul(Tensors.scalar(s, cosineSimScale)) : s;
     }
 
