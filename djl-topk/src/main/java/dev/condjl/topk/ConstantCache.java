@@ -82,10 +82,10 @@ public final class ConstantCache implements AutoCloseable {
     private record Scalar(float value, DataType type) {}
 
     /**
-     * Arrays cached for a device.
+     * Arrays held for a device: the cached ones, and results wrongly derived from them as first operand.
      *
      * @param device the device
-     * @return how many arrays it holds
+     * @return how many arrays its manager holds
      */
     public int size(Device device) {
         PerDevice entries = devices.get(device);
@@ -132,8 +132,8 @@ public final class ConstantCache implements AutoCloseable {
             return array;
         }
 
-        synchronized int size() {
-            return arrays.size();
+        int size() {
+            return manager.getManagedArrays().size();
         }
 
         synchronized void close() {
