@@ -208,41 +208,48 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             sim = sim.add(sim.getManager().randomNormal(0f, (float) trainingNoise, sim.getShape(), sim.getDataType(),
                     sim.getDevice()));
         }
-        NDArray maskRep = srcMask == null ? null : srcMask.reshape(b * blocks, len).repeat(0, r);
+        NDArray maskRep = srcMask == null ? null : reshaped(srcMask, new Shape(b * blocks, len));
+        if (maskRep != null && r > 1) {
+            maskRep = maskRep.repeat(0, r);
+        }
 
         NDArray scores = CoordinateDescent.solve(sim, Math.min(k * fetchKRatio, len), maskRep, coorDescent);
         if (randomRoute) {
             NDArray noise = scores.getManager().randomNormal(scores.getShape());
-            scores = NDArrays.where(maskRep, noise, noise.zerosLike().add(Tensors.MASK_VALUE));
+            scores = NDArrays.where(maskRep, noise, Tensors.scalar(noise, Tensors.MASK_VALUE));
         }
         NDList selected = TopK.select(scores, sim, maskRep, k, tieBreak);
         NDArray selScores = selected.get(0);
         NDArray indices = selected.get(1);
+        // (b·blocks·R, k): whether each selected token is valid; with one block, the routed mask
+        NDArray selectedMask = maskRep != null && (straightThrough || blocks == 1) ? maskRep.gather(indices, 1) : null;
         if (straightThrough) {
             NDArray rest = Tensors.own(Tensors.scalar(selScores, 1).sub(selScores), selScores);
             selScores = selScores.add(rest.stopGradient());
-            if (maskRep != null) {
-                selScores = selScores.mul(maskRep.gather(indices, 1).toType(selScores.getDataType(), false));
+            if (selectedMask != null) {
+                selScores = selScores.mul(selectedMask.toType(selScores.getDataType(), false));
             }
         }
 
         // (b·blocks·R, k) -> (b, [R,] blocks·k), positions offset by their block's start
+        NDArray routedMask;
         if (blocks == 1) {
             // one block: no offsets, and the layout is already (b, [R,] k); every op is a native call
             Shape routed = routeDim ? new Shape(b, r, k) : new Shape(b, k);
             selScores = reshaped(selScores, routed);
             indices = reshaped(indices, routed);
+            routedMask = selectedMask == null ? null : reshaped(selectedMask, routed);
         } else {
             NDArray offsets = x.getManager().arange(0, (int) (blocks * len), (int) len, DataType.INT64,
                     x.getDevice()).reshape(1, blocks, 1, 1);
             selScores = unfold(selScores.reshape(b, blocks, r, k), routeDim);
             indices = unfold(indices.reshape(b, blocks, r, k).add(offsets), routeDim);
+            routedMask = srcMask == null
+                    ? null
+                    : reshaped(srcMask.gather(reshaped(indices, new Shape(b, -1)), 1), indices.getShape());
         }
 
         NDArray routedTokens = Tensors.gatherTokens(src, indices);
-        NDArray routedMask = srcMask == null
-                ? null
-                : reshaped(srcMask.gather(reshaped(indices, new Shape(b, -1)), 1), indices.getShape());
         return new RouterReturn(indices, selScores, routedTokens, routedMask);
     }
 
@@ -285,14 +292,20 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         if (supplied != null) {
             NDArray u = cosineSimRouting ? supplied.normalize(2, -1, 1e-12) : supplied;
             s = xs.matMul(u.transpose(0, 2, 1));
+        } else if (numRoutingTokens == 1) {
+            // (B, n, d)·(d) is (B, n), already the rows: no transpose of the token, no reshape of the scores
+            NDArray u = Tensors.own(ps.getValue(routingToken, x.getDevice(), training).reshape(dim), x);
+            s = xs.matMul(cosineSimRouting ? u.normalize(2, -1, 1e-12) : u);
         } else {
             NDArray token = ps.getValue(routingToken, x.getDevice(), training);
             NDArray u = Tensors.own(cosineSimRouting ? token.normalize(2, -1, 1e-12) : token.transpose(), x);
             s = xs.matMul(cosineSimRouting ? u.transpose() : u);
         }
-        long n = s.getShape().get(1);
-        // (B, n, R) to rows; with R = 1 one view does it, the same values in the same layout
-        s = s.getShape().get(2) == 1 ? s.reshape(-1, n) : s.transpose(0, 2, 1).reshape(-1, n);
+        if (s.getShape().dimension() == 3) {
+            long n = s.getShape().get(1);
+            // (B, n, R) to rows; with R = 1 one view does it, the same values in the same layout
+            s = s.getShape().get(2) == 1 ? s.reshape(-1, n) : s.transpose(0, 2, 1).reshape(-1, n);
+        }
         return cosineSimRouting ? s.mul(Tensors.scalar(s, cosineSimScale)) : s;
     }
 

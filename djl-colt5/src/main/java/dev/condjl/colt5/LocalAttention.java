@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import dev.condjl.topk.ConstantCache;
 
 /**
  * Windowed ("local") attention with look-around, the semantics of {@code local_attention.LocalAttention} with

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.condjl.topk.ConstantCache;
 
 /** Small tensor helpers shared by the CoLT5 blocks: token gather/scatter, masks as additive biases, padding. */
 final class Tensors {
@@ -38,7 +39,7 @@ final class Tensors {
      * @return a shared 0-dim array
      */
     static NDArray scalar(NDArray like, double value) {
-        return constant(like, (float) value, like.getDataType());
+        return ConstantCache.SHARED.scalar(like, (float) value, like.getDataType());
     }
 
     /**
@@ -51,14 +52,7 @@ final class Tensors {
      * @return a shared 0-dim int64 array
      */
     static NDArray index(NDArray like, long value) {
-        return constant(like, value, DataType.INT64);
-    }
-
-    private record Constant(float value, DataType type) {}
-
-    private static NDArray constant(NDArray like, float value, DataType type) {
-        return ConstantCache.SHARED.get(like, new Constant(value, type),
-                m -> m.full(new Shape(), value, type, like.getDevice()));
+        return ConstantCache.SHARED.scalar(like, value, DataType.INT64);
     }
 
     /**

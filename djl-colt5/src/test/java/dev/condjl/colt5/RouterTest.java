@@ -10,6 +10,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import dev.condjl.topk.TieBreak;
 import ai.djl.util.PairList;
@@ -96,6 +97,53 @@ class RouterTest {
 
     private static void assertArrayEquals(long[] expected, long[] actual, String message) {
         assertEquals(Arrays.toString(expected), Arrays.toString(actual), message);
+    }
+
+    /**
+     * A router's own single token (scores as one matrix-vector product) routes like the same token supplied as
+     * learned routing tokens (the general path), with and without cosine routing: same tokens, and the same
+     * gradients of the input and of the token.
+     */
+    @Test
+    void ownTokenRoutesLikeTheSameTokenSupplied() {
+        for (boolean cosine : new boolean[] {false, true}) {
+            try (NDManager m = NDManager.newBaseManager()) {
+                Engine.getInstance().setRandomSeed(13);
+                // ε = 1 keeps most scores below saturation, where they carry a gradient
+                CoordinateDescentRouter own =
+                        router(m, CoordinateDescentRouter.builder().optEps(1).optCosineSimRouting(cosine));
+                CoordinateDescentRouter learned = router(m, CoordinateDescentRouter.builder().optEps(1)
+                        .optCosineSimRouting(cosine).optLearnedRoutingTokens(true));
+                NDArray token = StateDicts.parameters(own).get("routing_token").getArray();
+                NDArray x = m.randomNormal(new Shape(2, 24, DIM));
+                NDArray g = m.randomNormal(new Shape(2, 5));
+                ParameterStore ps = new ParameterStore(m, false);
+                NDArray xOwn = x.duplicate();
+                NDArray xLearned = x.duplicate();
+                NDArray supplied = token.broadcast(2, DIM).duplicate();
+                xOwn.setRequiresGradient(true);
+                xLearned.setRequiresGradient(true);
+                supplied.setRequiresGradient(true);
+                RouterReturn a;
+                RouterReturn b;
+                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    a = own.route(ps, xOwn, 5, null, true);
+                    b = learned.route(ps, xLearned, 5, null, supplied, false, false, true);
+                    gc.backward(a.scores().mul(g).sum().add(b.scores().mul(g).sum()));
+                }
+                assertArrayEquals(b.indices().toLongArray(), a.indices().toLongArray(), "cosine " + cosine);
+                assertClose(xLearned.getGradient(), xOwn.getGradient(), "cosine " + cosine + ": dx");
+                assertClose(supplied.getGradient().sum(new int[] {0}, true), token.getGradient(),
+                        "cosine " + cosine + ": d token");
+            }
+        }
+    }
+
+    private static void assertClose(NDArray expected, NDArray actual, String message) {
+        float scale = expected.abs().max().getFloat();
+        assertTrue(scale > 1e-3f, message + ": a gradient of " + scale);
+        float diff = expected.sub(actual).abs().max().getFloat();
+        assertTrue(diff <= 1e-5f * scale, message + ": max |diff| " + diff + " of " + scale);
     }
 
     /** Straight-through scores are exactly 1.0 forward, masked selections exactly 0. */

@@ -84,50 +84,64 @@ public final class CoordinateDescent {
         checkMask(mask, s.getShape());
         return Scoped.compute(() -> {
             NDArray logk;
-            if (kTensor == null && s.getDataType() == DataType.FLOAT32) {
-                // float32's clamp(k, 1e-20) done on the host gives the same float, without clip(Number) (two host
-                // reads of its bounds on a GPU) and without a no-op cast
-                logk = s.getManager().full(new Shape(1), Math.max((float) kScalar, (float) LOG_K_CLAMP),
-                        DataType.FLOAT32, s.getDevice()).log();
+            NDArray clampedK = null;
+            if (kTensor == null) {
+                logk = constantLogK(s, kScalar);
             } else {
-                NDArray k;
-                if (kTensor == null) {
-                    // The reference builds torch.Tensor([k]) (float32) and casts it to s's dtype. Filled on the
-                    // device: create(float[]) copies from the host, which on a GPU waits for all queued work.
-                    k = s.getManager().full(new Shape(1), (float) kScalar, DataType.FLOAT32, s.getDevice())
-                            .toType(s.getDataType(), false);
-                } else {
-                    if (!kTensor.gt(0).all().getBoolean()) {
-                        double min = kTensor.min().toType(DataType.FLOAT64, false).getDouble();
-                        throw new IllegalArgumentException("k must be > 0 in every row, got min " + min);
-                    }
-                    k = kTensor.toType(s.getDataType(), false).expandDims(-1);
+                if (!kTensor.gt(0).all().getBoolean()) {
+                    double min = kTensor.min().toType(DataType.FLOAT64, false).getDouble();
+                    throw new IllegalArgumentException("k must be > 0 in every row, got min " + min);
                 }
                 // clamp keeps its bound natively; maximum(Number) would save a from_blob scalar for backward
-                logk = k.clip(LOG_K_CLAMP, Double.POSITIVE_INFINITY).log();
+                clampedK = kTensor.toType(s.getDataType(), false).expandDims(-1)
+                        .clip(LOG_K_CLAMP, Double.POSITIVE_INFINITY);
+                logk = clampedK.log();
             }
             NDArray fullMask = mask == null ? null : mask.broadcast(s.getShape());
-            return new NDList(dispatch(s, logk, fullMask, options));
+            return new NDList(dispatch(s, logk, clampedK, fullMask, options));
         }, s, mask, kTensor).head();
     }
+
+    /**
+     * {@code ln(max(k, 1e-20))} for a scalar {@code k}: a (1) array in {@code s}'s dtype, built once per value, dtype
+     * and device ({@link ConstantCache}); it never needs a gradient.
+     */
+    private static NDArray constantLogK(NDArray s, double k) {
+        float value = (float) k;
+        DataType type = s.getDataType();
+        return ConstantCache.SHARED.get(s, new LogK(value, type), m -> {
+            if (type == DataType.FLOAT32) {
+                // float32's clamp(k, 1e-20) done on the host gives the same float, without a no-op cast
+                return m.full(new Shape(1), Math.max(value, (float) LOG_K_CLAMP), type, m.getDevice()).log();
+            }
+            // The reference builds torch.Tensor([k]) (float32) and casts it to s's dtype.
+            return m.full(new Shape(1), value, DataType.FLOAT32, m.getDevice()).toType(type, false)
+                    .clip(LOG_K_CLAMP, Double.POSITIVE_INFINITY).log();
+        });
+    }
+
+    private record LogK(float k, DataType type) {}
 
     /**
      * Runs the backend {@code options} asks for. Inputs are validated; temporaries may be left in {@code s}'s
      * manager (a scope that {@link Scoped} closes).
      *
      * @param s (..., n) scores
-     * @param logk (1) or (..., 1) {@code ln(max(k, 1e-20))} in {@code s}'s dtype
+     * @param logk (1) or (..., 1) {@code ln(max(k, 1e-20))} in {@code s}'s dtype; may be cached (never a first
+     *     operand)
+     * @param clampedK null for a scalar {@code k}; else the (1) or (..., 1) {@code max(k, 1e-20)} that {@code logk}
+     *     is the log of, through which a gradient reaches {@code k}
      * @param mask null or a boolean (..., n) mask with exactly {@code s}'s shape
      */
-    private static NDArray dispatch(NDArray s, NDArray logk, NDArray mask, Options options) {
+    private static NDArray dispatch(NDArray s, NDArray logk, NDArray clampedK, NDArray mask, Options options) {
         switch (options.getBackend()) {
             case UNROLLED:
                 return unrolled(s, logk, mask, options);
             case FUSED:
-                return FusedCoordinateDescent.solve(s, logk, mask, options);
+                return FusedCoordinateDescent.solve(s, logk, clampedK, mask, options);
             case AUTO:
                 return FusedCoordinateDescent.supports(s)
-                        ? FusedCoordinateDescent.solve(s, logk, mask, options)
+                        ? FusedCoordinateDescent.solve(s, logk, clampedK, mask, options)
                         : unrolled(s, logk, mask, options);
             default:
                 throw new IllegalStateException("unsupported backend " + options.getBackend());
@@ -148,7 +162,9 @@ public final class CoordinateDescent {
             if (mask != null) {
                 z = NDArrays.where(mask, z, maskValue);
             }
-            a = logk.sub(logSumExp(z)).mul(constant(s, eps[i]));
+            // (lse − logk)·(−e), exactly (logk − lse)·e: a result joins its first operand's manager, and logk may be
+            // a cached constant
+            a = logSumExp(z).sub(logk).mul(constant(s, -eps[i]));
             b = Activation.relu(s.add(a)).neg();
         }
         NDArray y = s.add(a).add(b).div(constant(s, eps[options.getIters()])).exp();

@@ -18,9 +18,9 @@ import dev.condjl.cuda.EpsSchedule;
  *
  * <p>The native forward returns {@code y} without autograd history and, inside a {@code GradientCollector}, the
  * weights {@code q = w/ε} ({@code w = y} where {@code y < 1}, else 0; {@code ε} the final ε). With
- * {@code p = q/Σq} and {@code h = q·(s − Σ s·p) + k·p} (q and p constant; equal to {@code q·(s − (Σ s·q − k)/Σq)},
- * but finite when Σq is subnormal) the result is {@code y + (h − stopGradient(h))}: numerically
- * {@code y}, with gradients
+ * {@code p = q/Σq} and {@code h = q·s − p·(Σ q·s − k)} (q and p constant; equal to {@code q·(s − (Σ s·q − k)/Σq)},
+ * but finite when Σq is subnormal; without the {@code k} term when {@code k} is a scalar, which takes no gradient)
+ * the result is {@code y + (h − stopGradient(h))}: numerically {@code y}, with gradients
  * {@code ds = (w/ε)·(g − Σ(g·w)/Σw)} and {@code dk = Σ(g·w)/Σw} per row (0 where {@code Σw = 0}). Those are the
  * exact gradients of the map {@code (s, k) ↦ y} once the iteration has converged ({@code y = min(1, exp((s + a)/ε))}
  * with {@code Σy = k}); they cost O(n) per row and keep no iterations.
@@ -83,12 +83,14 @@ final class FusedCoordinateDescent {
      *
      * @param s (..., n) scores
      * @param logk (1) or (..., 1) {@code ln(max(k, 1e−20))}, broadcastable to {@code s.shape[:-1] + (1)}
+     * @param clampedK null when {@code k} is a constant (no gradient); else the {@code max(k, 1e−20)} whose log
+     *     {@code logk} is, which receives {@code dk}
      * @param mask null or a boolean mask of {@code s}'s shape, true = valid
      * @param options iterations and ε schedule
      * @return (..., n) values in [0, 1], 0 at masked entries
      * @throws IllegalArgumentException if the fused backend cannot run for {@code s}
      */
-    static NDArray solve(NDArray s, NDArray logk, NDArray mask, CoordinateDescent.Options options) {
+    static NDArray solve(NDArray s, NDArray logk, NDArray clampedK, NDArray mask, CoordinateDescent.Options options) {
         String reason = unsupportedReason(s);
         if (reason != null) {
             throw new IllegalArgumentException("Backend.FUSED cannot solve for s " + s.getShape() + ": " + reason);
@@ -101,26 +103,24 @@ final class FusedCoordinateDescent {
         if (!JniUtils.isGradMode()) {
             return CondjlOps.coorDescentLogK(s, perRow, mask, schedule);
         }
-        // Inside a GradientCollector. PtNDArray.hasGradient() is false for non-leaf arrays, so whether s or k needs
-        // a gradient cannot be told: the surrogate is always built (six element-wise operations).
+        // Inside a GradientCollector. PtNDArray.hasGradient() is false for non-leaf arrays, so whether s needs a
+        // gradient cannot be told: the surrogate is always built.
         NDList yq = CondjlOps.coorDescentWithWeights(s, perRow, mask, schedule);
         NDArray y = yq.get(0);
         NDArray q = yq.get(1);
+        DataType type = s.getDataType();
         NDArray sumQ = q.sum(new int[] {-1}, true);
         // p = q/Σq, not k/Σq: with tiny scores Σq can be subnormal, and k/Σq would overflow to inf (then inf − inf).
         // q >= 0 and never NaN (the kernel writes 0 where y is NaN), so a positive Σq is at least the smallest
         // subnormal: the floor changes only Σq = 0, whose q is all 0 (p = 0 either way)
-        NDArray p = q.div(sumQ.maximum(smallestPositive(sumQ)));
+        float smallestPositive = type == DataType.FLOAT16 ? 0x1p-24f : Float.MIN_VALUE;
+        NDArray p = q.div(sumQ.maximum(ConstantCache.SHARED.scalar(sumQ, smallestPositive, type)));
         // Masked scores may be anything (even NaN); they carry no weight, so drop them before multiplying.
-        NDArray valid = mask == null ? s : NDArrays.where(mask, s, s.zerosLike());
-        // h = q·(s − Σ s·p) + k·p: ds = q·(g − Σ g·q/Σq), dk = Σ g·q/Σq.
-        NDArray h = valid.sub(valid.mul(p).sum(new int[] {-1}, true)).mul(q).add(p.mul(logk.exp()));
+        NDArray valid = mask == null ? s : NDArrays.where(mask, s, ConstantCache.SHARED.scalar(s, 0, type));
+        // h = q·s − p·(Σ q·s − k): ds = q·(g − Σ g·p) = q·(g − Σ g·q/Σq), dk = Σ g·p.
+        NDArray qs = valid.mul(q);
+        NDArray total = qs.sum(new int[] {-1}, true);
+        NDArray h = qs.sub(p.mul(clampedK == null ? total : total.sub(clampedK)));
         return y.add(h.sub(h.stopGradient()));
-    }
-
-    /** A 0-dim array of the smallest positive (subnormal) value of {@code like}'s float32 or float16 dtype. */
-    private static NDArray smallestPositive(NDArray like) {
-        float value = like.getDataType() == DataType.FLOAT16 ? 0x1p-24f : Float.MIN_VALUE;
-        return like.getManager().full(new Shape(), value, like.getDataType(), like.getDevice());
     }
 }

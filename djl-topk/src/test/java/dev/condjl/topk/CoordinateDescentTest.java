@@ -172,6 +172,34 @@ class CoordinateDescentTest {
         assertEquals(manager, mask.getManager());
     }
 
+    /**
+     * A scalar k's {@code ln k} is cached ({@link ConstantCache}); no result derived from it may land in the cache's
+     * manager, with or without gradient, mask, on either backend and in every dtype.
+     */
+    @Test
+    void nothingPilesUpNextToTheCachedLogK() {
+        NDArray mask = manager.randomUniform(0, 1, new Shape(3, 16)).lt(0.8);
+        for (Backend backend : new Backend[] {Backend.UNROLLED, Backend.AUTO}) {
+            CoordinateDescent.Options options = unrolled().setIters(5).optBackend(backend).build();
+            for (DataType type : new DataType[] {DataType.FLOAT32, DataType.FLOAT16, DataType.FLOAT64}) {
+                int held = -1;
+                for (int i = 0; i < 3; i++) {
+                    NDArray s = manager.randomNormal(new Shape(3, 16)).toType(type, false);
+                    s.setRequiresGradient(true);
+                    try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                        collector.backward(CoordinateDescent.solve(s, 4, i == 1 ? null : mask, options).sum());
+                    }
+                    CoordinateDescent.solve(s.stopGradient(), 4, mask, options);
+                    if (i == 0) {
+                        held = ConstantCache.SHARED.size(manager.getDevice());
+                    }
+                }
+                assertTrue(held > 0, "ln k is cached");
+                assertEquals(held, ConstantCache.SHARED.size(manager.getDevice()), backend + " " + type);
+            }
+        }
+    }
+
     @Test
     void rejectsBadArgumentsNamingThem() {
         NDArray s = manager.randomNormal(new Shape(2, 6));

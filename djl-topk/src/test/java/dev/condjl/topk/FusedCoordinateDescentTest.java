@@ -184,37 +184,47 @@ class FusedCoordinateDescentTest {
         NDArray g = manager.create(new float[] {0.5f, -1.5f, 1.0f, 2.0f}).reshape(2, 2);
         CoordinateDescent.Options once =
                 CoordinateDescent.Options.builder().setIters(1).optEps(0.03).optBackend(Backend.FUSED).build();
-        NDArray x = s.duplicate();
-        x.setRequiresGradient(true);
-        NDArray y;
-        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-            y = CoordinateDescent.solve(x, 1, null, once);
-            collector.backward(y.mul(g).sum());
-        }
-        float[] values = y.toFloatArray();
+        NDArray[] yds = outputAndGradient(s, g, 1, once);
+        float[] values = yds[0].toFloatArray();
         assertEquals(1f, values[0]);
         assertTrue(values[1] > 0 && values[1] < Float.MIN_NORMAL, "subnormal " + values[1]);
         assertArrayEquals(CoordinateDescent.solve(s, 1, null, once).toFloatArray(), values, "forward unchanged");
-        NDArray expected = CondjlOps.coorDescentBackward(y.stopGradient(), g, 0.03f);
-        assertFalse(x.getGradient().isNaN().any().getBoolean() || x.getGradient().isInfinite().any().getBoolean(),
-                "finite gradient " + java.util.Arrays.toString(x.getGradient().toFloatArray()));
-        assertClose(expected, x.getGradient(), 1e-5 * maxAbs(expected), "surrogate gradient = native backward");
+        NDArray expected = CondjlOps.coorDescentBackward(yds[0], g, 0.03f);
+        assertFalse(yds[1].isNaN().any().getBoolean() || yds[1].isInfinite().any().getBoolean(),
+                "finite gradient " + java.util.Arrays.toString(yds[1].toFloatArray()));
+        assertClose(expected, yds[1], 1e-5 * maxAbs(expected), "surrogate gradient = native backward");
     }
 
     @Test
     void autogradYieldsTheImplicitGradient() {
         NDArray s = manager.randomNormal(new Shape(4, 257));
         NDArray g = manager.randomNormal(new Shape(4, 257));
-        s.setRequiresGradient(true);
-        NDArray y;
-        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-            y = CoordinateDescent.solve(s, 30, null, router(20, Backend.FUSED));
-            collector.backward(y.mul(g).sum());
-        }
-        NDArray expected = CondjlOps.coorDescentBackward(y.stopGradient(), g, 0.03f);
-        assertClose(expected, s.getGradient(), 1e-5 * maxAbs(expected), "surrogate gradient = native backward");
-        assertArrayEquals(CoordinateDescent.solve(s.stopGradient(), 30, null, router(20, Backend.FUSED))
-                .toFloatArray(), y.toFloatArray(), "the surrogate leaves the forward value unchanged");
+        NDArray[] yds = outputAndGradient(s, g, 30, router(20, Backend.FUSED));
+        NDArray expected = CondjlOps.coorDescentBackward(yds[0], g, 0.03f);
+        assertClose(expected, yds[1], 1e-5 * maxAbs(expected), "surrogate gradient = native backward");
+        assertArrayEquals(CoordinateDescent.solve(s, 30, null, router(20, Backend.FUSED)).toFloatArray(),
+                yds[0].toFloatArray(), "the surrogate leaves the forward value unchanged");
+    }
+
+    /**
+     * A scalar {@code k} is a constant, so its surrogate has no {@code k} term; the same {@code k} given per row
+     * keeps it. Both give the same output and {@code ds}, and the per-row one also {@code dk = Σ(g·w)/Σw}
+     * ({@code w = y} where {@code y < 1}).
+     */
+    @Test
+    void scalarKDropsOnlyTheGradientOfK() {
+        NDArray s = manager.randomNormal(new Shape(4, 257));
+        NDArray g = manager.randomNormal(new Shape(4, 257));
+        CoordinateDescent.Options options = router(20, Backend.FUSED);
+        NDArray[] yds = outputAndGradient(s, g, 30, options);
+        NDArray[] perRow = gradients(s, g, manager.full(new Shape(4), 30f), options);
+        assertClose(yds[1], perRow[0], 1e-6 * maxAbs(yds[1]), "ds of a scalar k vs the same k per row");
+        assertArrayEquals(CoordinateDescent.solve(s, manager.full(new Shape(4), 30f), null, options).toFloatArray(),
+                yds[0].toFloatArray(), "the same output");
+        NDArray w = yds[0].mul(yds[0].lt(1).toType(DataType.FLOAT32, false));
+        NDArray dk = g.mul(w).sum(new int[] {-1}).div(w.sum(new int[] {-1}));
+        assertTrue(maxAbs(dk) > 0.01, "a non-trivial dk " + maxAbs(dk));
+        assertClose(dk, perRow[1], 1e-5 * maxAbs(dk), "dk = Σ(g·w)/Σw");
     }
 
     @Test
@@ -291,6 +301,18 @@ class FusedCoordinateDescentTest {
             collector.backward(y.sum());
         }
         return new NDArray[] {y, x.getGradient()};
+    }
+
+    /** Returns {y (without gradient), d(Σ g·y)/ds} for a scalar k. */
+    private static NDArray[] outputAndGradient(NDArray s, NDArray g, double k, CoordinateDescent.Options options) {
+        NDArray x = s.duplicate();
+        x.setRequiresGradient(true);
+        NDArray y;
+        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            y = CoordinateDescent.solve(x, k, null, options);
+            collector.backward(y.mul(g).sum());
+        }
+        return new NDArray[] {y.stopGradient(), x.getGradient().duplicate()};
     }
 
     /** Returns {d(Σ g·y)/ds, d(Σ g·y)/dk} for a per-row k. */

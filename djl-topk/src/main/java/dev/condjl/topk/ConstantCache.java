@@ -1,9 +1,11 @@
-package dev.condjl.colt5;
+package dev.condjl.topk;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 
 import java.util.HashMap;
 import java.util.Map;
@@ -12,9 +14,10 @@ import java.util.concurrent.ConcurrentMap;
 import java.util.function.Function;
 
 /**
- * Arrays that depend only on sizes, values, device and dtype (scalar constants, local attention's window bias),
- * built on first use and then shared by every call: a lookup instead of the native calls that build them, which on
- * a GPU cost more than the arithmetic of a small block.
+ * Arrays that depend only on sizes, values, device and dtype (scalar constants, the soft top-k's {@code ln k}, local
+ * attention's window bias), built on first use and then shared by every call: a lookup instead of the native calls
+ * that build them, which on a GPU cost more than the arithmetic of a small block. For condjl's modules; not part of
+ * their user-facing API.
  *
  * <p>Entries carry no gradient and live in one manager per device that outlives every forward call, kept out of any
  * open {@link NDScope}. Callers must neither modify a cached array in place nor keep the result of an op whose
@@ -25,10 +28,10 @@ import java.util.function.Function;
  * array handed out stays valid however other threads use the cache. Thread-safe; lookups of one device are
  * serialised (DJL's multi-device trainer runs a thread per device, each with its own entries).
  */
-final class ConstantCache implements AutoCloseable {
+public final class ConstantCache implements AutoCloseable {
 
-    /** The cache of the CoLT5 blocks: 256 arrays and 2^24 elements (64 MiB of float32) per device. */
-    static final ConstantCache SHARED = new ConstantCache(256, 1L << 24);
+    /** The cache of the soft top-k and the CoLT5 blocks: 256 arrays, 2^24 elements (64 MiB of float32) per device. */
+    public static final ConstantCache SHARED = new ConstantCache(256, 1L << 24);
 
     private final int maxEntries;
     private final long maxElements;
@@ -40,7 +43,7 @@ final class ConstantCache implements AutoCloseable {
      * @param maxEntries arrays per device, {@code >= 0}
      * @param maxElements elements per device in all, {@code >= 0}
      */
-    ConstantCache(int maxEntries, long maxElements) {
+    public ConstantCache(int maxEntries, long maxElements) {
         this.maxEntries = maxEntries;
         this.maxElements = maxElements;
     }
@@ -55,7 +58,7 @@ final class ConstantCache implements AutoCloseable {
      *     that is not in {@code key}
      * @return the array; never to be modified or used as the first operand of a kept result
      */
-    NDArray get(NDArray like, Object key, Function<NDManager, NDArray> build) {
+    public NDArray get(NDArray like, Object key, Function<NDManager, NDArray> build) {
         Device device = like.getDevice();
         PerDevice entries = devices.computeIfAbsent(device,
                 d -> new PerDevice(like.getManager().getEngine().newBaseManager(d)));
@@ -63,12 +66,28 @@ final class ConstantCache implements AutoCloseable {
     }
 
     /**
-     * Arrays cached for a device.
+     * A 0-dim constant on {@code like}'s device, for arithmetic with this call's arrays: one lookup where a native
+     * {@code full} would be a call. It is a native tensor, reference-counted by libtorch, so autograd may keep it for
+     * backward (DJL's {@code mul(Number)} and the like wrap the number in a Java buffer that they free at once).
+     *
+     * @param like an array of this call (its device is used)
+     * @param value the constant (for int64, {@code |value| < 2^24})
+     * @param type its dtype
+     * @return a shared 0-dim array; never to be modified or used as the first operand of a kept result
+     */
+    public NDArray scalar(NDArray like, float value, DataType type) {
+        return get(like, new Scalar(value, type), m -> m.full(new Shape(), value, type, m.getDevice()));
+    }
+
+    private record Scalar(float value, DataType type) {}
+
+    /**
+     * Arrays held for a device: the cached ones, and results wrongly derived from them as first operand.
      *
      * @param device the device
-     * @return how many arrays it holds
+     * @return how many arrays its manager holds
      */
-    int size(Device device) {
+    public int size(Device device) {
         PerDevice entries = devices.get(device);
         return entries == null ? 0 : entries.size();
     }
@@ -113,8 +132,8 @@ final class ConstantCache implements AutoCloseable {
             return array;
         }
 
-        synchronized int size() {
-            return arrays.size();
+        int size() {
+            return manager.getManagedArrays().size();
         }
 
         synchronized void close() {
