@@ -19,9 +19,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * {@link FusedAdam} follows DJL's {@code Adam} and {@code AdamW} step for step (to float32 rounding) with weight
- * decay, gradient rescaling and clamping, on the CPU and, where there is one, the GPU; and falls back to DJL's own
- * update, bit for bit, where the native step cannot run.
+ * {@link FusedAdam} follows DJL's {@code Adam} and {@code AdamW} step for step with weight decay, gradient rescaling
+ * and clamping: bit for bit on a GPU, to float32 rounding on the CPU (libtorch's CPU kernels round differently from
+ * its CUDA ones); and falls back to DJL's own update, bit for bit, where the native step cannot run.
  */
 class FusedAdamTest {
 
@@ -54,6 +54,11 @@ class FusedAdamTest {
                 fused.update("w", fusedWeight, grad);
                 float[] expected = djlWeight.toFloatArray();
                 float[] actual = fusedWeight.toFloatArray();
+                if (device.isGpu()) {
+                    // the kernel rounds as libtorch's CUDA kernels do: the same bits as DJL's update
+                    assertArrayEquals(expected, actual, "step " + step);
+                    continue;
+                }
                 for (int i = 0; i < expected.length; i++) {
                     float tol = 1e-6f * (1 + Math.abs(expected[i]));
                     assertTrue(Math.abs(expected[i] - actual[i]) <= tol,

@@ -82,7 +82,8 @@ public final class ConstantCache implements AutoCloseable {
     private record Scalar(float value, DataType type) {}
 
     /**
-     * Arrays held for a device: the cached ones, and results wrongly derived from them as first operand.
+     * Arrays held for a device: the cached ones, and results wrongly derived from them as first operand (reading a
+     * cached GPU array's values counts too: the host copy lands in the array's manager).
      *
      * @param device the device
      * @return how many arrays its manager holds
