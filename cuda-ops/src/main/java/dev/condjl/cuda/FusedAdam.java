@@ -18,8 +18,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * DJL's {@code Adam} and {@code AdamW} with each parameter's step in one native call
  * ({@link OptimizerOps#adamUpdate}) instead of about a dozen libtorch ops: the same options, defaults, state and
- * update formula (to float32 rounding), usable wherever DJL takes an {@link Optimizer} ({@code
- * DefaultTrainingConfig.optOptimizer}).
+ * update (bit for bit on a GPU, to float32 rounding on the CPU), usable wherever DJL takes an {@link Optimizer}
+ * ({@code DefaultTrainingConfig.optOptimizer}).
  *
  * <p>Per parameter {@code p} at its update count {@code t}: {@code lr = tracker(p, t)},
  * {@code biasCorrectedRate = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)}, then the step of {@link OptimizerOps#adamUpdate}. Where the

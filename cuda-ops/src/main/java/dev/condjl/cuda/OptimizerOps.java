@@ -68,8 +68,10 @@ public final class OptimizerOps {
      *   m = m·β₁ + (1 − β₁)·g;  v = v·β₂ + (1 − β₂)·g·g;  w −= (m·biasCorrectedRate) / (√v + ε)
      * </pre>
      *
-     * Each operation is rounded on its own (DJL's libtorch ops fuse some multiply-adds), so results agree with DJL's
-     * to float32 rounding.
+     * The two moment updates are fused multiply-adds ({@code fma(1 − β, g, m·β)}, {@code fma(1 − β₂, g·g, v·β₂)}) and
+     * Adam's decay {@code fma(wd, w, g)}, as libtorch's CUDA {@code add_} with alpha and {@code addcmul_} compute them;
+     * every other operation rounds on its own. On a GPU that is DJL's update bit for bit; on the CPU, where
+     * libtorch's kernels round some of these ops differently, it agrees to float32 rounding.
      *
      * @param weight the parameter, updated in place; contiguous
      * @param grad its gradient, same shape
