@@ -1,24 +1,22 @@
 package dev.condjl.cuda;
 
+import static dev.condjl.cuda.AttentionGradients.assertClose;
+import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.training.GradientCollector;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-
-import java.util.function.Function;
 
 /**
  * {@link CondjlOps#scaledDotProductAttention}: values and gradients with respect to q, k and v equal those of
@@ -178,30 +176,5 @@ class ScaledDotProductAttentionTest {
     private static NDArray formula(NDArray[] qkv, NDArray bias, double scale) {
         NDArray logits = qkv[0].matMul(qkv[1].swapAxes(-1, -2)).mul(scale);
         return (bias == null ? logits : logits.add(bias)).softmax(-1).matMul(qkv[2]);
-    }
-
-    /** {out, dq, dk, dv} of fresh copies of q, k, v, for the loss sum(out * upstream). */
-    private static NDList valueAndGradients(NDArray q, NDArray k, NDArray v, NDArray upstream,
-            Function<NDArray[], NDArray> attention) {
-        NDArray[] inputs = {q.duplicate(), k.duplicate(), v.duplicate()};
-        for (NDArray x : inputs) {
-            x.setRequiresGradient(true);
-        }
-        NDArray out;
-        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-            out = attention.apply(inputs);
-            collector.backward(out.mul(upstream).sum());
-        }
-        return new NDList(out, inputs[0].getGradient(), inputs[1].getGradient(), inputs[2].getGradient());
-    }
-
-    private static void assertClose(NDArray expected, NDArray actual, String what) {
-        assertEquals(expected.getShape(), actual.getShape(), what);
-        float[] e = expected.toFloatArray();
-        float[] a = actual.toFloatArray();
-        for (int i = 0; i < e.length; i++) {
-            assertTrue(Math.abs(e[i] - a[i]) <= 2e-6 + 2e-5 * Math.abs(e[i]),
-                    what + "[" + i + "]: expected " + e[i] + ", got " + a[i]);
-        }
     }
 }

@@ -1,18 +1,15 @@
 package dev.condjl.colt5;
 
+import static dev.condjl.cuda.AttentionGradients.assertClose;
+import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.training.GradientCollector;
 import dev.condjl.cuda.CondjlOps;
-
-import java.util.function.Function;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -78,30 +75,5 @@ class AttendTest {
 
     private static NDArray composed(NDArray q, NDArray k, NDArray v) {
         return q.matMul(k.swapAxes(-1, -2)).mul(Math.pow(q.getShape().tail(), -0.5)).softmax(-1).matMul(v);
-    }
-
-    /** {out, dq, dk, dv} of fresh copies of q, k, v, for the loss sum(out * upstream). */
-    private static NDList valueAndGradients(NDArray q, NDArray k, NDArray v, NDArray upstream,
-            Function<NDArray[], NDArray> attention) {
-        NDArray[] inputs = {q.duplicate(), k.duplicate(), v.duplicate()};
-        for (NDArray x : inputs) {
-            x.setRequiresGradient(true);
-        }
-        NDArray out;
-        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-            out = attention.apply(inputs);
-            collector.backward(out.mul(upstream).sum());
-        }
-        return new NDList(out, inputs[0].getGradient(), inputs[1].getGradient(), inputs[2].getGradient());
-    }
-
-    private static void assertClose(NDArray expected, NDArray actual, String what) {
-        assertEquals(expected.getShape(), actual.getShape(), what);
-        float[] e = expected.toFloatArray();
-        float[] a = actual.toFloatArray();
-        for (int i = 0; i < e.length; i++) {
-            assertTrue(Math.abs(e[i] - a[i]) <= 2e-6 + 2e-5 * Math.abs(e[i]),
-                    what + "[" + i + "]: expected " + e[i] + ", got " + a[i]);
-        }
     }
 }
