@@ -16,6 +16,7 @@ import ai.djl.training.ParameterStore;
 import com.google.gson.Gson;
 
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
+import dev.condjl.integration.profile.OpProfile;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;

@@ -40,6 +40,7 @@ import java.util.Map;
  * @param picture the PNG with the loss curve and routing map, null when it could not be drawn
  * @param gpuMemory {step, bytes} samples of the GPU memory in use after emptying the CUDA cache (empty unless
  *     asked for with {@code --gpu-memory-every})
+ * @param profile what {@code --profile} measured, null without it
  */
 public record RunReport(
         String task,
@@ -64,7 +65,8 @@ public record RunReport(
         long peakRssBytes,
         String checkpoint,
         String picture,
-        List<long[]> gpuMemory) {
+        List<long[]> gpuMemory,
+        StepProfile profile) {
 
     private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
 
@@ -105,6 +107,9 @@ public record RunReport(
             sb.append(String.format(Locale.ROOT, "gpu memory  %.1f MiB in use at step %d, at most %.1f MiB up to step"
                     + " %d (growth %+.1f MiB)%n", first / 1048576.0, gpuMemory.get(0)[0], max / 1048576.0,
                     gpuMemory.get(gpuMemory.size() - 1)[0], (max - first) / 1048576.0));
+        }
+        if (profile != null) {
+            sb.append(profile.toText());
         }
         return sb.toString();
     }

@@ -177,6 +177,12 @@ public final class TrainCommand implements Callable<Integer> {
                 + " PyTorch's cache (${DEFAULT-VALUE}: never)")
     int gpuMemoryEvery;
 
+    @Option(names = "--profile", paramLabel = "FILE",
+            description = "time every step's forward+backward and clip+update (each ended by a device"
+                + " synchronisation) and trace the 11th step (or the last) with PyTorch's profiler to FILE, a chrome"
+                + " trace; the report adds the medians and the traced step's op and autograd-node counts")
+    Path profile;
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     /** {@inheritDoc} */
@@ -194,7 +200,7 @@ public final class TrainCommand implements Callable<Integer> {
             Device[] deviceList = DeviceList.parse(devices);
             Path dir = runDir != null ? runDir : TrainingRun.newRunDir(out);
             TrainSettings settings = new TrainSettings(steps, batch, lr, warmup, weightDecay, optimizer, clip, seed,
-                    deviceList, evalEvery, evalSize, dir, resume, progress, gpuMemoryEvery);
+                    deviceList, evalEvery, evalSize, dir, resume, progress, gpuMemoryEvery, profile);
             RunReport report = TrainingRun.train(config, task, settings, System.err);
             spec.commandLine().getOut().print(report.toText());
             spec.commandLine().getOut().flush();

@@ -23,6 +23,8 @@ import java.nio.file.Path;
  * @param progress whether to draw the progress bar
  * @param memoryEvery steps between samples of the GPU memory in use (0: none); each sample first empties
  *     PyTorch's CUDA cache, so it reads what live tensors hold
+ * @param profile null, or where {@code --profile} writes one step's chrome trace; the phases of every other step
+ *     are then timed, each ended by a device synchronisation
  */
 public record TrainSettings(
         int steps,
@@ -39,7 +41,8 @@ public record TrainSettings(
         Path runDir,
         Path resumeFrom,
         boolean progress,
-        int memoryEvery) {
+        int memoryEvery,
+        Path profile) {
 
     /**
      * Checks the values a user can get wrong.

@@ -17,18 +17,20 @@ import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
-import dev.condjl.integration.cli.ResidentMemory;
-import dev.condjl.dropout.GradientClipping;
 import dev.condjl.cuda.CondjlOps;
 import dev.condjl.cuda.FusedAdam;
+import dev.condjl.dropout.GradientClipping;
 import dev.condjl.dropout.PenalizedLoss;
 import dev.condjl.dropout.PenaltyCoefficient;
+import dev.condjl.integration.cli.ResidentMemory;
+import dev.condjl.integration.profile.OpProfile;
 
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -59,6 +61,8 @@ public final class TrainingRun {
     private static final int PICTURE_SEQUENCES = 4;
     /** The memory sample after warm-up that later ones are compared with. */
     private static final int FIRST_MEMORY_SAMPLE = 100;
+    /** The step {@code --profile} traces, counted from the run's first: after warm-up, before most of the run. */
+    private static final int TRACED_STEP = 10;
 
     private TrainingRun() {}
 
@@ -124,6 +128,8 @@ public final class TrainingRun {
         private long cpuNanos;
         private int skipped;
         private final List<long[]> gpuMemory = new ArrayList<>();
+        private final List<double[]> phaseMillis = new ArrayList<>();
+        private StepProfile profile;
 
         Loop(Model model, Trainer trainer, RoutedModel block, TrainingTask task, TrainSettings s, int first) {
             this.model = model;
@@ -155,7 +161,8 @@ public final class TrainingRun {
                 }
                 long cpu0 = processCpuNanos();
                 long t0 = System.nanoTime();
-                double[] stats = step(trainer, block, batch, s.clipNorm());
+                double[] stats = s.profile() == null ? step(trainer, block, batch, s.clipNorm())
+                        : profiledStep(step, batch);
                 long dt = System.nanoTime() - t0;
                 trainNanos += dt;
                 cpuNanos += processCpuNanos() - cpu0;
@@ -172,6 +179,39 @@ public final class TrainingRun {
                     progress.update(step + 1, smooth, tokensPerSecond);
                 }
             }
+        }
+
+        /**
+         * A step under {@code --profile}: the {@link #TRACED_STEP}th of the run (or its last) traced to the profile
+         * file, every other one timed by phase.
+         */
+        private double[] profiledStep(int step, Sample batch) {
+            int traced = first + Math.min(TRACED_STEP, s.steps() - first - 1);
+            if (step != traced) {
+                long[] nanos = new long[2];
+                double[] stats = timedStep(trainer, block, batch, s.clipNorm(), nanos);
+                phaseMillis.add(new double[] {nanos[0] / 1e6, nanos[1] / 1e6});
+                return stats;
+            }
+            double[][] stats = new double[1][];
+            try {
+                OpProfile counts = OpProfile.record(s.profile(),
+                        () -> stats[0] = step(trainer, block, batch, s.clipNorm()));
+                profile = new StepProfile(0, Double.NaN, Double.NaN, step, s.profile().toString(),
+                        counts.forwardTotal(), counts.backwardTotal());
+            } catch (IOException e) {
+                throw new UncheckedIOException("could not read back the trace " + s.profile(), e);
+            }
+            return stats[0];
+        }
+
+        /** The profile with the phases' medians, or null without {@code --profile}. */
+        private StepProfile finishedProfile() {
+            if (profile == null) {
+                return null;
+            }
+            return new StepProfile(phaseMillis.size(), median(phaseMillis, 0), median(phaseMillis, 1),
+                    profile.tracedStep(), profile.trace(), profile.forwardOps(), profile.backwardNodes());
         }
 
         /** Empties PyTorch's CUDA cache and books the device memory still in use. */
@@ -232,7 +272,7 @@ public final class TrainingRun {
                     (double) done * s.batchSize() * config.seqLen() / seconds, smooth, skipped, result.loss(),
                     result.accuracy(), 1.0 / config.numClasses(), result.sequences(), result.routing(),
                     curve.valid(), ResidentMemory.peakBytesIfKnown(), checkpoint.toString(),
-                    drawn ? picture.toString() : null, gpuMemory);
+                    drawn ? picture.toString() : null, gpuMemory, finishedProfile());
             Path reportFile = s.runDir().resolve("report.json");
             bestEffort("the report " + reportFile, () -> report.save(reportFile));
             return report;
@@ -280,6 +320,34 @@ public final class TrainingRun {
             double lossValue = backward(trainer, batch, trainer.getDevices(), stepManager);
             return new double[] {lossValue, clipAndUpdate(trainer, block, clip)};
         }
+    }
+
+    /**
+     * {@link #step} with each phase timed until the device is done: forward and backward until the loss is read,
+     * then clipping and update until a parameter value is read.
+     *
+     * @param nanos receives {forward+backward, clip+update}
+     */
+    static double[] timedStep(Trainer trainer, RoutedModel block, Sample batch, double clip, long[] nanos) {
+        try (NDManager stepManager = trainer.getManager().newSubManager()) {
+            long t0 = System.nanoTime();
+            double lossValue = backward(trainer, batch, trainer.getDevices(), stepManager);
+            long t1 = System.nanoTime();
+            double norm = clipAndUpdate(trainer, block, clip);
+            NDArray parameter = block.getParameters().valueAt(0).getArray();
+            // flatten's result would join the parameter's manager, which lives as long as the model
+            NDArray flat = parameter.flatten();
+            flat.attach(stepManager);
+            flat.get(0).getFloat();
+            nanos[0] = t1 - t0;
+            nanos[1] = System.nanoTime() - t1;
+            return new double[] {lossValue, norm};
+        }
+    }
+
+    private static double median(List<double[]> rows, int column) {
+        double[] values = rows.stream().mapToDouble(r -> r[column]).sorted().toArray();
+        return values.length == 0 ? Double.NaN : values[values.length / 2];
     }
 
     /**

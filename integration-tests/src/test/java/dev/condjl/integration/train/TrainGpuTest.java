@@ -39,7 +39,7 @@ class TrainGpuTest {
         assertEquals(gpus, devices.length);
         ModelConfig config = TrainingRunTest.smallConfig("none", 0, 0.2, "BATCH_SUBSET");
         TrainSettings s = new TrainSettings(10, 8 * gpus, 3e-3, 2, 0.01, "adamw", 1.0, 1, devices, 5, 16,
-                dir.resolve("run"), null, false, 0);
+                dir.resolve("run"), null, false, 0, null);
         RunReport report = TrainingRun.train(config, config.task(null), s, System.err);
         assertTrue(Double.isFinite(report.validLoss()), "validation loss " + report.validLoss());
         assertTrue(report.validCurve().get(2)[1] < report.validCurve().get(0)[1], "the loss falls on the GPU");

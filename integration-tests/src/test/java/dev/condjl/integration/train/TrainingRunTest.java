@@ -49,7 +49,24 @@ class TrainingRunTest {
 
     static TrainSettings settings(int steps, Path runDir, Path resume) {
         return new TrainSettings(steps, 8, 3e-3, 5, 0.01, "adamw", 1.0, 1, new Device[] {Device.cpu()}, 10, 16,
-                runDir, resume, false, 0);
+                runDir, resume, false, 0, null);
+    }
+
+    /** {@code --profile}: every step but the traced 11th is timed by phase, and the trace counts its ops. */
+    @Test
+    void profileTimesThePhasesAndCountsTheTracedStep() throws IOException {
+        ModelConfig config = smallConfig("none", 0, 0, "BATCH_SUBSET");
+        Path trace = dir.resolve("step.json");
+        TrainSettings s = new TrainSettings(13, 8, 3e-3, 5, 0.01, "adamw", 1.0, 1, new Device[] {Device.cpu()}, 100,
+                16, dir.resolve("profiled"), null, false, 0, trace);
+        RunReport report = TrainingRun.train(config, config.task(null), s, System.err);
+        StepProfile profile = report.profile();
+        assertEquals(12, profile.timedSteps());
+        assertEquals(10, profile.tracedStep());
+        assertTrue(profile.forwardBackwardMs() > 0 && profile.clipUpdateMs() > 0, profile.toString());
+        assertTrue(profile.forwardOps() > 20 && profile.backwardNodes() > 20, profile.toString());
+        assertTrue(Files.size(trace) > 0);
+        assertTrue(report.toText().contains("profile     median of 12 steps"), report.toText());
     }
 
     @Test

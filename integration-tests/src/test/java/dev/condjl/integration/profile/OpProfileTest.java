@@ -1,4 +1,4 @@
-package dev.condjl.integration.cli;
+package dev.condjl.integration.profile;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,4 +1,4 @@
-package dev.condjl.integration.cli;
+package dev.condjl.integration.profile;
 
 import ai.djl.pytorch.jni.JniUtils;
 
@@ -36,9 +36,10 @@ import java.util.stream.Collectors;
  * @param backwardNodes autograd nodes by name (without the {@code evaluate_function} prefix), most frequent first
  * @param other top-level events after the forward that are not autograd nodes
  */
-record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> backwardNodes, int other) {
+public record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> backwardNodes, int other) {
 
-    static final String NODE_PREFIX = "autograd::engine::evaluate_function: ";
+    /** The name prefix of an autograd node's event. */
+    public static final String NODE_PREFIX = "autograd::engine::evaluate_function: ";
 
     /**
      * Profiles one run.
@@ -48,7 +49,7 @@ record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> backwardN
      * @return its counts
      * @throws IOException if the trace cannot be read back
      */
-    static OpProfile record(Path trace, Runnable run) throws IOException {
+    public static OpProfile record(Path trace, Runnable run) throws IOException {
         JniUtils.startProfile(false, false, false);
         try {
             run.run();
@@ -65,7 +66,7 @@ record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> backwardN
      * @return the counts
      * @throws IOException if it cannot be read
      */
-    static OpProfile parse(Path trace) throws IOException {
+    public static OpProfile parse(Path trace) throws IOException {
         JsonElement root;
         try (Reader r = Files.newBufferedReader(trace, StandardCharsets.UTF_8)) {
             root = JsonParser.parseReader(r);
@@ -125,7 +126,7 @@ record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> backwardN
      *
      * @return the sum of {@link #forwardOps}
      */
-    int forwardTotal() {
+    public int forwardTotal() {
         return forwardOps.values().stream().mapToInt(Integer::intValue).sum();
     }
 
@@ -134,7 +135,7 @@ record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> backwardN
      *
      * @return the sum of {@link #backwardNodes}
      */
-    int backwardTotal() {
+    public int backwardTotal() {
         return backwardNodes.values().stream().mapToInt(Integer::intValue).sum();
     }
 
@@ -144,7 +145,7 @@ record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> backwardN
      * @param top how many names of each kind to list
      * @return e.g. {@code forward 319 ops (aten::reshape 52, ...); backward 243 autograd nodes (...); other 3}
      */
-    String describe(int top) {
+    public String describe(int top) {
         return String.format(Locale.ROOT, "forward %d top-level ops (%s); backward %d autograd nodes (%s); other %d",
                 forwardTotal(), head(forwardOps, top), backwardTotal(), head(backwardNodes, top), other);
     }
