@@ -422,7 +422,8 @@ public final class CondjlOps {
         return results;
     }
 
-    private static PtNDArray pytorch(NDArray array, String name) {
+    /** {@code array} as a PyTorch-engine array; IllegalArgumentException naming it if it is null or not one. */
+    static PtNDArray pytorch(NDArray array, String name) {
         String problem = notPytorch(array, name);
         if (problem != null) {
             throw new IllegalArgumentException(problem);
@@ -438,7 +439,8 @@ public final class CondjlOps {
                 : name + " must be a PyTorch-engine NDArray, got " + array.getClass().getName();
     }
 
-    private static void ensureAvailable() {
+    /** IllegalStateException with the load failure unless the library loaded. */
+    static void ensureAvailable() {
         if (!isAvailable()) {
             throw new IllegalStateException("libcondjl_ops is unavailable: " + LOAD_FAILURE);
         }

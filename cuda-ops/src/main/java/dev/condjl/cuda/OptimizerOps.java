@@ -97,7 +97,8 @@ public final class OptimizerOps {
      */
     public static NDArray sumOfSquares(List<NDArray> arrays) {
         long[] handles = handles(arrays);
-        return new PtNDArray(((PtNDArray) arrays.get(0)).getManager(), nSumOfSquares(handles));
+        return new PtNDArray(CondjlOps.pytorch(arrays.get(0), "array 0 of the list").getManager(),
+                nSumOfSquares(handles));
     }
 
     /**
@@ -123,14 +124,8 @@ public final class OptimizerOps {
     }
 
     private static long handle(NDArray array, String name) {
-        if (!CondjlOps.isAvailable()) {
-            throw new IllegalStateException("libcondjl_ops is unavailable: " + CondjlOps.unavailableReason());
-        }
-        if (!(array instanceof PtNDArray pt)) {
-            throw new IllegalArgumentException(name + " must be a PyTorch-engine NDArray, got "
-                    + (array == null ? "null" : array.getClass().getName()));
-        }
-        return pt.getHandle();
+        CondjlOps.ensureAvailable();
+        return CondjlOps.pytorch(array, name).getHandle();
     }
 
     private static native void nAdamUpdate(long weight, long grad, long mean, long variance, float lr,

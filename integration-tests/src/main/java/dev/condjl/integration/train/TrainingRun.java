@@ -129,7 +129,8 @@ public final class TrainingRun {
         private int skipped;
         private final List<long[]> gpuMemory = new ArrayList<>();
         private final List<double[]> phaseMillis = new ArrayList<>();
-        private StepProfile profile;
+        private OpProfile traced;
+        private int tracedStep;
 
         Loop(Model model, Trainer trainer, RoutedModel block, TrainingTask task, TrainSettings s, int first) {
             this.model = model;
@@ -161,7 +162,7 @@ public final class TrainingRun {
                 }
                 long cpu0 = processCpuNanos();
                 long t0 = System.nanoTime();
-                double[] stats = s.profile() == null ? step(trainer, block, batch, s.clipNorm())
+                double[] stats = s.profile() == null ? step(trainer, block, batch, s.clipNorm(), null)
                         : profiledStep(step, batch);
                 long dt = System.nanoTime() - t0;
                 trainNanos += dt;
@@ -186,32 +187,28 @@ public final class TrainingRun {
          * file, every other one timed by phase.
          */
         private double[] profiledStep(int step, Sample batch) {
-            int traced = first + Math.min(TRACED_STEP, s.steps() - first - 1);
-            if (step != traced) {
+            if (step != first + Math.min(TRACED_STEP, s.steps() - first - 1)) {
                 long[] nanos = new long[2];
-                double[] stats = timedStep(trainer, block, batch, s.clipNorm(), nanos);
+                double[] stats = step(trainer, block, batch, s.clipNorm(), nanos);
                 phaseMillis.add(new double[] {nanos[0] / 1e6, nanos[1] / 1e6});
                 return stats;
             }
             double[][] stats = new double[1][];
             try {
-                OpProfile counts = OpProfile.record(s.profile(),
-                        () -> stats[0] = step(trainer, block, batch, s.clipNorm()));
-                profile = new StepProfile(0, Double.NaN, Double.NaN, step, s.profile().toString(),
-                        counts.forwardTotal(), counts.backwardTotal());
+                traced = OpProfile.record(s.profile(),
+                        () -> stats[0] = step(trainer, block, batch, s.clipNorm(), null));
             } catch (IOException e) {
                 throw new UncheckedIOException("could not read back the trace " + s.profile(), e);
             }
+            tracedStep = step;
             return stats[0];
         }
 
         /** The profile with the phases' medians, or null without {@code --profile}. */
         private StepProfile finishedProfile() {
-            if (profile == null) {
-                return null;
-            }
-            return new StepProfile(phaseMillis.size(), median(phaseMillis, 0), median(phaseMillis, 1),
-                    profile.tracedStep(), profile.trace(), profile.forwardOps(), profile.backwardNodes());
+            return traced == null ? null : new StepProfile(phaseMillis.size(), median(phaseMillis, 0),
+                    median(phaseMillis, 1), tracedStep, s.profile().toString(), traced.forwardTotal(),
+                    traced.backwardTotal());
         }
 
         /** Empties PyTorch's CUDA cache and books the device memory still in use. */
@@ -313,34 +310,24 @@ public final class TrainingRun {
     /**
      * One optimizer step: the batch split over the trainer's devices, then {@link #clipAndUpdate}.
      *
+     * @param phaseNanos null, or receives {forward+backward, clip+update}, each timed until the device is done: the
+     *     loss is read, then a parameter value
      * @return {loss, gradient norm before clipping (NaN without clipping)}
      */
-    static double[] step(Trainer trainer, RoutedModel block, Sample batch, double clip) {
-        try (NDManager stepManager = trainer.getManager().newSubManager()) {
-            double lossValue = backward(trainer, batch, trainer.getDevices(), stepManager);
-            return new double[] {lossValue, clipAndUpdate(trainer, block, clip)};
-        }
-    }
-
-    /**
-     * {@link #step} with each phase timed until the device is done: forward and backward until the loss is read,
-     * then clipping and update until a parameter value is read.
-     *
-     * @param nanos receives {forward+backward, clip+update}
-     */
-    static double[] timedStep(Trainer trainer, RoutedModel block, Sample batch, double clip, long[] nanos) {
+    static double[] step(Trainer trainer, RoutedModel block, Sample batch, double clip, long[] phaseNanos) {
         try (NDManager stepManager = trainer.getManager().newSubManager()) {
             long t0 = System.nanoTime();
             double lossValue = backward(trainer, batch, trainer.getDevices(), stepManager);
             long t1 = System.nanoTime();
             double norm = clipAndUpdate(trainer, block, clip);
-            NDArray parameter = block.getParameters().valueAt(0).getArray();
-            // flatten's result would join the parameter's manager, which lives as long as the model
-            NDArray flat = parameter.flatten();
-            flat.attach(stepManager);
-            flat.get(0).getFloat();
-            nanos[0] = t1 - t0;
-            nanos[1] = System.nanoTime() - t1;
+            if (phaseNanos != null) {
+                // flatten's result would join the parameter's manager, which lives as long as the model
+                NDArray flat = block.getParameters().valueAt(0).getArray().flatten();
+                flat.attach(stepManager);
+                flat.get(0).getFloat();
+                phaseNanos[0] = t1 - t0;
+                phaseNanos[1] = System.nanoTime() - t1;
+            }
             return new double[] {lossValue, norm};
         }
     }
@@ -423,7 +410,10 @@ public final class TrainingRun {
         return loss.evaluate(new NDList(labels.reshape(-1)), predictions);
     }
 
-    /** AdamW or Adam ({@link FusedAdam}: DJL's, one native call per parameter) on warm-up then cosine decay, the schedule shifted to continue from {@code first}. */
+    /**
+     * AdamW or Adam ({@link FusedAdam}: DJL's, one native call per parameter) on warm-up then cosine decay, the
+     * schedule shifted to continue from {@code first}.
+     */
     private static Optimizer optimizer(TrainSettings s, int first) {
         float lr = (float) s.learningRate();
         int warmup = Math.min(s.warmupSteps(), s.steps() - 1);
