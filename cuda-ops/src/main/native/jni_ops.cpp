@@ -380,6 +380,28 @@ jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdoubl
     return reinterpret_cast<jlong>(call.call_returning_tensor("aten::scaled_dot_product_attention", ""));
 }
 
+// aten::rms_norm(input, normalized_shape=[d], weight, eps) through the dispatcher, over x's last axis d: one op and
+// one autograd node where libtorch has a fused kernel (torch 2.9 on). The Java side checks dtypes and devices;
+// shapes are checked here as well, and libtorch checks everything again.
+jlong rms_norm(jlong x, jlong weight, jdouble eps) {
+    if (x == 0) throw ArgumentError("x must be non-null");
+    Tensor tx(ptr<void>(x), "x");
+    if (tx.sizes().empty()) throw ArgumentError("x must have at least one dimension, got " + tx.shape());
+    const int64_t d = tx.sizes().back();
+    if (weight != 0) {
+        Tensor tw(ptr<void>(weight), "weight");
+        if (tw.sizes().size() != 1 || tw.sizes()[0] != d) {
+            throw ArgumentError("weight " + tw.shape() + " must be (" + std::to_string(d) + ",) for x " + tx.shape());
+        }
+    }
+    DispatcherCall call;
+    call.tensor(ptr<void>(x));
+    call.int_list({d});
+    call.optional_tensor(ptr<void>(weight));
+    call.optional_f64(eps);
+    return reinterpret_cast<jlong>(call.call_returning_tensor("aten::rms_norm", ""));
+}
+
 }  // namespace
 
 extern "C" {
@@ -422,6 +444,15 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nScaleInPlace(JNIEnv* e
         scale_in_place(env, handles, factor, cpu_threads);
         return 0;
     });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_FusedNorm_nRmsNorm(JNIEnv* env, jclass, jlong x, jlong weight,
+                                                                 jdouble eps) {
+    return guarded<jlong>(env, 0, [&] { return rms_norm(x, weight, eps); });
+}
+
+JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_FusedNorm_nListsMissing(JNIEnv* env, jclass) {
+    return guarded<jstring>(env, nullptr, [&] { return env->NewStringUTF(dispatcher_lists_missing().c_str()); });
 }
 
 JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_CondjlOps_nDispatcherMissing(JNIEnv* env, jclass) {

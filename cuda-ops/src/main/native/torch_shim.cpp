@@ -51,6 +51,9 @@ TorchShim bind_shim() {
     bind(cpu, "aoti_torch_delete_tensor_object", s.delete_tensor);
     bind_if_present(cpu, "aoti_torch_call_dispatcher", s.call_dispatcher);
     bind_if_present(cpu, "aoti_torch_new_tensor_handle", s.new_tensor_handle);
+    bind_if_present(cpu, "torch_new_list_reserve_size", s.new_list);
+    bind_if_present(cpu, "torch_list_push_back", s.list_push_back);
+    bind_if_present(cpu, "torch_delete_list", s.delete_list);
     s.dtype_f32 = constant(cpu, "aoti_torch_dtype_float32");
     s.dtype_f16 = constant(cpu, "aoti_torch_dtype_float16");
     s.dtype_bool = constant(cpu, "aoti_torch_dtype_bool");
@@ -190,6 +193,34 @@ DispatcherCall::DispatcherCall() {
 DispatcherCall::~DispatcherCall() {
     for (TensorHandle t : tensors_) torch_shim().delete_tensor(t);
     for (uint64_t* b : boxes_) delete b;
+    for (void* l : lists_) torch_shim().delete_list(l);
+}
+
+std::string dispatcher_lists_missing() {
+    const TorchShim& shim = torch_shim();
+    if (shim.call_dispatcher == nullptr || shim.new_tensor_handle == nullptr) {
+        return "libtorch_cpu.so lacks aoti_torch_call_dispatcher or aoti_torch_new_tensor_handle";
+    }
+    if (shim.new_list == nullptr || shim.list_push_back == nullptr || shim.delete_list == nullptr) {
+        return "libtorch_cpu.so lacks torch_new_list_reserve_size (list arguments need torch 2.10 or later)";
+    }
+    return "";
+}
+
+void DispatcherCall::int_list(const std::vector<int64_t>& values) {
+    const TorchShim& shim = torch_shim();
+    if (shim.new_list == nullptr || shim.list_push_back == nullptr || shim.delete_list == nullptr) {
+        throw RuntimeError(dispatcher_lists_missing());
+    }
+    void* list = nullptr;
+    check(shim.new_list(values.size(), &list), "torch_new_list_reserve_size");
+    lists_.push_back(list);
+    for (int64_t v : values) {
+        uint64_t bits = 0;
+        std::memcpy(&bits, &v, sizeof v);
+        check(shim.list_push_back(list, bits), "torch_list_push_back");
+    }
+    stack_.push_back(reinterpret_cast<uint64_t>(list));
 }
 
 void DispatcherCall::tensor(TensorHandle borrowed) {
@@ -234,6 +265,7 @@ TensorHandle DispatcherCall::call_returning_tensor(const char* op, const char* o
     // From here libtorch owns every tensor and box on the stack, whether or not the call succeeds.
     tensors_.clear();
     boxes_.clear();
+    lists_.clear();
     if (torch_shim().call_dispatcher(op, overload, slots.data()) != 0) {
         throw RuntimeError(std::string("libtorch ") + op + " failed (its message is on stderr)");
     }

@@ -27,6 +27,10 @@ struct TorchShim {
     // Calls an aten op through the dispatcher, autograd included (null where this libtorch lacks it).
     int32_t (*call_dispatcher)(const char*, const char*, uint64_t*);
     int32_t (*new_tensor_handle)(TensorHandle, TensorHandle*);
+    // Lists of StableIValues (torch 2.10 on); null where this libtorch's dispatcher takes no list arguments.
+    int32_t (*new_list)(size_t, void**);
+    int32_t (*list_push_back)(void*, uint64_t);
+    int32_t (*delete_list)(void*);
     // From libtorch_cuda; null when that library is not loaded (then the legacy default stream is used).
     int32_t (*current_cuda_stream)(int32_t, void**);
     int32_t dtype_f32;
@@ -80,7 +84,8 @@ class Tensor {
 // The argument stack of one aoti_torch_call_dispatcher call, in libtorch's StableIValue encoding (to_ivalue in
 // shim_common.cpp; the same from torch 2.7 to 2.11): one uint64 slot per schema argument, in schema order, defaults
 // included. A tensor is a new handle that the call steals; an optional is 0 for None, else a pointer to a heap slot
-// (new uint64_t) holding the value, which the call deletes; a double is its bits; a bool 0 or 1. Results come back
+// (new uint64_t) holding the value, which the call deletes; a double is its bits; a bool 0 or 1; a list (torch 2.10
+// on) a handle from torch_new_list_reserve_size, which the call deletes. Results come back
 // from slot 0. What the call has not taken is freed here; a failed call may leak what libtorch had not yet converted
 // (never a double free).
 class DispatcherCall {
@@ -98,6 +103,8 @@ class DispatcherCall {
     void f64(double value);
     void optional_f64(double value);
     void boolean(bool value);
+    // An int[] / SymInt[] argument; throws RuntimeError where this libtorch has no list entry points.
+    void int_list(const std::vector<int64_t>& values);
     // Runs opName.overload; returns the first result, a tensor the caller owns.
     TensorHandle call_returning_tensor(const char* op, const char* overload);
 
@@ -107,7 +114,11 @@ class DispatcherCall {
     std::vector<uint64_t> stack_;
     std::vector<TensorHandle> tensors_;
     std::vector<uint64_t*> boxes_;
+    std::vector<void*> lists_;
 };
+
+// "" where DispatcherCall takes lists (int_list), else why not.
+std::string dispatcher_lists_missing();
 
 // "(2, 3)", "(4,)", "()".
 std::string shape_string(const std::vector<int64_t>& sizes);

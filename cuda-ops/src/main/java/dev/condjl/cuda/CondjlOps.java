@@ -431,7 +431,7 @@ public final class CondjlOps {
         return (PtNDArray) array;
     }
 
-    private static String notPytorch(NDArray array, String name) {
+    static String notPytorch(NDArray array, String name) {
         if (array == null) {
             return name + " must not be null";
         }

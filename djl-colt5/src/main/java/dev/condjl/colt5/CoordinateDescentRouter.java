@@ -10,6 +10,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import dev.condjl.cuda.FusedNorm;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
 import dev.condjl.topk.TieBreak;
@@ -287,18 +288,20 @@ public final class CoordinateDescentRouter extends AbstractBlock {
 
     /** (B, n, d) tokens against the routing tokens: (B·R, n), the rows of (B, R, n). */
     private NDArray similarity(ParameterStore ps, NDArray x, NDArray supplied, boolean training) {
-        NDArray xs = cosineSimRouting ? x.normalize(2, -1, 1e-12) : x;
+        // fused norms: the cosine scale rides on x's (constant) weight, no multiply of the scores afterwards
+        boolean fused = cosineSimRouting && FusedNorm.supports(x, null);
+        NDArray xs = !cosineSimRouting ? x : fused ? Tensors.fusedUnitRows(x, cosineSimScale) : unit(x);
         NDArray s;
         if (supplied != null) {
-            NDArray u = cosineSimRouting ? supplied.normalize(2, -1, 1e-12) : supplied;
+            NDArray u = cosineSimRouting ? unitRows(supplied, fused) : supplied;
             s = xs.matMul(u.transpose(0, 2, 1));
         } else if (numRoutingTokens == 1) {
             // (B, n, d)·(d) is (B, n), already the rows: no transpose of the token, no reshape of the scores
             NDArray u = Tensors.own(ps.getValue(routingToken, x.getDevice(), training).reshape(dim), x);
-            s = xs.matMul(cosineSimRouting ? u.normalize(2, -1, 1e-12) : u);
+            s = xs.matMul(cosineSimRouting ? unitRows(u, fused) : u);
         } else {
             NDArray token = ps.getValue(routingToken, x.getDevice(), training);
-            NDArray u = Tensors.own(cosineSimRouting ? token.normalize(2, -1, 1e-12) : token.transpose(), x);
+            NDArray u = Tensors.own(cosineSimRouting ? unitRows(token, fused) : token.transpose(), x);
             s = xs.matMul(cosineSimRouting ? u.transpose() : u);
         }
         if (s.getShape().dimension() == 3) {
@@ -306,7 +309,15 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             // (B, n, R) to rows; with R = 1 one view does it, the same values in the same layout
             s = s.getShape().get(2) == 1 ? s.reshape(-1, n) : s.transpose(0, 2, 1).reshape(-1, n);
         }
-        return cosineSimRouting ? s.mul(Tensors.scalar(s, cosineSimScale)) : s;
+        return cosineSimRouting && !fused ? s.mul(Tensors.scalar(s, cosineSimScale)) : s;
+    }
+
+    private static NDArray unitRows(NDArray u, boolean fused) {
+        return fused ? Tensors.fusedUnitRows(u, 1) : unit(u);
+    }
+
+    private static NDArray unit(NDArray u) {
+        return u.normalize(2, -1, Tensors.NORM_EPS);
     }
 
     /** Validates externally supplied routing tokens and brings them to (b, R, d). */

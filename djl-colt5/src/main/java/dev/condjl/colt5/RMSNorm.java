@@ -8,11 +8,15 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.PairList;
+import dev.condjl.cuda.FusedNorm;
 
 /**
  * The reference's {@code RMSNorm(dim)}: {@code y = x / max(‖x‖₂, 1e-12) · √dim · gamma} over the last axis.
  *
  * <p>Parameter: {@code gamma (dim)}, initialised to ones. Input and output {@code (..., dim)}.
+ *
+ * <p>Where libtorch has it ({@link FusedNorm}), this is one fused op, {@code x / √(mean(x²) + 1e-24/dim) · gamma}
+ * (the same value but for rows of norm near 1e-12 or below); else DJL's {@code normalize} and a multiply.
  */
 public final class RMSNorm extends AbstractBlock {
 
@@ -47,10 +51,14 @@ public final class RMSNorm extends AbstractBlock {
      */
     public NDArray apply(ParameterStore ps, NDArray x, boolean training) {
         Inputs.checkLastDim("x", x, dim);
-        // √dim folded into gamma: one pass over x fewer (differs from (normed·√dim)·gamma by at most an ulp)
         NDArray g = ps.getValue(gamma, x.getDevice(), training);
+        if (FusedNorm.supports(x, g)) {
+            // x/rms(x) is x/‖x‖·√dim: the reference's scale is built in
+            return FusedNorm.rmsNorm(x, g, Tensors.NORM_EPS * Tensors.NORM_EPS / dim);
+        }
+        // √dim folded into gamma: one pass over x fewer (differs from (normed·√dim)·gamma by at most an ulp)
         NDArray scaledGamma = Tensors.own(g.mul(Tensors.scalar(x, Math.sqrt(dim))), x);
-        return x.normalize(2, -1, 1e-12).mul(scaledGamma);
+        return x.normalize(2, -1, Tensors.NORM_EPS).mul(scaledGamma);
     }
 
     /** {@inheritDoc} */

@@ -4,10 +4,14 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.condjl.cuda.FusedNorm;
 import dev.condjl.topk.ConstantCache;
 
 /** Small tensor helpers shared by the CoLT5 blocks: token gather/scatter, masks as additive biases, padding. */
 final class Tensors {
+
+    /** The reference's {@code F.normalize} floor on {@code ‖x‖₂}. */
+    static final double NORM_EPS = 1e-12;
 
     /** The reference's masking value {@code -finfo(float32).max}. */
     static final float MASK_VALUE = -Float.MAX_VALUE;
@@ -41,6 +45,26 @@ final class Tensors {
     static NDArray scalar(NDArray like, double value) {
         return ConstantCache.SHARED.scalar(like, (float) value, like.getDataType());
     }
+
+    /**
+     * {@code scale · x / max(‖x‖₂, 1e-12)} over the last axis as one fused op ({@link FusedNorm}, with a cached
+     * constant weight {@code scale/√d}): the same value but for rows of norm near 1e-12 or below. Only where
+     * {@code FusedNorm.supports(x, null)}.
+     *
+     * @param x (..., d) rows
+     * @param scale the factor
+     * @return (..., d) scaled unit rows
+     */
+    static NDArray fusedUnitRows(NDArray x, double scale) {
+        long d = x.getShape().tail();
+        float w = (float) (scale / Math.sqrt(d));
+        DataType type = x.getDataType();
+        NDArray weight = ConstantCache.SHARED.get(x, new Filled(d, w, type),
+                m -> m.full(new Shape(d), w, type, m.getDevice()));
+        return FusedNorm.rmsNorm(x, weight, NORM_EPS * NORM_EPS / d);
+    }
+
+    private record Filled(long size, float value, DataType type) {}
 
     /**
      * A 0-dim int64 constant on {@code like}'s device, for comparisons with index arrays. DJL's
