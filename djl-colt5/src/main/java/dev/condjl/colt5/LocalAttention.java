@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import dev.condjl.cuda.CondjlOps;
 import dev.condjl.topk.ConstantCache;
 
 /**
@@ -26,12 +27,22 @@ import dev.condjl.topk.ConstantCache;
  * <p>Logits are {@code (q·dh^-0.5)·k}, masked entries {@code -finfo.max}, softmax over keys. Cost and memory are
  * linear in {@code n}: {@code O(n · (lookBackward + lookForward + 1) · w)} logits.
  *
+ * <p>On a GPU, without a key-padding mask and for {@code n} up to {@link #BANDED_SPANS} spans of keys
+ * ({@code (lookBackward + lookForward + 1)·w}), the same attention is computed as one fused
+ * scaled-dot-product attention over the whole sequence with a cached (n, n) band bias ({@link #attendBanded}): one op
+ * and one autograd node instead of about twenty, at most {@code BANDED_SPANS} times the arithmetic, and no logits
+ * in memory. Every query keeps at least itself, so the fused op's gradients are exact. Values agree with the windowed
+ * form within float rounding (summation order).
+ *
  * <p><b>Difference from the reference:</b> without a mask and with {@code n % w != 0}, the non-causal reference lets
  * queries attend to the zero-padded keys (logit 0, value 0), which changes the outputs of the last tokens; here the
  * padding is always masked, so outputs do not depend on the window-padding (spec §2.4 "QUIRK"). With a mask, or in
  * the causal variant, both agree.
  */
 public final class LocalAttention {
+
+    /** The longest sequence, in spans of keys, for which {@link #attend} uses the banded form on a GPU. */
+    static final int BANDED_SPANS = 4;
 
     private LocalAttention() {}
 
@@ -72,9 +83,13 @@ public final class LocalAttention {
      * @return (b, h, n, dv)
      */
     public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, Window window) {
+        long n = q.getShape().get(2);
+        if (mask == null && q.getDevice().isGpu() && n <= (long) BANDED_SPANS * window.lookAround()
+                * window.windowSize() && CondjlOps.supportsScaledDotProductAttention(q, k, v, null)) {
+            return attendBanded(q, k, v, window);
+        }
         long b = q.getShape().get(0);
         long h = q.getShape().get(1);
-        long n = q.getShape().get(2);
         long dh = q.getShape().get(3);
         long dv = v.getShape().get(3);
         int w = window.windowSize();
@@ -98,6 +113,52 @@ public final class LocalAttention {
         // in place on the fresh product (matMul's backward does not read its output)
         NDArray out = sim.addi(bias).softmax(-1).matMul(bv).reshape(b, h, windows * w, dv);
         return pad == 0 ? out : Tensors.slice(out, 2, 0, n);
+    }
+
+    /**
+     * {@link #attend} without a key-padding mask, as one fused attention over the whole sequence: query {@code i}
+     * attends to key {@code j} where the windows {@code i/w} and {@code j/w} differ by at most {@code lookBackward}
+     * back and {@code lookForward} ahead, with the causal and exact-window limits of the class comment. Needs
+     * {@link CondjlOps#supportsScaledDotProductAttention}; {@code O(n²)} arithmetic, so meant for short sequences.
+     *
+     * @param q (b, h, n, dh) queries
+     * @param k (b, h, n, dh) keys
+     * @param v (b, h, n, dv) values
+     * @param window the window layout
+     * @return (b, h, n, dv)
+     */
+    static NDArray attendBanded(NDArray q, NDArray k, NDArray v, Window window) {
+        long n = q.getShape().get(2);
+        NDArray bias = ConstantCache.SHARED.get(q, new BandKey(n, window),
+                m -> Tensors.maskBias(band(m, q.getDevice(), n, window)));
+        return CondjlOps.scaledDotProductAttention(q, k, v, bias, Math.pow(q.getShape().get(3), -0.5));
+    }
+
+    private record BandKey(long n, Window window) {}
+
+    /** Which (query, key) pairs of a sequence of {@code n} may attend: boolean (n, n). */
+    private static NDArray band(NDManager manager, Device device, long n, Window window) {
+        int w = window.windowSize();
+        NDArray pos = manager.arange(0, (int) n, 1, DataType.INT64, device);
+        NDArray queries = pos.reshape(n, 1);
+        NDArray keys = pos.reshape(1, n);
+        // whole windows: window starts (multiples of w) at most lookBackward windows back, lookForward ahead
+        NDArray starts = pos.sub(pos.mod(Tensors.index(pos, w)));
+        NDArray apart = starts.reshape(n, 1).sub(starts.reshape(1, n));
+        NDArray allowed = apart.gte(Tensors.index(pos, -(long) w * window.lookForward()))
+                .logicalAnd(apart.lte(Tensors.index(pos, (long) w * window.lookBackward())));
+        NDArray distance = queries.sub(keys);
+        long back = (long) w * window.lookBackward();
+        if (window.causal()) {
+            allowed = allowed.logicalAnd(distance.gte(Tensors.index(pos, 0)));
+        }
+        if (window.exactWindowsize()) {
+            allowed = allowed.logicalAnd(distance.lte(Tensors.index(pos, back)));
+            if (!window.causal()) {
+                allowed = allowed.logicalAnd(distance.gte(Tensors.index(pos, -(long) w * window.lookForward())));
+            }
+        }
+        return allowed;
     }
 
     /**

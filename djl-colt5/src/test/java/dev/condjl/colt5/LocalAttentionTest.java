@@ -1,0 +1,63 @@
+package dev.condjl.colt5;
+
+import static dev.condjl.cuda.AttentionGradients.assertClose;
+import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * {@link LocalAttention#attendBanded} (one fused attention over the sequence with a band bias, what a GPU runs for
+ * short sequences) against the windowed look-around form on the CPU: the same values and gradients with respect to
+ * q, k and v for every window layout, also when {@code n} is not a multiple of the window.
+ */
+class LocalAttentionTest {
+
+    private NDManager manager;
+
+    @BeforeEach
+    void setUp() {
+        manager = NDManager.newBaseManager(Device.cpu());
+        manager.getEngine().setRandomSeed(3);
+    }
+
+    @AfterEach
+    void tearDown() {
+        manager.close();
+    }
+
+    @ParameterizedTest(name = "n={0} w={1} causal={2} back={3} forward={4} exact={5}")
+    @CsvSource({
+        "24, 8, false, 1, 1, false",
+        "21, 8, false, 1, 1, false",
+        "21, 8, false, 1, 1, true",
+        "24, 8, true, 1, 0, false",
+        "19, 8, true, 1, 0, true",
+        "30, 4, false, 2, 0, true",
+        "30, 4, true, 2, 1, false",
+        "5, 8, false, 1, 1, false"
+    })
+    void bandedEqualsWindowed(int n, int w, boolean causal, int back, int forward, boolean exact) {
+        LocalAttention.Window window = new LocalAttention.Window(w, causal, back, forward, exact);
+        NDArray q = manager.randomNormal(new Shape(2, 3, n, 8));
+        NDArray k = manager.randomNormal(new Shape(2, 3, n, 8));
+        NDArray v = manager.randomNormal(new Shape(2, 3, n, 8));
+        NDArray upstream = manager.randomNormal(new Shape(2, 3, n, 8));
+        NDList windowed = valueAndGradients(q, k, v, upstream,
+                in -> LocalAttention.attend(in[0], in[1], in[2], null, window));
+        NDList banded = valueAndGradients(q, k, v, upstream,
+                in -> LocalAttention.attendBanded(in[0], in[1], in[2], window));
+        String[] names = {"value", "dq", "dk", "dv"};
+        for (int i = 0; i < 4; i++) {
+            assertClose(windowed.get(i), banded.get(i), names[i]);
+        }
+    }
+}
