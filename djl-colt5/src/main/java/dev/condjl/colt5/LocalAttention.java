@@ -27,11 +27,12 @@ import dev.condjl.topk.ConstantCache;
  * <p>Logits are {@code (q·dh^-0.5)·k}, masked entries {@code -finfo.max}, softmax over keys. Cost and memory are
  * linear in {@code n}: {@code O(n · (lookBackward + lookForward + 1) · w)} logits.
  *
- * <p>On a GPU, without a key-padding mask and for {@code n} up to {@link #BANDED_SPANS} spans of keys
- * ({@code (lookBackward + lookForward + 1)·w}), the same attention is computed as one fused
+ * <p>On a GPU, without a key-padding mask, for {@code n <= }{@link #BANDED_MAX_N} and at most
+ * {@link #BANDED_MAX_WORK} multiply-adds ({@code b·h·n²·(dh + dv)}), the same attention is computed as one fused
  * scaled-dot-product attention over the whole sequence with a cached (n, n) band bias ({@link #attendBanded}): one op
- * and one autograd node instead of about twenty, at most {@code BANDED_SPANS} times the arithmetic, and no logits
- * in memory. Every query keeps at least itself, so the fused op's gradients are exact. Values agree with the windowed
+ * and one autograd node instead of about twenty, no logits in memory, and {@code n/span} times the windowed form's
+ * arithmetic, which a GPU does faster than it issues the twenty ops (at most a few hundred microseconds within these
+ * limits). Every query keeps at least itself, so the fused op's gradients are exact. Values agree with the windowed
  * form within float rounding (summation order).
  *
  * <p><b>Difference from the reference:</b> without a mask and with {@code n % w != 0}, the non-causal reference lets
@@ -41,8 +42,17 @@ import dev.condjl.topk.ConstantCache;
  */
 public final class LocalAttention {
 
-    /** The longest sequence, in spans of keys, for which {@link #attend} uses the banded form on a GPU. */
-    static final int BANDED_SPANS = 4;
+    /**
+     * Whether {@link #attend} may use the banded form: true unless the system property
+     * {@code condjl.colt5.bandedLocalAttention} is {@code false} (for comparing the two forms on a GPU).
+     */
+    static final boolean BANDED = !"false".equals(System.getProperty("condjl.colt5.bandedLocalAttention"));
+
+    /** The longest sequence for which {@link #attend} uses the banded form on a GPU (its bias: 16 MiB). */
+    static final long BANDED_MAX_N = 2048;
+
+    /** The most multiply-adds, {@code b·h·n²·(dh + dv)}, for which {@link #attend} uses the banded form on a GPU. */
+    static final long BANDED_MAX_WORK = 1L << 32;
 
     private LocalAttention() {}
 
@@ -83,15 +93,16 @@ public final class LocalAttention {
      * @return (b, h, n, dv)
      */
     public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, Window window) {
-        long n = q.getShape().get(2);
-        if (mask == null && q.getDevice().isGpu() && n <= (long) BANDED_SPANS * window.lookAround()
-                * window.windowSize() && CondjlOps.supportsScaledDotProductAttention(q, k, v, null)) {
-            return attendBanded(q, k, v, window);
-        }
         long b = q.getShape().get(0);
         long h = q.getShape().get(1);
+        long n = q.getShape().get(2);
         long dh = q.getShape().get(3);
         long dv = v.getShape().get(3);
+        if (BANDED && mask == null && q.getDevice().isGpu() && n <= BANDED_MAX_N
+                && b * h * n * n * (dh + dv) <= BANDED_MAX_WORK
+                && CondjlOps.supportsScaledDotProductAttention(q, k, v, null)) {
+            return attendBanded(q, k, v, window);
+        }
         int w = window.windowSize();
         long windows = (n + w - 1) / w;
         long pad = windows * w - n;
