@@ -10,6 +10,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/condjl-gpu}
+# once, before anything runs in parallel: the unpacking and the font install are not safe to race
+source .gpu/setup.sh
 mkdir -p "$OUT/logs"
 RESULTS=$OUT/h200.md
 phases=("$@")
