@@ -381,8 +381,8 @@ jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdoubl
 }
 
 // aten::rms_norm(input, normalized_shape=[d], weight, eps) through the dispatcher, over x's last axis d: one op and
-// one autograd node where libtorch has a fused kernel (torch 2.9 on). The Java side checks dtypes and devices;
-// shapes are checked here as well, and libtorch checks everything again.
+// one autograd node where libtorch has a fused kernel (torch 2.11 on CUDA, measured). The Java side checks dtypes
+// and devices; shapes are checked here as well, and libtorch checks everything again.
 jlong rms_norm(jlong x, jlong weight, jdouble eps) {
     if (x == 0) throw ArgumentError("x must be non-null");
     Tensor tx(ptr<void>(x), "x");

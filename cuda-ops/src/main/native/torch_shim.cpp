@@ -202,7 +202,8 @@ std::string dispatcher_lists_missing() {
         return "libtorch_cpu.so lacks aoti_torch_call_dispatcher or aoti_torch_new_tensor_handle";
     }
     if (shim.new_list == nullptr || shim.list_push_back == nullptr || shim.delete_list == nullptr) {
-        return "libtorch_cpu.so lacks torch_new_list_reserve_size (list arguments need torch 2.10 or later)";
+        return "libtorch_cpu.so lacks torch_new_list_reserve_size (its dispatcher takes no list arguments; "
+               "torch 2.11's does)";
     }
     return "";
 }

@@ -27,7 +27,7 @@ struct TorchShim {
     // Calls an aten op through the dispatcher, autograd included (null where this libtorch lacks it).
     int32_t (*call_dispatcher)(const char*, const char*, uint64_t*);
     int32_t (*new_tensor_handle)(TensorHandle, TensorHandle*);
-    // Lists of StableIValues (torch 2.10 on); null where this libtorch's dispatcher takes no list arguments.
+    // Lists of StableIValues (torch 2.11 has them); null where this libtorch's dispatcher takes no list arguments.
     int32_t (*new_list)(size_t, void**);
     int32_t (*list_push_back)(void*, uint64_t);
     int32_t (*delete_list)(void*);
@@ -84,8 +84,8 @@ class Tensor {
 // The argument stack of one aoti_torch_call_dispatcher call, in libtorch's StableIValue encoding (to_ivalue in
 // shim_common.cpp; the same from torch 2.7 to 2.11): one uint64 slot per schema argument, in schema order, defaults
 // included. A tensor is a new handle that the call steals; an optional is 0 for None, else a pointer to a heap slot
-// (new uint64_t) holding the value, which the call deletes; a double is its bits; a bool 0 or 1; a list (torch 2.10
-// on) a handle from torch_new_list_reserve_size, which the call deletes. Results come back
+// (new uint64_t) holding the value, which the call deletes; a double is its bits; a bool 0 or 1; a list (torch 2.11
+// has them) a handle from torch_new_list_reserve_size, which the call deletes. Results come back
 // from slot 0. What the call has not taken is freed here; a failed call may leak what libtorch had not yet converted
 // (never a double free).
 class DispatcherCall {
