@@ -11,8 +11,8 @@ import ai.djl.training.GradientCollector;
 import java.util.function.Function;
 
 /**
- * Test helpers for attention implementations compared with a composed formula: an output and its gradients with
- * respect to q, k and v, and a float32 closeness assertion. Shared with djl-colt5's tests through cuda-ops' test
+ * Test helpers for fused ops compared with a composed formula (attention, norms): an output and its gradients with
+ * respect to each input, and a float32 closeness assertion. Shared with djl-colt5's tests through cuda-ops' test
  * jar.
  */
 public final class AttentionGradients {
@@ -31,16 +31,33 @@ public final class AttentionGradients {
      */
     public static NDList valueAndGradients(NDArray q, NDArray k, NDArray v, NDArray upstream,
             Function<NDArray[], NDArray> attention) {
-        NDArray[] inputs = {q.duplicate(), k.duplicate(), v.duplicate()};
-        for (NDArray x : inputs) {
-            x.setRequiresGradient(true);
+        return valueAndGradients(upstream, attention, q, k, v);
+    }
+
+    /**
+     * {out, d input 0, d input 1, ...} of fresh copies of the inputs, for the loss {@code sum(out · upstream)}.
+     *
+     * @param upstream the loss weights, of the output's shape
+     * @param op the function of the inputs
+     * @param inputs its inputs
+     * @return output and one gradient per input
+     */
+    public static NDList valueAndGradients(NDArray upstream, Function<NDArray[], NDArray> op, NDArray... inputs) {
+        NDArray[] copies = new NDArray[inputs.length];
+        for (int i = 0; i < inputs.length; i++) {
+            copies[i] = inputs[i].duplicate();
+            copies[i].setRequiresGradient(true);
         }
         NDArray out;
         try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-            out = attention.apply(inputs);
+            out = op.apply(copies);
             collector.backward(out.mul(upstream).sum());
         }
-        return new NDList(out, inputs[0].getGradient(), inputs[1].getGradient(), inputs[2].getGradient());
+        NDList result = new NDList(out);
+        for (NDArray x : copies) {
+            result.add(x.getGradient());
+        }
+        return result;
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.condjl.cuda;
 
 import static dev.condjl.cuda.AttentionGradients.assertClose;
+import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -12,14 +13,11 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.training.GradientCollector;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-
-import java.util.function.BiFunction;
 
 /**
  * {@link FusedNorm#rmsNorm}, on DJL's default device: available exactly on a libtorch whose dispatcher takes lists;
@@ -67,9 +65,9 @@ class FusedNormTest {
         NDArray weight = manager.randomNormal(new Shape(d));
         NDArray upstream = manager.randomNormal(new Shape(3, 7, d));
         double sqrtD = Math.sqrt(d);
-        NDList fused = valueAndGradients(x, weight, upstream, (a, w) -> FusedNorm.rmsNorm(a, w, EPS * EPS / d));
-        NDList composed = valueAndGradients(x, weight, upstream,
-                (a, w) -> a.normalize(2, -1, EPS).mul(sqrtD).mul(w));
+        NDList fused = valueAndGradients(upstream, in -> FusedNorm.rmsNorm(in[0], in[1], EPS * EPS / d), x, weight);
+        NDList composed = valueAndGradients(upstream,
+                in -> in[0].normalize(2, -1, EPS).mul(sqrtD).mul(in[1]), x, weight);
         String[] names = {"value", "dx", "dweight"};
         for (int i = 0; i < 3; i++) {
             assertClose(composed.get(i), fused.get(i), names[i]);
@@ -118,20 +116,5 @@ class FusedNormTest {
     private static void assumeAvailable() {
         Assumptions.assumeTrue(FusedNorm.unavailableReason().isEmpty(),
                 () -> "no fused RMS norm on this libtorch: " + FusedNorm.unavailableReason());
-    }
-
-    /** {y, dx, dweight} of fresh copies, for the loss {@code sum(y · upstream)}. */
-    private static NDList valueAndGradients(NDArray x, NDArray weight, NDArray upstream,
-            BiFunction<NDArray, NDArray, NDArray> norm) {
-        NDArray a = x.duplicate();
-        NDArray w = weight.duplicate();
-        a.setRequiresGradient(true);
-        w.setRequiresGradient(true);
-        NDArray y;
-        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-            y = norm.apply(a, w);
-            collector.backward(y.mul(upstream).sum());
-        }
-        return new NDList(y, a.getGradient(), w.getGradient());
     }
 }
