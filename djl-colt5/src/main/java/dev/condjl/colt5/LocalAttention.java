@@ -98,8 +98,7 @@ public final class LocalAttention {
         long n = q.getShape().get(2);
         long dh = q.getShape().get(3);
         long dv = v.getShape().get(3);
-        if (BANDED && mask == null && q.getDevice().isGpu() && n <= BANDED_MAX_N
-                && b * h * n * n * (dh + dv) <= BANDED_MAX_WORK
+        if (BANDED && mask == null && q.getDevice().isGpu() && bandedFits(b, h, n, dh, dv)
                 && CondjlOps.supportsScaledDotProductAttention(q, k, v, null)) {
             return attendBanded(q, k, v, window);
         }
@@ -124,6 +123,21 @@ public final class LocalAttention {
         // in place on the fresh product (matMul's backward does not read its output)
         NDArray out = sim.addi(bias).softmax(-1).matMul(bv).reshape(b, h, windows * w, dv);
         return pad == 0 ? out : Tensors.slice(out, 2, 0, n);
+    }
+
+    /**
+     * Whether a sequence is short enough for the banded form: {@code n <= BANDED_MAX_N} and
+     * {@code b·h·n²·(dh + dv) <= BANDED_MAX_WORK}.
+     *
+     * @param b batch
+     * @param h heads
+     * @param n sequence length
+     * @param dh query/key width per head
+     * @param dv value width per head
+     * @return true when the banded form's arithmetic stays within the limits
+     */
+    static boolean bandedFits(long b, long h, long n, long dh, long dv) {
+        return n <= BANDED_MAX_N && b * h * n * n * (dh + dv) <= BANDED_MAX_WORK;
     }
 
     /**

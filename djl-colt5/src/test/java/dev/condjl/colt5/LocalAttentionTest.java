@@ -2,6 +2,8 @@ package dev.condjl.colt5;
 
 import static dev.condjl.cuda.AttentionGradients.assertClose;
 import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
@@ -11,13 +13,15 @@ import ai.djl.ndarray.types.Shape;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * {@link LocalAttention#attendBanded} (one fused attention over the sequence with a band bias, what a GPU runs for
  * short sequences) against the windowed look-around form on the CPU: the same values and gradients with respect to
- * q, k and v for every window layout, also when {@code n} is not a multiple of the window.
+ * q, k and v for every window layout, also when {@code n} is not a multiple of the window; and the limits within
+ * which {@link LocalAttention#attend} picks it.
  */
 class LocalAttentionTest {
 
@@ -59,5 +63,17 @@ class LocalAttentionTest {
         for (int i = 0; i < 4; i++) {
             assertClose(windowed.get(i), banded.get(i), names[i]);
         }
+    }
+
+    @Test
+    void bandedFormOnlyForShortSequencesOfBoundedWork() {
+        // the demo's light attention (batch 16, 4 heads of 16, n = 512) and the benchmark's up to n = 2,048
+        assertTrue(LocalAttention.bandedFits(16, 4, 512, 16, 16));
+        assertTrue(LocalAttention.bandedFits(1, 8, 2048, 32, 32));
+        assertFalse(LocalAttention.bandedFits(1, 1, 2049, 1, 1));
+        assertFalse(LocalAttention.bandedFits(1, 8, 4096, 32, 32));
+        // 2^32 multiply-adds exactly fit, one more batch row does not
+        assertTrue(LocalAttention.bandedFits(64, 1, 1024, 32, 32));
+        assertFalse(LocalAttention.bandedFits(65, 1, 1024, 32, 32));
     }
 }
