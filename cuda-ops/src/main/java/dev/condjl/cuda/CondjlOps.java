@@ -53,7 +53,9 @@ public final class CondjlOps {
     private static final String LOAD_FAILURE = NativeLibrary.load();
     private static final AtomicBoolean GPU_WARNED = new AtomicBoolean();
     private static volatile String cudaFailure;
-    private static volatile String attentionFailure;
+    private static final ProbedOp ATTENTION = new ProbedOp(
+            () -> isAvailable() ? nDispatcherMissing() : LOAD_FAILURE, CondjlOps::probeAttention,
+            r -> LOG.warn("fused attention is unavailable ({}); attention falls back to DJL operations", r));
 
     static {
         if (LOAD_FAILURE != null) {
@@ -252,18 +254,7 @@ public final class CondjlOps {
      * @return the reason, or "" when usable
      */
     public static String attentionUnavailableReason() {
-        String reason = attentionFailure;
-        if (reason == null) {
-            reason = isAvailable() ? nDispatcherMissing() : LOAD_FAILURE;
-            if (reason.isEmpty()) {
-                reason = probeAttention();
-            }
-            if (!reason.isEmpty()) {
-                LOG.warn("fused attention is unavailable ({}); attention falls back to DJL operations", reason);
-            }
-            attentionFailure = reason;
-        }
-        return reason;
+        return ATTENTION.unavailableReason();
     }
 
     /**

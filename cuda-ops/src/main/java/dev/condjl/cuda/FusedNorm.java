@@ -30,7 +30,9 @@ import java.util.Arrays;
 public final class FusedNorm {
 
     private static final Logger LOG = LogManager.getLogger(FusedNorm.class);
-    private static volatile String failure;
+    private static final ProbedOp OP = new ProbedOp(
+            () -> CondjlOps.isAvailable() ? nListsMissing() : CondjlOps.unavailableReason(), FusedNorm::probe,
+            r -> LOG.info("fused RMS norm is unavailable ({}); norms are composed of DJL operations", r));
 
     private FusedNorm() {}
 
@@ -42,18 +44,7 @@ public final class FusedNorm {
      * @return the reason, or "" when usable
      */
     public static String unavailableReason() {
-        String reason = failure;
-        if (reason == null) {
-            reason = CondjlOps.isAvailable() ? nListsMissing() : CondjlOps.unavailableReason();
-            if (reason.isEmpty()) {
-                reason = probe();
-            }
-            if (!reason.isEmpty()) {
-                LOG.info("fused RMS norm is unavailable ({}); norms are composed of DJL operations", reason);
-            }
-            failure = reason;
-        }
-        return reason;
+        return OP.unavailableReason();
     }
 
     /**
