@@ -28,9 +28,10 @@
 
 namespace condjl {
 
-// Updates weight[i], mean[i] and variance[i] from grad[i].
+// Updates weight[i], mean[i] and variance[i] from grad[i] (and zeroes grad[i] when asked).
 CONDJL_ELEMENTWISE void adam_element(const AdamStep& p, int64_t i) {
     float g = p.grad[i];
+    if (p.zero_grad) p.grad[i] = 0.0f;
     if (p.rescale_grad != 1.0f) g = CONDJL_MUL(g, p.rescale_grad);
     if (p.clip_grad >= 0.0f && g > p.clip_grad) g = p.clip_grad;
     float w = p.weight[i];

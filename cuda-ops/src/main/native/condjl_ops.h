@@ -80,10 +80,11 @@ struct LaunchOverride {
 //   g = grad · rescale (when rescale != 1);  g = min(g, clip) (when clip >= 0; NaN stays NaN)
 //   AdamW: w -= (w · lr) · wd          Adam: g += wd · w
 //   m = m · β1 + (1 − β1) · g;  v = v · β2 + (1 − β2) · g · g;  w -= (m · lr_bc) / (√v + eps)
+// With zero_grad the gradient is set to 0 once read (it is then written, and must be the tensor's own memory).
 struct AdamStep {
     int64_t n;
     float* weight;
-    const float* grad;
+    float* grad;
     float* mean;
     float* variance;
     float lr;
@@ -95,6 +96,7 @@ struct AdamStep {
     float beta2;
     float eps;
     bool adamw;
+    bool zero_grad;
 };
 
 // Contiguous float32 tensors of one device, for the multi-tensor kernels.

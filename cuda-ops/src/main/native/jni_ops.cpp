@@ -276,32 +276,117 @@ void check_float32(const Tensor& t, const Tensor& like) {
     check_device(like, t);
 }
 
-// One Adam/AdamW step in place on weight, mean and variance, all float32 of weight's shape and device.
-void adam_update(jlong weight_handle, jlong grad_handle, jlong mean_handle, jlong variance_handle, AdamStep p,
-                 int cpu_threads) {
-    Tensor weight(ptr<void>(weight_handle), "weight");
-    Tensor grad(ptr<void>(grad_handle), "grad");
-    Tensor mean(ptr<void>(mean_handle), "mean");
-    Tensor variance(ptr<void>(variance_handle), "variance");
-    for (const Tensor* t : {&weight, &grad, &mean, &variance}) {
-        check_float32(*t, weight);
-        if (t->sizes() != weight.sizes()) {
-            throw ArgumentError(std::string(t->name()) + " shape " + t->shape() + " must equal weight shape " +
-                                weight.shape());
+// One parameter's Adam/AdamW tensors, checked: all float32 of weight's shape and device; weight, mean and variance
+// (and grad when the step zeroes it) contiguous, and weight, mean and variance distinct. fill() points a step at them.
+class AdamTensors {
+   public:
+    AdamTensors(jlong weight, jlong grad, jlong mean, jlong variance, bool zero_grad)
+        : weight_(ptr<void>(weight), "weight"),
+          grad_(ptr<void>(grad), "grad"),
+          mean_(ptr<void>(mean), "mean"),
+          variance_(ptr<void>(variance), "variance"),
+          zero_grad_(zero_grad) {
+        for (const Tensor* t : {&weight_, &grad_, &mean_, &variance_}) {
+            check_float32(*t, weight_);
+            if (t->sizes() != weight_.sizes()) {
+                throw ArgumentError(std::string(t->name()) + " shape " + t->shape() + " must equal weight shape " +
+                                    weight_.shape());
+            }
         }
+        float* w = static_cast<float*>(weight_.data_in_place());
+        float* m = static_cast<float*>(mean_.data_in_place());
+        float* v = static_cast<float*>(variance_.data_in_place());
+        if (weight_.numel() > 0 && (w == m || w == v || m == v)) {
+            throw ArgumentError("weight, mean and variance must be distinct tensors");
+        }
+        if (zero_grad_) grad_.data_in_place();
     }
-    p.n = weight.numel();
-    p.weight = static_cast<float*>(weight.data_in_place());
-    p.mean = static_cast<float*>(mean.data_in_place());
-    p.variance = static_cast<float*>(variance.data_in_place());
-    p.grad = static_cast<const float*>(grad.contiguous_data());
-    if (p.n > 0 && (p.weight == p.mean || p.weight == p.variance || p.mean == p.variance)) {
-        throw ArgumentError("weight, mean and variance must be distinct tensors");
+    const Tensor& weight() const { return weight_; }
+    void fill(AdamStep& p) {
+        p.n = weight_.numel();
+        p.weight = static_cast<float*>(weight_.data_in_place());
+        p.mean = static_cast<float*>(mean_.data_in_place());
+        p.variance = static_cast<float*>(variance_.data_in_place());
+        // read-only without zero_grad: a non-contiguous gradient is read through a contiguous copy
+        p.grad = static_cast<float*>(zero_grad_ ? grad_.data_in_place() : grad_.contiguous_data());
+        p.zero_grad = zero_grad_;
     }
-    dispatch(weight, p, cpu_threads, adam_step_cpu,
+
+   private:
+    Tensor weight_;
+    Tensor grad_;
+    Tensor mean_;
+    Tensor variance_;
+    bool zero_grad_;
+};
+
+void adam_step(const Tensor& like, const AdamStep& p, int cpu_threads) {
+    dispatch(like, p, cpu_threads, adam_step_cpu,
              [](const AdamStep& q, int device, void* stream, const LaunchOverride&) {
                  adam_step_cuda(q, device, stream);
              });
+}
+
+// One Adam/AdamW step in place on weight, mean and variance (see AdamTensors); grad is only read.
+void adam_update(jlong weight_handle, jlong grad_handle, jlong mean_handle, jlong variance_handle, AdamStep p,
+                 int cpu_threads) {
+    AdamTensors tensors(weight_handle, grad_handle, mean_handle, variance_handle, false);
+    tensors.fill(p);
+    adam_step(tensors.weight(), p, cpu_threads);
+}
+
+jlong handle_at(JNIEnv* env, jlongArray handles, jsize i) {
+    jlong h = 0;
+    env->GetLongArrayRegion(handles, i, 1, &h);
+    return h;
+}
+
+float float_at(JNIEnv* env, jfloatArray values, jsize i) {
+    jfloat f = 0;
+    env->GetFloatArrayRegion(values, i, 1, &f);
+    return f;
+}
+
+// The Adam/AdamW step of every parameter i of the lists, at its own rates lr[i] and lr_bias_corrected[i] and the
+// shared scalars of p, each gradient zeroed once read when zero_grads. Every parameter is checked before any is
+// written; all must be on one device.
+void adam_update_all(JNIEnv* env, jlongArray weights, jlongArray grads, jlongArray means, jlongArray variances,
+                     jfloatArray lrs, jfloatArray lrs_bias_corrected, AdamStep p, bool zero_grads,
+                     int cpu_threads) {
+    if (weights == nullptr || grads == nullptr || means == nullptr || variances == nullptr || lrs == nullptr ||
+        lrs_bias_corrected == nullptr) {
+        throw ArgumentError("the weight, gradient, moment and rate arrays must be non-null");
+    }
+    const jsize n = env->GetArrayLength(weights);
+    for (jarray a : {static_cast<jarray>(grads), static_cast<jarray>(means), static_cast<jarray>(variances),
+                     static_cast<jarray>(lrs), static_cast<jarray>(lrs_bias_corrected)}) {
+        if (env->GetArrayLength(a) != n) {
+            throw ArgumentError("the weight, gradient, moment and rate arrays must have one entry per parameter (" +
+                                std::to_string(n) + "), got " + std::to_string(env->GetArrayLength(a)));
+        }
+    }
+    if (n == 0) throw ArgumentError("the parameter list must not be empty");
+    std::vector<std::unique_ptr<AdamTensors>> params;
+    for (jsize i = 0; i < n; ++i) {
+        jlong h[4] = {handle_at(env, weights, i), handle_at(env, grads, i), handle_at(env, means, i),
+                      handle_at(env, variances, i)};
+        try {
+            for (jlong one : h) {
+                if (one == 0) throw ArgumentError("a tensor is null");
+            }
+            params.push_back(std::make_unique<AdamTensors>(h[0], h[1], h[2], h[3], zero_grads));
+            check_device(params.front()->weight(), params.back()->weight());
+        } catch (const ArgumentError& e) {
+            throw ArgumentError("parameter " + std::to_string(i) + ": " + e.what());
+        }
+    }
+    for (jsize i = 0; i < n; ++i) {
+        AdamStep step = p;
+        step.lr = float_at(env, lrs, i);
+        step.lr_bias_corrected = float_at(env, lrs_bias_corrected, i);
+        params[static_cast<size_t>(i)]->fill(step);
+        adam_step(params[static_cast<size_t>(i)]->weight(), step, cpu_threads);
+    }
 }
 
 // The float32 tensors of a Java handle array, all on the first one's device; in place: each must be contiguous.
@@ -430,6 +515,25 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nAdamUpdate(JNIEnv* env
         p.eps = eps;
         p.adamw = adamw == JNI_TRUE;
         adam_update(weight, grad, mean, variance, p, cpu_threads);
+        return 0;
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nAdamUpdateAll(
+    JNIEnv* env, jclass, jlongArray weights, jlongArray grads, jlongArray means, jlongArray variances, jfloatArray lrs,
+    jfloatArray lrs_bias_corrected, jfloat weight_decay, jfloat rescale_grad, jfloat clip_grad, jfloat beta1,
+    jfloat beta2, jfloat eps, jboolean adamw, jboolean zero_grads, jint cpu_threads) {
+    guarded<int>(env, 0, [&] {
+        AdamStep p{};
+        p.weight_decay = weight_decay;
+        p.rescale_grad = rescale_grad;
+        p.clip_grad = clip_grad;
+        p.beta1 = beta1;
+        p.beta2 = beta2;
+        p.eps = eps;
+        p.adamw = adamw == JNI_TRUE;
+        adam_update_all(env, weights, grads, means, variances, lrs, lrs_bias_corrected, p, zero_grads == JNI_TRUE,
+                        cpu_threads);
         return 0;
     });
 }

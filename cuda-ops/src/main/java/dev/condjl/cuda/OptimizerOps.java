@@ -88,6 +88,56 @@ public final class OptimizerOps {
     }
 
     /**
+     * {@link #adamUpdate} for several parameters in one native call, each at its own {@link AdamStep}, optionally
+     * zeroing every gradient once it is read (what DJL's optimizers do to a parameter's gradient after its update).
+     * Every parameter is checked before any is written.
+     *
+     * @param weights the parameters, updated in place; contiguous; all on one device
+     * @param grads their gradients, same shapes; contiguous and the gradient's own memory when {@code zeroGrads}
+     * @param means the first moments, updated in place
+     * @param variances the second moments, updated in place
+     * @param steps one per parameter: the learning rates may differ, the other scalars must be equal
+     * @param zeroGrads whether each gradient is set to 0 after its step
+     * @throws IllegalArgumentException on lists of different lengths, an empty list, steps whose shared scalars
+     *     differ, or a dtype, shape, device or contiguity that does not fit (naming the parameter's index)
+     */
+    public static void adamUpdateAll(List<NDArray> weights, List<NDArray> grads, List<NDArray> means,
+            List<NDArray> variances, List<AdamStep> steps, boolean zeroGrads) {
+        int n = weights.size();
+        if (grads.size() != n || means.size() != n || variances.size() != n || steps.size() != n) {
+            throw new IllegalArgumentException("one gradient, mean, variance and step per weight (" + n + "), got "
+                    + grads.size() + ", " + means.size() + ", " + variances.size() + " and " + steps.size());
+        }
+        if (n == 0) {
+            throw new IllegalArgumentException("the parameter list must not be empty");
+        }
+        AdamStep shared = steps.get(0);
+        float[] lrs = new float[n];
+        float[] biasCorrected = new float[n];
+        for (int i = 0; i < n; i++) {
+            AdamStep step = steps.get(i);
+            if (!sameSharedScalars(shared, step)) {
+                throw new IllegalArgumentException("step " + i + " " + step + " differs from step 0 " + shared
+                        + " in more than its learning rates");
+            }
+            lrs[i] = step.learningRate();
+            biasCorrected[i] = step.biasCorrectedRate();
+        }
+        nAdamUpdateAll(handles(weights, "weight"), handles(grads, "grad"), handles(means, "mean"),
+                handles(variances, "variance"), lrs, biasCorrected, shared.weightDecay(), shared.rescaleGrad(),
+                shared.clipGrad(), shared.beta1(), shared.beta2(), shared.epsilon(), shared.decoupled(), zeroGrads,
+                JniUtils.getNumThreads());
+    }
+
+    private static boolean sameSharedScalars(AdamStep a, AdamStep b) {
+        return Float.compare(a.weightDecay(), b.weightDecay()) == 0
+                && Float.compare(a.rescaleGrad(), b.rescaleGrad()) == 0
+                && Float.compare(a.clipGrad(), b.clipGrad()) == 0 && Float.compare(a.beta1(), b.beta1()) == 0
+                && Float.compare(a.beta2(), b.beta2()) == 0 && Float.compare(a.epsilon(), b.epsilon()) == 0
+                && a.decoupled() == b.decoupled();
+    }
+
+    /**
      * {@code Σ_arrays Σ x²}, accumulated in float64, without a host synchronisation (read the result when needed).
      * On a GPU the sum is deterministic: the same inputs give the same bits every run.
      *
@@ -116,9 +166,13 @@ public final class OptimizerOps {
         if (arrays.isEmpty()) {
             throw new IllegalArgumentException("the array list must not be empty");
         }
+        return handles(arrays, "array");
+    }
+
+    private static long[] handles(List<NDArray> arrays, String what) {
         long[] handles = new long[arrays.size()];
         for (int i = 0; i < handles.length; i++) {
-            handles[i] = handle(arrays.get(i), "array " + i + " of the list");
+            handles[i] = handle(arrays.get(i), what + " " + i + " of the list");
         }
         return handles;
     }
@@ -131,6 +185,10 @@ public final class OptimizerOps {
     private static native void nAdamUpdate(long weight, long grad, long mean, long variance, float lr,
             float biasCorrectedRate, float weightDecay, float rescaleGrad, float clipGrad, float beta1, float beta2,
             float eps, boolean adamw, int cpuThreads);
+
+    private static native void nAdamUpdateAll(long[] weights, long[] grads, long[] means, long[] variances,
+            float[] learningRates, float[] biasCorrectedRates, float weightDecay, float rescaleGrad, float clipGrad,
+            float beta1, float beta2, float eps, boolean adamw, boolean zeroGrads, int cpuThreads);
 
     private static native long nSumOfSquares(long[] handles);
 

@@ -102,6 +102,41 @@ class OptimizerOpsTest {
         }
     }
 
+    @ParameterizedTest
+    @MethodSource("devices")
+    void badListInputIsNamedBeforeAnythingIsWritten(Device device) {
+        try (NDManager manager = NDManager.newBaseManager(device)) {
+            OptimizerOps.AdamStep step = new OptimizerOps.AdamStep(0.1f, 0.1f, 0f, 1f, -1f, 0.9f, 0.999f, 1e-8f, true);
+            OptimizerOps.AdamStep otherBetas =
+                    new OptimizerOps.AdamStep(0.2f, 0.2f, 0f, 1f, -1f, 0.8f, 0.999f, 1e-8f, true);
+            NDArray w0 = manager.ones(new Shape(3, 4));
+            NDArray w1 = manager.ones(new Shape(5));
+            NDArray g0 = manager.ones(new Shape(3, 4));
+            List<NDArray> weights = List.of(w0, w1);
+            List<NDArray> means = List.of(manager.zeros(new Shape(3, 4)), manager.zeros(new Shape(5)));
+            List<NDArray> variances = List.of(manager.zeros(new Shape(3, 4)), manager.zeros(new Shape(5)));
+            assertMessage("one gradient, mean, variance and step per weight (2), got 1",
+                    () -> OptimizerOps.adamUpdateAll(weights, List.of(g0), means, variances, List.of(step, step),
+                            false));
+            assertMessage("the parameter list must not be empty",
+                    () -> OptimizerOps.adamUpdateAll(List.of(), List.of(), List.of(), List.of(), List.of(), false));
+            assertMessage("differs from step 0",
+                    () -> OptimizerOps.adamUpdateAll(weights, List.of(g0, manager.ones(new Shape(5))), means,
+                            variances, List.of(step, otherBetas), false));
+            assertMessage("parameter 1: grad shape (4,) must equal weight shape (5,)",
+                    () -> OptimizerOps.adamUpdateAll(weights, List.of(g0, manager.ones(new Shape(4))), means,
+                            variances, List.of(step, step), false));
+            assertMessage("parameter 1: grad (5, 2) must be contiguous",
+                    () -> OptimizerOps.adamUpdateAll(List.of(w0, manager.ones(new Shape(5, 2))),
+                            List.of(g0, manager.ones(new Shape(2, 5)).transpose()),
+                            List.of(means.get(0), manager.zeros(new Shape(5, 2))),
+                            List.of(variances.get(0), manager.zeros(new Shape(5, 2))), List.of(step, step), true));
+            // parameter 0 was valid, but nothing runs before every parameter is checked
+            assertArrayEquals(manager.ones(new Shape(3, 4)).toFloatArray(), w0.toFloatArray());
+            assertArrayEquals(manager.ones(new Shape(3, 4)).toFloatArray(), g0.toFloatArray());
+        }
+    }
+
     private static void assertMessage(String part, Runnable call) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call::run);
         assertTrue(e.getMessage().contains(part), e.getMessage());

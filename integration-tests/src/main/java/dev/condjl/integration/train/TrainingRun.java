@@ -15,7 +15,6 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
-import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import dev.condjl.cuda.CondjlOps;
 import dev.condjl.cuda.FusedAdam;
@@ -50,8 +49,9 @@ import java.util.stream.Collectors;
  * <p>One step: draw a batch on the host; in a sub-manager of the trainer's manager (closed after the step, so
  * nothing of the step outlives it) put each device's rows on its device; inside one {@link GradientCollector} (one
  * per process) forward each part and back-propagate its loss weighted by its share of the batch; clip the summed
- * gradients to the global norm; {@code trainer.step()}. No {@code NDScope} is used: parameters and optimizer state
- * are created before or in the first step and must outlive it.
+ * gradients to the global norm; update the parameters ({@link FusedAdam#step} on one device, {@code trainer.step()}
+ * on several). No {@code NDScope} is used: parameters and optimizer state are created before or in the first step
+ * and must outlive it.
  */
 public final class TrainingRun {
 
@@ -92,15 +92,18 @@ public final class TrainingRun {
                     ? new PenalizedLoss(Loss.softmaxCrossEntropyLoss(), 1,
                             PenaltyCoefficient.constant(config.dropoutRate()))
                     : Loss.softmaxCrossEntropyLoss();
+            FusedAdam optimizer = optimizer(s, first);
             DefaultTrainingConfig tc = new DefaultTrainingConfig(loss)
-                    .optOptimizer(optimizer(s, first))
+                    .optOptimizer(optimizer)
                     .optDevices(s.devices());
             LOG.info("{}", task.describe());
             try (Trainer trainer = model.newTrainer(tc)) {
                 trainer.initialize(new Shape(Math.max(1, s.batchSize() / s.devices().length), config.seqLen()));
                 LOG.info("model: {} parameters, {} routed layers of width {}, devices {}", parameterCount(block),
                         config.depth(), config.dim(), Arrays.toString(s.devices()));
-                Loop loop = new Loop(model, trainer, block, task, s, first);
+                // one device: the optimizer steps the parameters itself, without the parameter server's copies
+                Loop loop = new Loop(model, trainer, block, task, s, first,
+                        s.devices().length == 1 ? optimizer : null);
                 loop.run(err);
                 return loop.finish();
             }
@@ -120,6 +123,7 @@ public final class TrainingRun {
         private final TrainingTask task;
         private final TrainSettings s;
         private final int first;
+        private final FusedAdam direct;
         private final ParameterStore evalStore;
         private final Sample curveSet;
         private final RunCharts.Curve curve = new RunCharts.Curve();
@@ -132,13 +136,15 @@ public final class TrainingRun {
         private OpProfile traced;
         private int tracedStep;
 
-        Loop(Model model, Trainer trainer, RoutedModel block, TrainingTask task, TrainSettings s, int first) {
+        Loop(Model model, Trainer trainer, RoutedModel block, TrainingTask task, TrainSettings s, int first,
+                FusedAdam direct) {
             this.model = model;
             this.trainer = trainer;
             this.block = block;
             this.task = task;
             this.s = s;
             this.first = first;
+            this.direct = direct;
             evalStore = new ParameterStore(model.getNDManager(), false);
             curveSet = task.validation(Math.min(CURVE_SEQUENCES, s.evalSize()));
         }
@@ -162,7 +168,7 @@ public final class TrainingRun {
                 }
                 long cpu0 = processCpuNanos();
                 long t0 = System.nanoTime();
-                double[] stats = s.profile() == null ? step(trainer, block, batch, s.clipNorm(), null)
+                double[] stats = s.profile() == null ? step(trainer, block, batch, s.clipNorm(), direct, null)
                         : profiledStep(step, batch);
                 long dt = System.nanoTime() - t0;
                 trainNanos += dt;
@@ -189,14 +195,14 @@ public final class TrainingRun {
         private double[] profiledStep(int step, Sample batch) {
             if (step != first + Math.min(TRACED_STEP, s.steps() - first - 1)) {
                 long[] nanos = new long[2];
-                double[] stats = step(trainer, block, batch, s.clipNorm(), nanos);
+                double[] stats = step(trainer, block, batch, s.clipNorm(), direct, nanos);
                 phaseMillis.add(new double[] {nanos[0] / 1e6, nanos[1] / 1e6});
                 return stats;
             }
             double[][] stats = new double[1][];
             try {
                 traced = OpProfile.record(s.profile(),
-                        () -> stats[0] = step(trainer, block, batch, s.clipNorm(), null));
+                        () -> stats[0] = step(trainer, block, batch, s.clipNorm(), direct, null));
             } catch (IOException e) {
                 throw new UncheckedIOException("could not read back the trace " + s.profile(), e);
             }
@@ -310,16 +316,18 @@ public final class TrainingRun {
     /**
      * One optimizer step: the batch split over the trainer's devices, then {@link #clipAndUpdate}.
      *
+     * @param direct null, or the trainer's optimizer to step the parameters with ({@link #clipAndUpdate})
      * @param phaseNanos null, or receives {forward+backward, clip+update}, each timed until the device is done: the
      *     loss is read, then a parameter value
      * @return {loss, gradient norm before clipping (NaN without clipping)}
      */
-    static double[] step(Trainer trainer, RoutedModel block, Sample batch, double clip, long[] phaseNanos) {
+    static double[] step(Trainer trainer, RoutedModel block, Sample batch, double clip, FusedAdam direct,
+            long[] phaseNanos) {
         try (NDManager stepManager = trainer.getManager().newSubManager()) {
             long t0 = System.nanoTime();
             double lossValue = backward(trainer, batch, trainer.getDevices(), stepManager);
             long t1 = System.nanoTime();
-            double norm = clipAndUpdate(trainer, block, clip);
+            double norm = clipAndUpdate(trainer, block, clip, direct);
             if (phaseNanos != null) {
                 // flatten's result would join the parameter's manager, which lives as long as the model
                 NDArray flat = block.getParameters().valueAt(0).getArray().flatten();
@@ -339,18 +347,26 @@ public final class TrainingRun {
 
     /**
      * Clips the gradients to their global norm over every device's copy, each copy once (the trainer's devices,
-     * whatever the parts of the batch were), then {@code trainer.step()} unless the norm is not finite.
+     * whatever the parts of the batch were), then {@code trainer.step()} unless the norm is not finite. With
+     * {@code direct}, the trainer's own optimizer on a one-device trainer, {@link FusedAdam#step} updates the
+     * parameters instead of {@code trainer.step()}: the same update, without the parameter server's copy of each
+     * gradient.
      *
      * @param clip the largest norm, or {@code <= 0} for no clipping
+     * @param direct null, or the trainer's optimizer when the trainer has one device
      * @return the norm before clipping, NaN without clipping
      */
-    static double clipAndUpdate(Trainer trainer, RoutedModel block, double clip) {
+    static double clipAndUpdate(Trainer trainer, RoutedModel block, double clip, FusedAdam direct) {
         double norm = clip > 0
                 ? GradientClipping.clipByGlobalNorm(block.getLastParameterStore(), block.getParameters().values(),
                         trainer.getDevices(), clip)
                 : Double.NaN;
         if (clip <= 0 || Double.isFinite(norm)) {
-            trainer.step();
+            if (direct != null) {
+                direct.step(block.getParameters());
+            } else {
+                trainer.step();
+            }
         }
         return norm;
     }
@@ -411,10 +427,10 @@ public final class TrainingRun {
     }
 
     /**
-     * AdamW or Adam ({@link FusedAdam}: DJL's, one native call per parameter) on warm-up then cosine decay, the
+     * AdamW or Adam ({@link FusedAdam}: DJL's, in native calls) on warm-up then cosine decay, the
      * schedule shifted to continue from {@code first}.
      */
-    private static Optimizer optimizer(TrainSettings s, int first) {
+    private static FusedAdam optimizer(TrainSettings s, int first) {
         float lr = (float) s.learningRate();
         int warmup = Math.min(s.warmupSteps(), s.steps() - 1);
         Tracker cosine = Tracker.cosine()

@@ -164,7 +164,7 @@ class BatchSplitTest {
         }
 
         double clipAndUpdate(double clip) {
-            return TrainingRun.clipAndUpdate(trainer, block, clip);
+            return TrainingRun.clipAndUpdate(trainer, block, clip, null);
         }
 
         Map<String, float[]> weights() {
