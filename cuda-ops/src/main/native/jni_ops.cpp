@@ -335,6 +335,20 @@ void adam_update(jlong weight_handle, jlong grad_handle, jlong mean_handle, jlon
     adam_step(tensors.weight(), p, cpu_threads);
 }
 
+// A step with the scalars every parameter shares; the rates and the tensors are set by the caller.
+AdamStep adam_scalars(float weight_decay, float rescale_grad, float clip_grad, float beta1, float beta2, float eps,
+                      jboolean adamw) {
+    AdamStep p{};
+    p.weight_decay = weight_decay;
+    p.rescale_grad = rescale_grad;
+    p.clip_grad = clip_grad;
+    p.beta1 = beta1;
+    p.beta2 = beta2;
+    p.eps = eps;
+    p.adamw = adamw == JNI_TRUE;
+    return p;
+}
+
 jlong handle_at(JNIEnv* env, jlongArray handles, jsize i) {
     jlong h = 0;
     env->GetLongArrayRegion(handles, i, 1, &h);
@@ -504,16 +518,9 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nAdamUpdate(JNIEnv* env
                                                                    jfloat beta1, jfloat beta2, jfloat eps,
                                                                    jboolean adamw, jint cpu_threads) {
     guarded<int>(env, 0, [&] {
-        AdamStep p{};
+        AdamStep p = adam_scalars(weight_decay, rescale_grad, clip_grad, beta1, beta2, eps, adamw);
         p.lr = lr;
         p.lr_bias_corrected = lr_bias_corrected;
-        p.weight_decay = weight_decay;
-        p.rescale_grad = rescale_grad;
-        p.clip_grad = clip_grad;
-        p.beta1 = beta1;
-        p.beta2 = beta2;
-        p.eps = eps;
-        p.adamw = adamw == JNI_TRUE;
         adam_update(weight, grad, mean, variance, p, cpu_threads);
         return 0;
     });
@@ -524,14 +531,7 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nAdamUpdateAll(
     jfloatArray lrs_bias_corrected, jfloat weight_decay, jfloat rescale_grad, jfloat clip_grad, jfloat beta1,
     jfloat beta2, jfloat eps, jboolean adamw, jboolean zero_grads, jint cpu_threads) {
     guarded<int>(env, 0, [&] {
-        AdamStep p{};
-        p.weight_decay = weight_decay;
-        p.rescale_grad = rescale_grad;
-        p.clip_grad = clip_grad;
-        p.beta1 = beta1;
-        p.beta2 = beta2;
-        p.eps = eps;
-        p.adamw = adamw == JNI_TRUE;
+        AdamStep p = adam_scalars(weight_decay, rescale_grad, clip_grad, beta1, beta2, eps, adamw);
         adam_update_all(env, weights, grads, means, variances, lrs, lrs_bias_corrected, p, zero_grads == JNI_TRUE,
                         cpu_threads);
         return 0;
