@@ -299,7 +299,13 @@ class AdamTensors {
         if (weight_.numel() > 0 && (w == m || w == v || m == v)) {
             throw ArgumentError("weight, mean and variance must be distinct tensors");
         }
-        if (zero_grad_) grad_.data_in_place();
+        if (zero_grad_) {
+            // the step writes the gradient too: it must not be one of the tensors it updates
+            const float* g = static_cast<const float*>(grad_.data_in_place());
+            if (weight_.numel() > 0 && (g == w || g == m || g == v)) {
+                throw ArgumentError("a gradient that is zeroed must be distinct from weight, mean and variance");
+            }
+        }
     }
     const Tensor& weight() const { return weight_; }
     void fill(AdamStep& p) {
@@ -349,16 +355,17 @@ AdamStep adam_scalars(float weight_decay, float rescale_grad, float clip_grad, f
     return p;
 }
 
-jlong handle_at(JNIEnv* env, jlongArray handles, jsize i) {
-    jlong h = 0;
-    env->GetLongArrayRegion(handles, i, 1, &h);
-    return h;
+// The elements of a Java array (none for null).
+std::vector<jlong> elements(JNIEnv* env, jlongArray values) {
+    std::vector<jlong> out(values == nullptr ? 0 : static_cast<size_t>(env->GetArrayLength(values)));
+    if (!out.empty()) env->GetLongArrayRegion(values, 0, static_cast<jsize>(out.size()), out.data());
+    return out;
 }
 
-float float_at(JNIEnv* env, jfloatArray values, jsize i) {
-    jfloat f = 0;
-    env->GetFloatArrayRegion(values, i, 1, &f);
-    return f;
+std::vector<jfloat> elements(JNIEnv* env, jfloatArray values) {
+    std::vector<jfloat> out(values == nullptr ? 0 : static_cast<size_t>(env->GetArrayLength(values)));
+    if (!out.empty()) env->GetFloatArrayRegion(values, 0, static_cast<jsize>(out.size()), out.data());
+    return out;
 }
 
 // The Adam/AdamW step of every parameter i of the lists, at its own rates lr[i] and lr_bias_corrected[i] and the
@@ -371,35 +378,33 @@ void adam_update_all(JNIEnv* env, jlongArray weights, jlongArray grads, jlongArr
         lrs_bias_corrected == nullptr) {
         throw ArgumentError("the weight, gradient, moment and rate arrays must be non-null");
     }
-    const jsize n = env->GetArrayLength(weights);
-    for (jarray a : {static_cast<jarray>(grads), static_cast<jarray>(means), static_cast<jarray>(variances),
-                     static_cast<jarray>(lrs), static_cast<jarray>(lrs_bias_corrected)}) {
-        if (env->GetArrayLength(a) != n) {
+    const std::vector<jlong> w = elements(env, weights), g = elements(env, grads), m = elements(env, means),
+                             v = elements(env, variances);
+    const std::vector<jfloat> lr = elements(env, lrs), lr_bc = elements(env, lrs_bias_corrected);
+    const size_t n = w.size();
+    for (size_t size : {g.size(), m.size(), v.size(), lr.size(), lr_bc.size()}) {
+        if (size != n) {
             throw ArgumentError("the weight, gradient, moment and rate arrays must have one entry per parameter (" +
-                                std::to_string(n) + "), got " + std::to_string(env->GetArrayLength(a)));
+                                std::to_string(n) + "), got " + std::to_string(size));
         }
     }
     if (n == 0) throw ArgumentError("the parameter list must not be empty");
     std::vector<std::unique_ptr<AdamTensors>> params;
-    for (jsize i = 0; i < n; ++i) {
-        jlong h[4] = {handle_at(env, weights, i), handle_at(env, grads, i), handle_at(env, means, i),
-                      handle_at(env, variances, i)};
+    for (size_t i = 0; i < n; ++i) {
         try {
-            for (jlong one : h) {
-                if (one == 0) throw ArgumentError("a tensor is null");
-            }
-            params.push_back(std::make_unique<AdamTensors>(h[0], h[1], h[2], h[3], zero_grads));
+            if (w[i] == 0 || g[i] == 0 || m[i] == 0 || v[i] == 0) throw ArgumentError("a tensor is null");
+            params.push_back(std::make_unique<AdamTensors>(w[i], g[i], m[i], v[i], zero_grads));
             check_device(params.front()->weight(), params.back()->weight());
         } catch (const ArgumentError& e) {
             throw ArgumentError("parameter " + std::to_string(i) + ": " + e.what());
         }
     }
-    for (jsize i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n; ++i) {
         AdamStep step = p;
-        step.lr = float_at(env, lrs, i);
-        step.lr_bias_corrected = float_at(env, lrs_bias_corrected, i);
-        params[static_cast<size_t>(i)]->fill(step);
-        adam_step(params[static_cast<size_t>(i)]->weight(), step, cpu_threads);
+        step.lr = lr[i];
+        step.lr_bias_corrected = lr_bc[i];
+        params[i]->fill(step);
+        adam_step(params[i]->weight(), step, cpu_threads);
     }
 }
 
@@ -407,11 +412,9 @@ void adam_update_all(JNIEnv* env, jlongArray weights, jlongArray grads, jlongArr
 class Float32List {
    public:
     Float32List(JNIEnv* env, jlongArray handles, bool in_place) {
-        const jsize n = handles == nullptr ? 0 : env->GetArrayLength(handles);
-        if (n == 0) throw ArgumentError("the tensor list must not be empty");
-        std::vector<jlong> h(static_cast<size_t>(n));
-        env->GetLongArrayRegion(handles, 0, n, h.data());
-        for (jsize i = 0; i < n; ++i) {
+        const std::vector<jlong> h = elements(env, handles);
+        if (h.empty()) throw ArgumentError("the tensor list must not be empty");
+        for (size_t i = 0; i < h.size(); ++i) {
             if (h[i] == 0) throw ArgumentError("tensor " + std::to_string(i) + " of the list is null");
             tensors_.push_back(std::make_unique<Tensor>(ptr<void>(h[i]), "a list tensor"));
             Tensor& t = *tensors_.back();

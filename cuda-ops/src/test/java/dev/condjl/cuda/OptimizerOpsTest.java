@@ -131,6 +131,9 @@ class OptimizerOpsTest {
                             List.of(g0, manager.ones(new Shape(2, 5)).transpose()),
                             List.of(means.get(0), manager.zeros(new Shape(5, 2))),
                             List.of(variances.get(0), manager.zeros(new Shape(5, 2))), List.of(step, step), true));
+            assertMessage("parameter 1: a gradient that is zeroed must be distinct from weight, mean and variance",
+                    () -> OptimizerOps.adamUpdateAll(weights, List.of(g0, w1), means, variances, List.of(step, step),
+                            true));
             // parameter 0 was valid, but nothing runs before every parameter is checked
             assertArrayEquals(manager.ones(new Shape(3, 4)).toFloatArray(), w0.toFloatArray());
             assertArrayEquals(manager.ones(new Shape(3, 4)).toFloatArray(), g0.toFloatArray());
