@@ -112,8 +112,34 @@ public final class StochasticDepth {
      */
     public static NDArray dropAddResidual(
             NDArray x, NDArray idx, Function<NDArray, NDArray> branch) {
-        NDArray xSub = x.get(idx);
+        NDArray xSub = rows(x, idx);
         return addSubsetResidual(x, idx, xSub, branch.apply(xSub));
+    }
+
+    /**
+     * The rows {@code x[idx]}, as a gather along axis 0 with the index broadcast over the other axes. Values equal
+     * advanced indexing's; its backward is one scatter-add, where advanced indexing's ({@code index_put_} with
+     * accumulation) sorts the indices first: on an H200 that one autograd node took 0.75 ms of a training step.
+     *
+     * @param x {@code (b, ...)} any data type
+     * @param idx {@code (k)} int64 row indices in {@code [0, b)}
+     * @return {@code (k, ...)}, differentiable with respect to {@code x}
+     */
+    public static NDArray rows(NDArray x, NDArray idx) {
+        long k = idx.getShape().get(0);
+        Shape s = x.getShape();
+        Shape subShape = new Shape(k).addAll(s.slice(1));
+        try (NDArray index = rowIndex(idx, subShape)) {
+            return x.gather(index, 0);
+        }
+    }
+
+    /** {@code idx (k)} as an index of {@code subShape (k, ...)}: reshaped to (k, 1, ..., 1) and broadcast. */
+    private static NDArray rowIndex(NDArray idx, Shape subShape) {
+        long[] indexShape = new long[subShape.dimension()];
+        Arrays.fill(indexShape, 1);
+        indexShape[0] = subShape.get(0);
+        return idx.reshape(indexShape).broadcast(subShape);
     }
 
     /**
@@ -147,18 +173,14 @@ public final class StochasticDepth {
                             + " must equal the input data type "
                             + x.getDataType());
         }
-        long k = subShape.get(0);
-        double alpha = subsetScale(batchSize(x), k);
-        long[] indexShape = new long[subShape.dimension()];
-        Arrays.fill(indexShape, 1);
-        indexShape[0] = k;
+        double alpha = subsetScale(batchSize(x), subShape.get(0));
         // DJL keeps every array until its manager closes; autograd holds its own references, so
         // the temporaries are released here rather than at the end of the training step
         // a native scalar: mul(Number) wraps a Java buffer that GC may free before backward reads it
         try (NDArray alphaScalar = residual.getManager().full(new Shape(), (float) alpha, residual.getDataType());
                 NDArray scaled = residual.mul(alphaScalar);
                 NDArray rows = xSub.add(scaled);
-                NDArray index = idx.reshape(indexShape).broadcast(subShape)) {
+                NDArray index = rowIndex(idx, subShape)) {
             return x.scatter(index, rows, 0);
         }
     }

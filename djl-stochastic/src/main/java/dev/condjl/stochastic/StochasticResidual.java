@@ -81,7 +81,7 @@ public final class StochasticResidual extends AbstractBlock {
             switch (mode.resolve(dropProb)) {
                 case BATCH_SUBSET:
                     NDArray idx = StochasticDepth.sampleSubset(x.getManager(), b, dropProb);
-                    NDList sub = batchRows(inputs, b, in -> in.get(idx));
+                    NDList sub = batchRows(inputs, b, in -> StochasticDepth.rows(in, idx));
                     r = subsetResidual(ps, inputs, sub, params);
                     out = StochasticDepth.addSubsetResidual(x, idx, sub.head(), r);
                     break;

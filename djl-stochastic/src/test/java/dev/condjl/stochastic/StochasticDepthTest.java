@@ -110,6 +110,39 @@ class StochasticDepthTest extends ManagedTest {
     }
 
     @Test
+    void rowsAreAdvancedIndexingWithAScatterAddGradient() {
+        NDArray x = manager.randomNormal(new Shape(6, 3, 4));
+        x.setRequiresGradient(true);
+        NDArray idx = manager.create(new long[] {4, 0, 5});
+        NDArray weights = manager.randomNormal(new Shape(3, 3, 4));
+        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            NDArray rows = StochasticDepth.rows(x, idx);
+            assertEquals(new Shape(3, 3, 4), rows.getShape());
+            NDArray indexed = x.get(idx);
+            for (long j = 0; j < 3; j++) {
+                assertTrue(rowBitsEqual(indexed, rows, j), "row " + j + " must equal x[idx] bit for bit");
+            }
+            collector.backward(rows.mul(weights).sum());
+        }
+        // d/dx of sum(w * x[idx]): w's row j lands on row idx[j], the rows not picked get 0
+        NDArray grad = x.getGradient();
+        long[] picked = idx.toLongArray();
+        for (long i = 0; i < 6; i++) {
+            NDArray expected = manager.zeros(new Shape(3, 4));
+            for (int j = 0; j < picked.length; j++) {
+                expected = picked[j] == i ? weights.get(j) : expected;
+            }
+            assertClose(expected, grad.get(i), 0);
+        }
+        // a boolean mask's rows, as the stochastic residual selects them
+        NDArray mask = manager.create(new boolean[] {true, false, true, true, false, false}).reshape(6, 1)
+                .repeat(1, 2);
+        NDArray maskRows = StochasticDepth.rows(mask, idx);
+        assertEquals(DataType.BOOLEAN, maskRows.getDataType());
+        assertTrue(maskRows.contentEquals(mask.get(idx)));
+    }
+
+    @Test
     void randomSubsetChangesExactlyKRowsAndLeavesTheOthersBitIdentical() {
         NDArray x = manager.randomNormal(new Shape(90, 2, 3));
         x.set(new NDIndex(":, 1, 2"), -0.0f);
