@@ -77,7 +77,8 @@ uint16_t float_to_half(float f) {  // round to nearest even
     if (ax >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: overflow
     if (ax < 0x38800000u) {                        // half subnormal or zero
         if (ax < 0x33000000u) return sign;
-        const uint32_t shift = 126 - (ax >> 23);
+        // h = f / 2^-24 = mant >> (126 - exponent): shift + 1 bits go, the highest of them decides the rounding
+        const uint32_t shift = 125 - (ax >> 23);
         const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
         uint32_t h = mant >> (shift + 1);
         const uint32_t rest = mant & ((1u << (shift + 1)) - 1);

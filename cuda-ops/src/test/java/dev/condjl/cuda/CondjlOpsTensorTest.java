@@ -93,6 +93,22 @@ class CondjlOpsTensorTest {
     }
 
     @Test
+    void float16OutputsAreTheFloat32OutputsRoundedAsLibtorchRounds() {
+        // wide scores: many outputs fall in float16's subnormal range [2^-24, 2^-14), the rest round normally
+        NDArray s = manager.randomNormal(0, 0.2f, new Shape(4, 256), DataType.FLOAT32).toType(DataType.FLOAT16, false);
+        NDArray y16 = CondjlOps.coorDescent(s, 20f, null, ROUTER);
+        NDArray y32 = CondjlOps.coorDescent(s.toType(DataType.FLOAT32, false), 20f, null, ROUTER);
+        float[] expected = y32.toType(DataType.FLOAT16, false).toType(DataType.FLOAT32, false).toFloatArray();
+        float[] actual = y16.toType(DataType.FLOAT32, false).toFloatArray();
+        int subnormal = 0;
+        for (float v : expected) {
+            subnormal += v > 0 && v < 0x1p-14f ? 1 : 0;
+        }
+        assertTrue(subnormal > 20, "only " + subnormal + " outputs in float16's subnormal range");
+        assertArrayEquals(expected, actual);
+    }
+
+    @Test
     void backwardOnTensorsEqualsRawKernel() {
         float[] s = HostArrays.gaussian(new Random(6), 3 * 80, 1.0);
         float[] g = HostArrays.gaussian(new Random(7), 3 * 80, 1.0);
