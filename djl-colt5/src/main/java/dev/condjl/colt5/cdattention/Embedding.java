@@ -1,7 +1,9 @@
 package dev.condjl.colt5.cdattention;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
@@ -67,6 +69,26 @@ public final class Embedding extends AbstractBlock {
         NDList out = index.getNDArrayInternal().embedding(index, w, SparseFormat.DENSE);
         out.addAll(inputs.subNDList(1));
         return out;
+    }
+
+    /**
+     * The first {@code n} rows of the table: the lookup of ids {@code 0..n-1} (learned positions), as a slice of
+     * the weight. The values are the lookup's; the gradient reaches the same rows through a view, where the lookup's
+     * backward sorts its indices on a GPU.
+     *
+     * @param ps the parameter store
+     * @param n rows, in {@code [1, count]}
+     * @param device where the rows are needed
+     * @param training whether in training
+     * @return {@code (n, dim)}
+     * @throws IllegalArgumentException if {@code n} is out of range
+     */
+    public NDArray firstRows(ParameterStore ps, long n, Device device, boolean training) {
+        if (n < 1 || n > count) {
+            throw new IllegalArgumentException("rows (" + n + ") must be in [1, " + count + "]");
+        }
+        NDArray w = ps.getValue(weight, device, training);
+        return n == count ? w : w.get(new NDIndex().addSliceDim(0, n));
     }
 
     /** {@inheritDoc} */

@@ -198,9 +198,8 @@ public final class RoutedModel extends AbstractBlock {
     /** Embeddings of (b, n) tokens; with learned dropout also its () penalty. */
     private NDList embed(ParameterStore ps, NDArray tokens, boolean training) {
         long n = tokens.getShape().get(1);
-        NDArray positions = tokens.getManager().arange(0, n, 1, DataType.INT64);
         NDArray x = tokenEmb.forward(ps, new NDList(tokens), training).head()
-                .add(posEmb.forward(ps, new NDList(positions), training).head());
+                .add(posEmb.firstRows(ps, n, tokens.getDevice(), training));
         if (embDropout == null) {
             return new NDList(x);
         }
