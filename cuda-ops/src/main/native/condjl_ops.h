@@ -43,6 +43,7 @@ struct CdForward {
     EpsSchedule eps;
     void* out;            // dtype, rows * n
     void* weights;        // null, or rows * n of dtype: the implicit-gradient weights q = (y < 1 ? y : 0) / e_final
+    void* shares;         // null (always when weights is), or rows * n of dtype: p = q / max(sum q, smallest positive)
 };
 
 // The implicit-function gradient of a converged coor_descent solution y, for an upstream gradient g:

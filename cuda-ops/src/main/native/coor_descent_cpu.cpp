@@ -289,6 +289,16 @@ void cd_forward_cpu(const CdForward& p, int threads) {
             const float ef = static_cast<float>(eps_final(p.eps));
             for (int64_t i = 0; i < p.n; ++i) q[i] = sc.y[i] < 1.0f ? sc.y[i] / ef : 0.0f;
             store_row(q, p.n, p.dtype, off, p.weights);
+            if (p.shares != nullptr) {
+                // from q as stored, summed in double; the floor is the dtype's smallest positive number
+                load_row(p.weights, p.dtype, off, p.n, q);
+                double total = 0.0;
+                for (int64_t i = 0; i < p.n; ++i) total += q[i];
+                const float denom = std::max(static_cast<float>(total),
+                                             p.dtype == DType::F16 ? 5.96046448e-8f : 1.40129846e-45f);
+                for (int64_t i = 0; i < p.n; ++i) q[i] /= denom;
+                store_row(q, p.n, p.dtype, off, p.shares);
+            }
         }
     });
 }

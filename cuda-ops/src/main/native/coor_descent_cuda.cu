@@ -52,6 +52,12 @@ __device__ __forceinline__ float load_f<__half>(const __half* p, int64_t i) {
 }
 __device__ __forceinline__ void store_f(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+// v as stored in a T.
+__device__ __forceinline__ float stored(float v, const float*) { return v; }
+__device__ __forceinline__ float stored(float v, const __half*) { return __half2float(__float2half_rn(v)); }
+// The smallest positive T: the floor of a positive sum of q.
+__device__ __forceinline__ float smallest_positive(const float*) { return 1.40129846e-45f; }
+__device__ __forceinline__ float smallest_positive(const __half*) { return 5.96046448e-8f; }
 
 // Warp maximum in one REDUX instruction: floats mapped to ints of the same order (negative ones mirrored).
 __device__ __forceinline__ float warp_max(float v) {
@@ -201,6 +207,7 @@ struct ForwardArgs {
     double eps_floor;
     void* out;
     void* weights;
+    void* shares;
 };
 
 constexpr float kLog2e = 1.4426950408889634f;
@@ -315,15 +322,31 @@ __global__ void __launch_bounds__(R == 16 ? 512 : 1024) forward_kernel(const For
         for (int t = 1; t < args.iters; ++t) iterate(Bool<false>());
         const float ef = static_cast<float>(e);
         T* q_p = args.weights != nullptr ? static_cast<T*>(args.weights) + start : nullptr;
+        float q_sum = 0.0f;  // of this thread's q as stored
         auto store = [&](int64_t off, float y) {
             store_f(out_p, off, y);
-            if (q_p != nullptr) store_f(q_p, off, q_of(y, ef));
+            if (q_p != nullptr) {
+                const float q = stored(q_of(y, ef), q_p);
+                store_f(q_p, off, q);
+                q_sum += q;
+            }
         };
 #pragma unroll
         for (int j = 0; j < R; ++j) {
             if (j * nt < len) store(j * nt, y_of(sv[j], a, ef));
         }
         for (int64_t off = streamed; off < len; off += nt) store(off, y_of(score(off), a, ef));
+        if (args.shares != nullptr) {  // the same for every thread: all of them join the row's reduction
+            T* p_p = static_cast<T*>(args.shares) + start;
+            const float total = row_reduce<SumSum>(make_float2(warp_sum(q_sum), 0.0f), L, phase).x;
+            const float denom = fmaxf(total, smallest_positive(p_p));
+            auto share = [&](int64_t off, float y) { store_f(p_p, off, stored(q_of(y, ef), p_p) / denom); };
+#pragma unroll
+            for (int j = 0; j < R; ++j) {
+                if (j * nt < len) share(j * nt, y_of(sv[j], a, ef));
+            }
+            for (int64_t off = streamed; off < len; off += nt) share(off, y_of(score(off), a, ef));
+        }
     }
 }
 
@@ -667,7 +690,7 @@ void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchO
     DeviceGuard guard(device);
     const Plan plan = make_plan(p.rows, p.n, false, p.dtype, ov);
     ForwardArgs args{layout_of(plan, p.rows, p.n), p.s, p.mask, p.logk, p.logk_stride, p.logk_scalar,
-                     p.eps.iters, p.eps.start, p.eps.decay, p.eps.floor, p.out, p.weights};
+                     p.eps.iters, p.eps.start, p.eps.decay, p.eps.floor, p.out, p.weights, p.shares};
     launch(plan, stream, &args);
 }
 

@@ -161,7 +161,8 @@ jlongArray handles(JNIEnv* env, std::initializer_list<Output*> outputs) {
 }
 
 // logk_handle: a float32 tensor of one value, or one per row (shape s.shape[:-1], optionally with a trailing 1);
-// 0 to use ln(max(k, 1e-20)) for every row. Returns y, and the implicit-gradient weights when asked for.
+// 0 to use ln(max(k, 1e-20)) for every row. Returns y, and when asked for the implicit-gradient weights q and their
+// shares p = q / max(sum q, smallest positive) per row.
 jlongArray forward(JNIEnv* env, jlong s_handle, jlong mask_handle, jlong logk_handle, jfloat k, EpsSchedule eps,
                    bool with_weights, int cpu_threads) {
     Tensor s(ptr<void>(s_handle), "s");
@@ -201,13 +202,15 @@ jlongArray forward(JNIEnv* env, jlong s_handle, jlong mask_handle, jlong logk_ha
     }
     Output out(s);
     std::unique_ptr<Output> weights = with_weights ? std::make_unique<Output>(s) : nullptr;
+    std::unique_ptr<Output> shares = with_weights ? std::make_unique<Output>(s) : nullptr;
     p.s = s.contiguous_data();
     p.mask = mask ? static_cast<const uint8_t*>(mask->contiguous_data()) : nullptr;
     p.logk = logk ? static_cast<const float*>(logk->contiguous_data()) : nullptr;
     p.out = out.data();
     p.weights = weights ? weights->data() : nullptr;
+    p.shares = shares ? shares->data() : nullptr;
     dispatch(s, p, cpu_threads, cd_forward_cpu, cd_forward_cuda);
-    return weights ? handles(env, {&out, weights.get()}) : handles(env, {&out});
+    return weights ? handles(env, {&out, weights.get(), shares.get()}) : handles(env, {&out});
 }
 
 jlong backward(jlong y_handle, jlong g_handle, jfloat eps, int cpu_threads) {
@@ -599,7 +602,7 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nForwardRaw(JNIEnv* env, j
         check_raw_shape(rows, n);
         const CdForward p{rows, n, dtype_of(dtype), ptr<const void>(s), ptr<const uint8_t>(mask),
                           ptr<const float>(logk), 1, logk == 0 ? log_k(k) : 0.0f,
-                          schedule(iters, start, decay, floor), ptr<void>(out), ptr<void>(weights)};
+                          schedule(iters, start, decay, floor), ptr<void>(out), ptr<void>(weights), nullptr};
         if (rows * n > 0 && (p.s == nullptr || p.out == nullptr)) throw ArgumentError("s and out must be non-null");
         if (cuda) {
             cd_forward_cuda(p, -1, ptr<void>(stream), launch_override(blocks, threads, mode));

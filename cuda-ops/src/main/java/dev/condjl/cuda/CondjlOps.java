@@ -168,13 +168,16 @@ public final class CondjlOps {
 
     /**
      * {@link #coorDescentLogK} that also returns the implicit-gradient weights {@code q = w/e_final}
-     * ({@code w = y} where {@code y < 1}, else 0), from which {@code ds = q·(g − Σ(g·q)/Σq)} per row.
+     * ({@code w = y} where {@code y < 1}, else 0) and their shares {@code p = q / max(Σq, m)} per row ({@code m} the
+     * dtype's smallest positive number, so {@code p = 0} where {@code Σq = 0}), from which
+     * {@code ds = q·(g − Σ g·p)}. {@code Σq} is summed in float32 or wider from {@code q} as stored, so a float16
+     * row's sum does not overflow.
      *
      * @param s (..., n) scores, float32 or float16, PyTorch engine
      * @param logk (1), (...) or (..., 1) log-sparsity on {@code s}'s device; converted to float32
      * @param mask (..., n) bool validity mask (true = keep), or null
      * @param eps the ε schedule
-     * @return {y, q}, both (..., n) of {@code s}'s dtype in {@code s}'s manager; no gradient
+     * @return {y, q, p}, each (..., n) of {@code s}'s dtype in {@code s}'s manager; no gradient
      */
     public static NDList coorDescentWithWeights(NDArray s, NDArray logk, NDArray mask, EpsSchedule eps) {
         return forwardLogK(s, logk, mask, eps, true);

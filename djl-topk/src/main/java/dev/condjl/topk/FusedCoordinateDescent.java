@@ -17,8 +17,8 @@ import dev.condjl.cuda.EpsSchedule;
  * converged solution.
  *
  * <p>The native forward returns {@code y} without autograd history and, inside a {@code GradientCollector}, the
- * weights {@code q = w/ε} ({@code w = y} where {@code y < 1}, else 0; {@code ε} the final ε). With
- * {@code p = q/Σq} and {@code h = q·s − p·(Σ q·s − k)} (q and p constant; equal to {@code q·(s − (Σ s·q − k)/Σq)},
+ * weights {@code q = w/ε} ({@code w = y} where {@code y < 1}, else 0; {@code ε} the final ε) and their shares
+ * {@code p = q/Σq} per row, computed in the same kernel. With {@code h = q·s − p·(Σ q·s − k)} (q and p constant; equal to {@code q·(s − (Σ s·q − k)/Σq)},
  * but finite when Σq is subnormal; without the {@code k} term when {@code k} is a scalar, which takes no gradient)
  * the result is {@code y + (h − stopGradient(h))}: numerically {@code y}, with gradients
  * {@code ds = (w/ε)·(g − Σ(g·w)/Σw)} and {@code dk = Σ(g·w)/Σw} per row (0 where {@code Σw = 0}). Those are the
@@ -105,16 +105,13 @@ final class FusedCoordinateDescent {
         }
         // Inside a GradientCollector. PtNDArray.hasGradient() is false for non-leaf arrays, so whether s needs a
         // gradient cannot be told: the surrogate is always built.
-        NDList yq = CondjlOps.coorDescentWithWeights(s, perRow, mask, schedule);
-        NDArray y = yq.get(0);
-        NDArray q = yq.get(1);
+        // p = q/Σq comes from the kernel, floored at the smallest positive Σq (not k/Σq: with tiny scores Σq can be
+        // subnormal and k/Σq would overflow to inf, then inf − inf); q >= 0 and never NaN (0 where y is NaN)
+        NDList yqp = CondjlOps.coorDescentWithWeights(s, perRow, mask, schedule);
+        NDArray y = yqp.get(0);
+        NDArray q = yqp.get(1);
+        NDArray p = yqp.get(2);
         DataType type = s.getDataType();
-        NDArray sumQ = q.sum(new int[] {-1}, true);
-        // p = q/Σq, not k/Σq: with tiny scores Σq can be subnormal, and k/Σq would overflow to inf (then inf − inf).
-        // q >= 0 and never NaN (the kernel writes 0 where y is NaN), so a positive Σq is at least the smallest
-        // subnormal: the floor changes only Σq = 0, whose q is all 0 (p = 0 either way)
-        float smallestPositive = type == DataType.FLOAT16 ? 0x1p-24f : Float.MIN_VALUE;
-        NDArray p = q.div(sumQ.maximum(ConstantCache.SHARED.scalar(sumQ, smallestPositive, type)));
         // Masked scores may be anything (even NaN); they carry no weight, so drop them before multiplying.
         NDArray valid = mask == null ? s : NDArrays.where(mask, s, ConstantCache.SHARED.scalar(s, 0, type));
         // h = q·s − p·(Σ q·s − k): ds = q·(g − Σ g·p) = q·(g − Σ g·q/Σq), dk = Σ g·p.
