@@ -68,6 +68,7 @@ struct TopKByInput {
     const void* raw;       // rows * n, the secondary key
     const uint8_t* mask;   // 1 = valid (ranks above an invalid entry of equal score); null for all valid
     int64_t* indices;      // rows * k
+    void* gates;           // null, or rows * k of dtype: y + (1 - y) for each selected score y, each op rounded to dtype
 };
 
 // Forces a CUDA launch configuration (tests and benchmarks); 0 = automatic.
@@ -120,6 +121,8 @@ void scale_cpu(const TensorList& t, float factor, int threads);
 
 // IEEE half (bits) to float, exactly.
 float half_to_float(uint16_t h);
+// float to IEEE half (bits), rounded to nearest even.
+uint16_t float_to_half(float f);
 
 bool cuda_compiled();
 // Empty when the CUDA kernels can run on device 0, else the reason. Probes once and caches the answer.

@@ -68,30 +68,6 @@ inline float exp_score(float xf) {
     return static_cast<float>(p * __builtin_bit_cast(double, scale));
 }
 
-uint16_t float_to_half(float f) {  // round to nearest even
-    uint32_t x;
-    std::memcpy(&x, &f, sizeof x);
-    const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-    const uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) return sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0);
-    if (ax >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: overflow
-    if (ax < 0x38800000u) {                        // half subnormal or zero
-        if (ax < 0x33000000u) return sign;
-        // h = f / 2^-24 = mant >> (126 - exponent): shift + 1 bits go, the highest of them decides the rounding
-        const uint32_t shift = 125 - (ax >> 23);
-        const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-        uint32_t h = mant >> (shift + 1);
-        const uint32_t rest = mant & ((1u << (shift + 1)) - 1);
-        const uint32_t half = 1u << shift;
-        if (rest > half || (rest == half && (h & 1u))) ++h;
-        return sign | static_cast<uint16_t>(h);
-    }
-    uint32_t h = ((ax >> 13) - (112u << 10));
-    const uint32_t rest = ax & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
-    return sign | static_cast<uint16_t>(h);
-}
-
 // Runs body(row, scratch) for every row on up to max_threads threads (hardware threads when <= 0); small problems
 // stay on the caller.
 template <class Scratch, class Body>
@@ -246,6 +222,30 @@ double eps_final(const EpsSchedule& eps) {
 }
 
 }  // namespace
+
+uint16_t float_to_half(float f) {  // round to nearest even
+    uint32_t x;
+    std::memcpy(&x, &f, sizeof x);
+    const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+    const uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0);
+    if (ax >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: overflow
+    if (ax < 0x38800000u) {                        // half subnormal or zero
+        if (ax < 0x33000000u) return sign;
+        // h = f / 2^-24 = mant >> (126 - exponent): shift + 1 bits go, the highest of them decides the rounding
+        const uint32_t shift = 125 - (ax >> 23);
+        const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+        uint32_t h = mant >> (shift + 1);
+        const uint32_t rest = mant & ((1u << (shift + 1)) - 1);
+        const uint32_t half = 1u << shift;
+        if (rest > half || (rest == half && (h & 1u))) ++h;
+        return sign | static_cast<uint16_t>(h);
+    }
+    uint32_t h = ((ax >> 13) - (112u << 10));
+    const uint32_t rest = ax & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+    return sign | static_cast<uint16_t>(h);
+}
 
 float half_to_float(uint16_t h) {
     const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;

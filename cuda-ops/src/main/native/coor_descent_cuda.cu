@@ -645,7 +645,15 @@ __global__ void __launch_bounds__(kTopKThreads) topk_by_input_kernel(const TopKB
         }
         if (__syncthreads_and(!active || rank >= p.k)) break;
     }
-    if (active && rank < p.k) p.indices[static_cast<int64_t>(blockIdx.x) * p.k + rank] = i;
+    if (active && rank < p.k) {
+        const int64_t at = static_cast<int64_t>(blockIdx.x) * p.k + rank;
+        p.indices[at] = i;
+        if (p.gates != nullptr) {
+            T* gates = static_cast<T*>(p.gates);
+            const float y = load_f(static_cast<const T*>(p.scores), base + i);
+            store_f(gates, at, y + stored(1.0f - y, gates));
+        }
+    }
 }
 
 Layout layout_of(const Plan& p, int64_t rows, int64_t n) { return Layout{rows, n, p.chunk, p.G, p.mode}; }
@@ -674,7 +682,7 @@ std::string cuda_probe() {
             float* buf = static_cast<float*>(cuda_malloc(sizeof host * 2));
             cuda_memcpy(buf, host, sizeof host);
             const EpsSchedule eps{3, 1.0, 1.0, 1.0};
-            CdForward p{1, 4, DType::F32, buf, nullptr, nullptr, 0, 0.7f, eps, buf + 4, nullptr};
+            CdForward p{1, 4, DType::F32, buf, nullptr, nullptr, 0, 0.7f, eps, buf + 4, nullptr, nullptr};
             cd_forward_cuda(p, 0, nullptr, LaunchOverride{});
             cuda_synchronize();
             cuda_free(buf);

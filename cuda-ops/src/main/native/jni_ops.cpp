@@ -170,7 +170,7 @@ jlongArray forward(JNIEnv* env, jlong s_handle, jlong mask_handle, jlong logk_ha
     const std::vector<int64_t>& sizes = s.sizes();
     const int64_t n = sizes.back();
     const int64_t rows = n == 0 ? 0 : s.numel() / n;
-    CdForward p{rows, n, dtype, nullptr, nullptr, nullptr, 0, 0.0f, eps, nullptr, nullptr};
+    CdForward p{rows, n, dtype, nullptr, nullptr, nullptr, 0, 0.0f, eps, nullptr, nullptr, nullptr};
     std::unique_ptr<Tensor> mask;
     std::unique_ptr<Tensor> logk;
     const TorchShim& shim = torch_shim();
@@ -232,8 +232,10 @@ jlong backward(jlong y_handle, jlong g_handle, jfloat eps, int cpu_threads) {
 }
 
 // indices (..., k) int64 of the tie-broken top-k (tie_break_key.h) of scores (..., n), with raw of the same shape
-// and dtype and an optional bool mask of that shape.
-jlong topk_by_input(jlong scores_handle, jlong raw_handle, jlong mask_handle, jlong k) {
+// and dtype and an optional bool mask of that shape; with gates also the straight-through values y + (1 - y) of the
+// selected scores, (..., k) of their dtype.
+jlongArray topk_by_input(JNIEnv* env, jlong scores_handle, jlong raw_handle, jlong mask_handle, jlong k,
+                         bool with_gates) {
     Tensor scores(ptr<void>(scores_handle), "scores");
     Tensor raw(ptr<void>(raw_handle), "raw");
     const DType dtype = check_scores(scores);
@@ -257,14 +259,15 @@ jlong topk_by_input(jlong scores_handle, jlong raw_handle, jlong mask_handle, jl
     std::vector<int64_t> out_sizes = scores.sizes();
     out_sizes.back() = k;
     Output out(scores, out_sizes, shim.dtype_i64);
+    std::unique_ptr<Output> gates = with_gates ? std::make_unique<Output>(scores, out_sizes, scores.dtype()) : nullptr;
     const TopKByInput p{scores.numel() / n, n, k, dtype, scores.contiguous_data(), raw.contiguous_data(),
                         mask ? static_cast<const uint8_t*>(mask->contiguous_data()) : nullptr,
-                        static_cast<int64_t*>(out.data())};
+                        static_cast<int64_t*>(out.data()), gates ? gates->data() : nullptr};
     dispatch(scores, p, 0, [](const TopKByInput& q, int) { topk_by_input_cpu(q); },
              [](const TopKByInput& q, int device, void* stream, const LaunchOverride&) {
                  topk_by_input_cuda(q, device, stream);
              });
-    return out.release();
+    return gates ? handles(env, {&out, gates.get()}) : handles(env, {&out});
 }
 
 // Checks that t is a float32 tensor on the CPU or a CUDA device, on like's device.
@@ -633,9 +636,11 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_CondjlOps_nBackwardRaw(JNIEnv* env, 
     });
 }
 
-JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nTopKByInput(JNIEnv* env, jclass, jlong scores, jlong raw,
-                                                                    jlong mask, jlong k) {
-    return guarded<jlong>(env, 0, [&] { return topk_by_input(scores, raw, mask, k); });
+JNIEXPORT jlongArray JNICALL Java_dev_condjl_cuda_CondjlOps_nTopKByInput(JNIEnv* env, jclass, jlong scores,
+                                                                         jlong raw, jlong mask, jlong k,
+                                                                         jboolean gates) {
+    return guarded<jlongArray>(env, nullptr,
+                               [&] { return topk_by_input(env, scores, raw, mask, k, gates == JNI_TRUE); });
 }
 
 JNIEXPORT jboolean JNICALL Java_dev_condjl_cuda_CondjlOps_nCudaCompiled(JNIEnv*, jclass) {

@@ -20,6 +20,22 @@ float to_float<uint16_t>(const uint16_t* p, int64_t i) {
     return half_to_float(p[i]);
 }
 
+// float to T, rounded to nearest even, and T back to float
+template <typename T>
+T from_float(float v);
+template <>
+float from_float<float>(float v) {
+    return v;
+}
+template <>
+uint16_t from_float<uint16_t>(float v) {
+    return float_to_half(v);
+}
+template <typename T>
+float to_float_of(T v) {
+    return to_float(&v, 0);
+}
+
 template <typename T>
 void rows_cpu(const TopKByInput& p) {
     const T* scores = static_cast<const T*>(p.scores);
@@ -36,6 +52,13 @@ void rows_cpu(const TopKByInput& p) {
         std::partial_sort(order.begin(), order.begin() + p.k, order.end(),
                           [&](int64_t a, int64_t b) { return ranks_before(keys[a], keys[b]); });
         std::copy(order.begin(), order.begin() + p.k, p.indices + r * p.k);
+        if (p.gates != nullptr) {
+            T* gates = static_cast<T*>(p.gates) + r * p.k;
+            for (int64_t j = 0; j < p.k; ++j) {
+                const float y = to_float(scores, base + order[j]);
+                gates[j] = from_float<T>(y + to_float_of<T>(from_float<T>(1.0f - y)));
+            }
+        }
     }
 }
 

@@ -242,11 +242,31 @@ public final class CondjlOps {
      * @throws IllegalArgumentException on a shape, dtype or device that does not fit
      */
     public static NDArray topKByInput(NDArray scores, NDArray raw, NDArray mask, int k) {
+        return topKByInput(scores, raw, mask, k, false).head();
+    }
+
+    /**
+     * {@link #topKByInput} that also returns each selected score {@code y}'s straight-through gate
+     * {@code y + (1 − y)}, each operation rounded to the scores' dtype as libtorch rounds {@code y.add((1 − y))}
+     * (so that adding a zero-valued gradient path to it reproduces {@code y + stopGradient(1 − y)} bit for bit).
+     *
+     * @param scores (..., n) float32 or float16 scores
+     * @param raw (..., n) secondary key, dtype and device of {@code scores}
+     * @param mask null, or a bool (..., n) mask on the same device, true = valid
+     * @param k entries per row, {@code 1 <= k <= n}
+     * @return {indices (..., k) int64, gates (..., k) of the scores' dtype}, in {@code scores}' manager; no gradient
+     * @throws IllegalArgumentException on a shape, dtype or device that does not fit
+     */
+    public static NDList topKByInputWithGates(NDArray scores, NDArray raw, NDArray mask, int k) {
+        return topKByInput(scores, raw, mask, k, true);
+    }
+
+    private static NDList topKByInput(NDArray scores, NDArray raw, NDArray mask, int k, boolean gates) {
         ensureAvailable();
         PtNDArray ps = pytorch(scores, "scores");
         long maskHandle = mask == null ? 0L : pytorch(mask, "mask").getHandle();
-        return new PtNDArray(ps.getManager(),
-                nTopKByInput(ps.getHandle(), pytorch(raw, "raw").getHandle(), maskHandle, k));
+        long[] out = nTopKByInput(ps.getHandle(), pytorch(raw, "raw").getHandle(), maskHandle, k, gates);
+        return arrays(ps, out);
     }
 
     /**
@@ -409,9 +429,14 @@ public final class CondjlOps {
         long logkHandle = logk == null ? 0L : pytorch(logk, "logk").getHandle();
         long[] out = nForward(ps.getHandle(), maskHandle, logkHandle, k, eps.iters(), eps.epsAt(0), eps.epsDecay(),
                 eps.eps(), weights, JniUtils.getNumThreads());
-        NDList results = new NDList(out.length);
-        for (long handle : out) {
-            results.add(new PtNDArray(ps.getManager(), handle));
+        return arrays(ps, out);
+    }
+
+    /** Arrays of the handles a native call returned, in {@code like}'s manager. */
+    private static NDList arrays(PtNDArray like, long[] handles) {
+        NDList results = new NDList(handles.length);
+        for (long handle : handles) {
+            results.add(new PtNDArray(like.getManager(), handle));
         }
         return results;
     }
@@ -641,7 +666,7 @@ public final class CondjlOps {
     private static native void nBackwardRaw(boolean cuda, long y, long grad, long out, long rows, long n, int dtype,
             float epsFinal, long stream, int blocks, int threads, int mode);
 
-    private static native long nTopKByInput(long scores, long raw, long mask, long k);
+    private static native long[] nTopKByInput(long scores, long raw, long mask, long k, boolean gates);
 
     private static native long nScaledDotProductAttention(long q, long k, long v, long bias, double scale);
 

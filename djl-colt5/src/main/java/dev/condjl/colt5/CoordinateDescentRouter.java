@@ -13,6 +13,7 @@ import ai.djl.util.PairList;
 import dev.condjl.cuda.FusedNorm;
 import dev.condjl.topk.Backend;
 import dev.condjl.topk.CoordinateDescent;
+import dev.condjl.topk.StraightThroughSelection;
 import dev.condjl.topk.TieBreak;
 import dev.condjl.topk.TopK;
 
@@ -33,7 +34,8 @@ import dev.condjl.topk.TopK;
  *       {@code (epsInit, epsDecay, eps)} and {@code nIters} iterations ({@link CoordinateDescent}, backend
  *       {@link Backend#AUTO} by default); {@code random_route} replaces them by N(0, 1) noise (negative control);
  *   <li>the top {@code K} per row ({@link TopK#select} with the configured {@link TieBreak}, see below);
- *   <li>straight-through: {@code sel + (1 - sel).detach()}, exactly 1.0 forward with the gradient of {@code sel};
+ *   <li>straight-through: {@code sel + (1 - sel).detach()}, exactly 1.0 forward with the gradient of {@code sel}
+ *       ({@link StraightThroughSelection}, which fuses it with the top-k where it can);
  *       masked selections score 0;
  *   <li>the selected tokens and mask entries are gathered from the input.
  * </ol>
@@ -214,22 +216,27 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             maskRep = maskRep.repeat(0, r);
         }
 
-        NDArray scores = CoordinateDescent.solve(sim, Math.min(k * fetchKRatio, len), maskRep, coorDescent);
-        if (randomRoute) {
-            NDArray noise = scores.getManager().randomNormal(scores.getShape());
-            scores = NDArrays.where(maskRep, noise, Tensors.scalar(noise, Tensors.MASK_VALUE));
+        double softK = Math.min(k * fetchKRatio, len);
+        NDList selected;
+        if (straightThrough && !randomRoute) {
+            selected = StraightThroughSelection.select(sim, softK, maskRep, k, coorDescent, tieBreak);
+        } else {
+            NDArray scores = CoordinateDescent.solve(sim, softK, maskRep, coorDescent);
+            if (randomRoute) {
+                NDArray noise = scores.getManager().randomNormal(scores.getShape());
+                scores = NDArrays.where(maskRep, noise, Tensors.scalar(noise, Tensors.MASK_VALUE));
+            }
+            selected = TopK.select(scores, sim, maskRep, k, tieBreak);
+            if (straightThrough) {
+                selected.set(0, StraightThroughSelection.straightThrough(selected.get(0)));
+            }
         }
-        NDList selected = TopK.select(scores, sim, maskRep, k, tieBreak);
         NDArray selScores = selected.get(0);
         NDArray indices = selected.get(1);
         // (b·blocks·R, k): whether each selected token is valid; with one block, the routed mask
         NDArray selectedMask = maskRep != null && (straightThrough || blocks == 1) ? maskRep.gather(indices, 1) : null;
-        if (straightThrough) {
-            NDArray rest = Tensors.own(Tensors.scalar(selScores, 1).sub(selScores), selScores);
-            selScores = selScores.add(rest.stopGradient());
-            if (selectedMask != null) {
-                selScores = selScores.mul(selectedMask.toType(selScores.getDataType(), false));
-            }
+        if (straightThrough && selectedMask != null) {
+            selScores = selScores.mul(selectedMask.toType(selScores.getDataType(), false));
         }
 
         // (b·blocks·R, k) -> (b, [R,] blocks·k), positions offset by their block's start

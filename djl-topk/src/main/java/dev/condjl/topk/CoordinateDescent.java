@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
+import ai.djl.pytorch.jni.JniUtils;
 
 /**
  * The reference's {@code coor_descent}: a soft top-k by dual coordinate ascent on the entropy-regularised problem
@@ -100,6 +101,36 @@ public final class CoordinateDescent {
             NDArray fullMask = mask == null ? null : mask.broadcast(s.getShape());
             return new NDList(dispatch(s, logk, clampedK, fullMask, options));
         }, s, mask, kTensor).head();
+    }
+
+    /**
+     * The fused backend's parts of {@link #solve(NDArray, double, NDArray, Options)} inside a
+     * {@code GradientCollector}: {@code {y, hz}}, with {@code y} the solution without autograd history and {@code hz}
+     * its zero-valued gradient path ({@link FusedCoordinateDescent#parts}); null where {@code solve} would take
+     * another path (outside a collector, the unrolled backend, or a mask of another shape than {@code s}). Arguments
+     * are validated as {@code solve} validates them; temporaries stay in {@code s}'s manager.
+     *
+     * @param s (..., n) floating scores
+     * @param k the number of entries to select per row, {@code > 0}
+     * @param mask null, or a boolean mask of {@code s}'s shape
+     * @param options iterations, ε schedule and backend
+     * @return {y, hz}, each (..., n), or null
+     */
+    static NDList fusedParts(NDArray s, double k, NDArray mask, Options options) {
+        if (!(k > 0) || Double.isInfinite(k)) {
+            throw new IllegalArgumentException("k (" + k + ") must be a finite number > 0");
+        }
+        checkScores("s", s);
+        if (options == null) {
+            throw new IllegalArgumentException("options must not be null");
+        }
+        checkMask(mask, s.getShape());
+        boolean fused = options.getBackend() == Backend.FUSED
+                || options.getBackend() == Backend.AUTO && FusedCoordinateDescent.supports(s);
+        if (!fused || !JniUtils.isGradMode() || mask != null && !mask.getShape().equals(s.getShape())) {
+            return null;
+        }
+        return FusedCoordinateDescent.parts(s, constantLogK(s, k), null, mask, options);
     }
 
     /**

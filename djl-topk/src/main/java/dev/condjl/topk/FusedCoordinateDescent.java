@@ -91,6 +91,25 @@ final class FusedCoordinateDescent {
      * @throws IllegalArgumentException if the fused backend cannot run for {@code s}
      */
     static NDArray solve(NDArray s, NDArray logk, NDArray clampedK, NDArray mask, CoordinateDescent.Options options) {
+        NDList parts = parts(s, logk, clampedK, mask, options);
+        return parts.size() == 1 ? parts.head() : parts.get(0).add(parts.get(1));
+    }
+
+    /**
+     * {@link #solve} in its two parts: {@code {y}} outside a {@code GradientCollector}; inside one {@code {y, hz}}
+     * with {@code hz = h − stopGradient(h)} (see the class comment), exactly 0 in value wherever {@code h} is finite,
+     * so that {@code y + hz} is the solution with its gradient, and {@code c + hz.gather(i)} gives any value
+     * {@code c} the gradient of the selected entries {@code i}.
+     *
+     * @param s (..., n) scores
+     * @param logk as for {@link #solve}
+     * @param clampedK as for {@link #solve}
+     * @param mask as for {@link #solve}
+     * @param options iterations and ε schedule
+     * @return {y} or {y, hz}, each (..., n)
+     * @throws IllegalArgumentException if the fused backend cannot run for {@code s}
+     */
+    static NDList parts(NDArray s, NDArray logk, NDArray clampedK, NDArray mask, CoordinateDescent.Options options) {
         String reason = unsupportedReason(s);
         if (reason != null) {
             throw new IllegalArgumentException("Backend.FUSED cannot solve for s " + s.getShape() + ": " + reason);
@@ -101,7 +120,7 @@ final class FusedCoordinateDescent {
         Shape rowShape = s.getShape().slice(0, s.getShape().dimension() - 1).add(1);
         NDArray perRow = logk.size() == 1 || logk.getShape().equals(rowShape) ? logk : logk.broadcast(rowShape);
         if (!JniUtils.isGradMode()) {
-            return CondjlOps.coorDescentLogK(s, perRow, mask, schedule);
+            return new NDList(CondjlOps.coorDescentLogK(s, perRow, mask, schedule));
         }
         // Inside a GradientCollector. PtNDArray.hasGradient() is false for non-leaf arrays, so whether s needs a
         // gradient cannot be told: the surrogate is always built.
@@ -118,6 +137,6 @@ final class FusedCoordinateDescent {
         NDArray qs = valid.mul(q);
         NDArray total = qs.sum(new int[] {-1}, true);
         NDArray h = qs.sub(p.mul(clampedK == null ? total : total.sub(clampedK)));
-        return y.add(h.sub(h.stopGradient()));
+        return new NDList(y, h.sub(h.stopGradient()));
     }
 }

@@ -163,7 +163,7 @@ public final class TopK {
         return like.getManager().full(new Shape(), value, DataType.INT64, like.getDevice());
     }
 
-    private static void checkK(int k, Shape shape) {
+    static void checkK(int k, Shape shape) {
         if (k <= 0 || k > shape.tail()) {
             throw new IllegalArgumentException("k (" + k + ") must be in [1, " + shape.tail()
                     + "] for last dimension " + shape.tail() + " of shape " + shape);

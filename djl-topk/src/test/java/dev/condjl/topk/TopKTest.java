@@ -215,15 +215,16 @@ class TopKTest {
     }
 
     /**
-     * The native tie-broken top-k ({@link CondjlOps#topKByInput}) picks exactly what the DJL operations pick, on
-     * rows full of ties (few distinct values), with ±0, ±inf and NaN among scores and raw values, masks, float16,
-     * several leading axes and every k from 1 to n; on the CPU and, where its kernels run, on the GPU.
+     * The native tie-broken top-k ({@link CondjlOps#topKByInput}) picks exactly what the DJL operations pick, and its
+     * straight-through gates equal libtorch's {@code y + (1 - y)}, on rows full of ties (few distinct values), with
+     * ±0, ±inf, NaN and values whose {@code 1 - y} rounds among scores and raw values, masks, float16, several
+     * leading axes and every k from 1 to n; on the CPU and, where its kernels run, on the GPU.
      */
     @Test
     void nativeByInputEqualsTheDjlOperations() {
         assertTrue(CondjlOps.isAvailable(), CondjlOps::unavailableReason);
         float[] values = {0f, -0f, 1f, 1f, -1f, 0.5f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY,
-            2f, 1e-45f, -1e-45f};
+            2f, 1e-45f, -1e-45f, 0.3f, 0.1f, 1e-8f, 3e-5f};
         java.util.Random random = new java.util.Random(5);
         int checked = 0;
         for (ai.djl.Device device : devices()) {
@@ -252,6 +253,13 @@ class TopKTest {
                                 assertArrayEquals(ops.get(1).toLongArray(), fused.toLongArray(), what);
                                 NDList selected = TopK.select(scores, raw, maybeMask, k, TieBreak.BY_INPUT);
                                 assertArrayEquals(ops.get(1).toLongArray(), selected.get(1).toLongArray(), what);
+                                // the kernel's gates: y + (1 - y) of the selected scores, rounded as libtorch does
+                                NDList gated = CondjlOps.topKByInputWithGates(scores, raw, maybeMask, k);
+                                assertArrayEquals(fused.toLongArray(), gated.get(0).toLongArray(), what);
+                                assertEquals(type, gated.get(1).getDataType(), what);
+                                NDArray gates = StraightThroughSelection.straightThrough(scores.gather(fused, -1));
+                                assertArrayEquals(gates.toType(DataType.FLOAT32, false).toFloatArray(),
+                                        gated.get(1).toType(DataType.FLOAT32, false).toFloatArray(), what);
                                 checked++;
                             }
                         }
