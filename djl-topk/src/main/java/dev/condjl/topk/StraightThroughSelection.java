@@ -58,8 +58,8 @@ public final class StraightThroughSelection {
     }
 
     /**
-     * {@code c + stopGradient(1 − c)}: exactly 1.0 in value where {@code c} is in [0, 1] (in float32; about 1.0
-     * in float16), with the gradient of {@code c}.
+     * {@code c + stopGradient(1 − c)}: exactly 1.0 in value where {@code c} is in [0, 1] (float32 and float16 round
+     * {@code 1 − c} by less than half an ulp of 1), with the gradient of {@code c}.
      *
      * @param c any floating array
      * @return an array of {@code c}'s shape, in {@code c}'s manager
