@@ -510,6 +510,17 @@ jlong rms_norm(jlong x, jlong weight, jdouble eps) {
     return reinterpret_cast<jlong>(call.call_returning_tensor("aten::rms_norm", ""));
 }
 
+// aten::linear(input, weight, bias) through the dispatcher, so that autograd records it. Shapes, dtypes and devices
+// are checked in Java; libtorch checks them again and fails with an error code, never touching bad memory.
+jlong linear(jlong x, jlong weight, jlong bias) {
+    if (x == 0 || weight == 0) throw ArgumentError("x and weight must be non-null");
+    DispatcherCall call;
+    call.tensor(ptr<void>(x));
+    call.tensor(ptr<void>(weight));
+    call.optional_tensor(ptr<void>(bias));
+    return reinterpret_cast<jlong>(call.call_returning_tensor("aten::linear", ""));
+}
+
 }  // namespace
 
 extern "C" {
@@ -557,6 +568,11 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nScaleInPlace(JNIEnv* e
         scale_in_place(env, handles, factor, cpu_threads);
         return 0;
     });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_FusedLinear_nLinear(JNIEnv* env, jclass, jlong x, jlong weight,
+                                                                 jlong bias) {
+    return guarded<jlong>(env, 0, [&] { return linear(x, weight, bias); });
 }
 
 JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_FusedNorm_nRmsNorm(JNIEnv* env, jclass, jlong x, jlong weight,

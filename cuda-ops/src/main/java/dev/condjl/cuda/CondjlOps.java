@@ -441,6 +441,11 @@ public final class CondjlOps {
         return results;
     }
 
+    /** "" where this libtorch exports the dispatcher entry points condjl's fused ops call, else why not. */
+    static String dispatcherMissing() {
+        return nDispatcherMissing();
+    }
+
     /** {@code array} as a PyTorch-engine array; IllegalArgumentException naming it if it is null or not one. */
     static PtNDArray pytorch(NDArray array, String name) {
         String problem = notPytorch(array, name);

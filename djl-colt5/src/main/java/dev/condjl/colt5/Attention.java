@@ -140,7 +140,7 @@ public final class Attention extends AbstractBlock {
         }
         long hpr = heads / routes;
 
-        NDArray q = MultiHead.split(toQ.forward(ps, new NDList(xn), training).head(), 1, heads).head();
+        NDArray q = MultiHead.split(Linears.apply(ps, toQ, xn, training), 1, heads).head();
         if (normalizedScoresQ != null) {
             q = q.mul(normalizedScoresQ.reshape(b, 1, nq, 1));
         }
@@ -179,7 +179,7 @@ public final class Attention extends AbstractBlock {
         }
         // the null key is always kept
         NDArray out = MultiHead.merge(Attend.attend(q, k, v, keep, true));
-        return toOut.forward(ps, new NDList(out), training).head();
+        return Linears.apply(ps, toOut, out, training);
     }
 
     /** (1, ...) broadcast to (b, ...); as it is for b = 1, where the broadcast would be one more native call. */

@@ -68,10 +68,9 @@ public final class FeedForward extends AbstractBlock {
      * @return (..., dim)
      */
     public NDArray apply(ParameterStore ps, NDArray x, boolean training) {
-        NDList h = new NDList(norm.apply(ps, x, training));
-        h = up.forward(ps, h, training);
-        h = gelu.forward(ps, h, training);
-        return down.forward(ps, h, training).head();
+        NDArray h = Linears.apply(ps, up, norm.apply(ps, x, training), training);
+        h = gelu.forward(ps, new NDList(h), training).head();
+        return Linears.apply(ps, down, h, training);
     }
 
     /** {@inheritDoc} */

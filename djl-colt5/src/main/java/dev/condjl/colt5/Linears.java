@@ -1,11 +1,18 @@
 package dev.condjl.colt5;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.UniformInitializer;
+import dev.condjl.cuda.FusedLinear;
 
-/** {@code nn.Linear} as PyTorch initialises it: weight and bias uniform in ±1/√fan_in. */
+/**
+ * {@code nn.Linear} as PyTorch initialises it (weight and bias uniform in ±1/√fan_in), and applied as one libtorch op
+ * where it can be ({@link #apply}).
+ */
 final class Linears {
 
     private Linears() {}
@@ -26,6 +33,26 @@ final class Linears {
             linear.setInitializer(init, Parameter.Type.BIAS);
         }
         return linear;
+    }
+
+    /**
+     * The layer's {@code x·Wᵀ + b}: {@link FusedLinear} (one op, one autograd node fewer) where it takes the
+     * arguments, else the layer's own forward. The weight and bias are read through {@code ps} either way, so a
+     * parametrized store ({@code Parametrized}) and each device's mirror apply.
+     *
+     * @param ps the parameter store
+     * @param linear an initialised layer
+     * @param x (..., in) input
+     * @param training whether in training
+     * @return (..., out)
+     */
+    static NDArray apply(ParameterStore ps, Linear linear, NDArray x, boolean training) {
+        Parameter bias = linear.getDirectParameters().get("bias");
+        NDArray w = ps.getValue(linear.getDirectParameters().get("weight"), x.getDevice(), training);
+        NDArray b = bias == null ? null : ps.getValue(bias, x.getDevice(), training);
+        return FusedLinear.supports(x, w, b)
+                ? FusedLinear.linear(x, w, b)
+                : Linear.linear(x, w, b).head();
     }
 
     /**

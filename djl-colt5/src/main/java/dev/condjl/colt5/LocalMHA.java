@@ -77,9 +77,9 @@ public final class LocalMHA extends AbstractBlock {
         Inputs.checkTokens("x", x, dim);
         Inputs.checkMask("mask", mask, x);
         NDArray h = norm == null ? x : norm.forward(ps, new NDList(x), training).head();
-        NDList qkv = MultiHead.split(toQkv.forward(ps, new NDList(h), training).head(), 3, heads);
+        NDList qkv = MultiHead.split(Linears.apply(ps, toQkv, h, training), 3, heads);
         NDArray out = LocalAttention.attend(qkv.get(0), qkv.get(1), qkv.get(2), mask, window);
-        return toOut.forward(ps, new NDList(MultiHead.merge(out)), training).head();
+        return Linears.apply(ps, toOut, MultiHead.merge(out), training);
     }
 
     /**

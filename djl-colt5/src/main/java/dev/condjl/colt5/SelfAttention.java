@@ -60,10 +60,10 @@ public final class SelfAttention extends AbstractBlock {
      */
     public NDArray apply(ParameterStore ps, NDArray x, boolean training) {
         Inputs.checkTokens("x", x, dim);
-        NDList qkv = MultiHead.split(toQkv.forward(ps, new NDList(norm == null ? x : norm.apply(ps, x, training)),
-                training).head(), 3, heads);
+        NDList qkv = MultiHead.split(Linears.apply(ps, toQkv, norm == null ? x : norm.apply(ps, x, training),
+                training), 3, heads);
         NDArray out = Attend.attend(qkv.get(0), qkv.get(1), qkv.get(2), null);
-        return toOut.forward(ps, new NDList(MultiHead.merge(out)), training).head();
+        return Linears.apply(ps, toOut, MultiHead.merge(out), training);
     }
 
     /** {@inheritDoc} */
