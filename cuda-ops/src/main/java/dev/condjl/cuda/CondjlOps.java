@@ -463,6 +463,15 @@ public final class CondjlOps {
                 : name + " must be a PyTorch-engine NDArray, got " + array.getClass().getName();
     }
 
+    /** What keeps {@code array} from being a float32 PyTorch-engine array, naming it; null if nothing. */
+    static String notFloat32(NDArray array, String name) {
+        String problem = notPytorch(array, name);
+        if (problem != null) {
+            return problem;
+        }
+        return array.getDataType() == DataType.FLOAT32 ? null : name + " must be float32, got " + array.getDataType();
+    }
+
     /** IllegalStateException with the load failure unless the library loaded. */
     static void ensureAvailable() {
         if (!isAvailable()) {

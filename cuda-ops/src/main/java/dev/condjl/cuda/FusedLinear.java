@@ -3,7 +3,6 @@ package dev.condjl.cuda;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 
@@ -108,10 +107,7 @@ public final class FusedLinear {
     }
 
     private static String operand(NDArray a, String name, NDArray x) {
-        String problem = CondjlOps.notPytorch(a, name);
-        if (problem == null && a.getDataType() != DataType.FLOAT32) {
-            problem = name + " must be float32, got " + a.getDataType();
-        }
+        String problem = CondjlOps.notFloat32(a, name);
         if (problem == null && a != x && !a.getDevice().equals(x.getDevice())) {
             problem = name + " is on " + a.getDevice() + " but x is on " + x.getDevice();
         }

@@ -3,7 +3,6 @@ package dev.condjl.cuda;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 
@@ -90,14 +89,14 @@ public final class FusedNorm {
 
     /** What is wrong with these arguments, or null. */
     private static String problem(NDArray x, NDArray weight) {
-        String problem = float32(x, "x");
+        String problem = CondjlOps.notFloat32(x, "x");
         if (problem == null && x.getShape().dimension() == 0) {
             problem = "x must have at least one dimension, got " + x.getShape();
         }
         if (problem != null || weight == null) {
             return problem;
         }
-        problem = float32(weight, "weight");
+        problem = CondjlOps.notFloat32(weight, "weight");
         if (problem == null && !weight.getDevice().equals(x.getDevice())) {
             problem = "weight is on " + weight.getDevice() + " but x is on " + x.getDevice();
         }
@@ -105,14 +104,6 @@ public final class FusedNorm {
             problem = "weight " + weight.getShape() + " must be (" + x.getShape().tail() + ") for x " + x.getShape();
         }
         return problem;
-    }
-
-    private static String float32(NDArray a, String name) {
-        String problem = CondjlOps.notPytorch(a, name);
-        if (problem != null) {
-            return problem;
-        }
-        return a.getDataType() == DataType.FLOAT32 ? null : name + " must be float32, got " + a.getDataType();
     }
 
     /** One call whose answer is known: "" where it works, else why not. */
