@@ -37,8 +37,8 @@ final class Linears {
 
     /**
      * The layer's {@code x·Wᵀ + b}: {@link FusedLinear} (one op, one autograd node fewer) where it takes the
-     * arguments, else the layer's own forward. The weight and bias are read through {@code ps} either way, so a
-     * parametrized store ({@code Parametrized}) and each device's mirror apply.
+     * arguments, else DJL's {@code Linear.linear}, the op of the layer's own forward. The weight and bias are read
+     * through {@code ps} either way, so a parametrized store ({@code Parametrized}) and each device's mirror apply.
      *
      * @param ps the parameter store
      * @param linear an initialised layer

@@ -18,8 +18,9 @@ import dev.condjl.cuda.EpsSchedule;
  *
  * <p>The native forward returns {@code y} without autograd history and, inside a {@code GradientCollector}, the
  * weights {@code q = w/ε} ({@code w = y} where {@code y < 1}, else 0; {@code ε} the final ε) and their shares
- * {@code p = q/Σq} per row, computed in the same kernel. With {@code h = q·s − p·(Σ q·s − k)} (q and p constant; equal to {@code q·(s − (Σ s·q − k)/Σq)},
- * but finite when Σq is subnormal; without the {@code k} term when {@code k} is a scalar, which takes no gradient)
+ * {@code p = q/Σq} per row, computed in the same kernel. With {@code h = q·s − p·(Σ q·s − k)} (q and p constant;
+ * equal to {@code q·(s − (Σ s·q − k)/Σq)}, but finite when Σq is subnormal; without the {@code k} term when {@code k}
+ * is a scalar, which takes no gradient)
  * the result is {@code y + (h − stopGradient(h))}: numerically {@code y}, with gradients
  * {@code ds = (w/ε)·(g − Σ(g·w)/Σw)} and {@code dk = Σ(g·w)/Σw} per row (0 where {@code Σw = 0}). Those are the
  * exact gradients of the map {@code (s, k) ↦ y} once the iteration has converged ({@code y = min(1, exp((s + a)/ε))}
