@@ -47,9 +47,7 @@ public final class CoordinateDescent {
      * @throws IllegalArgumentException if an argument is out of range or a shape or dtype does not fit
      */
     public static NDArray solve(NDArray s, double k, NDArray mask, Options options) {
-        if (!(k > 0) || Double.isInfinite(k)) {
-            throw new IllegalArgumentException("k (" + k + ") must be a finite number > 0");
-        }
+        checkK(k);
         return solve(s, null, k, mask, options);
     }
 
@@ -73,16 +71,12 @@ public final class CoordinateDescent {
     }
 
     private static NDArray solve(NDArray s, NDArray kTensor, double kScalar, NDArray mask, Options options) {
-        checkScores("s", s);
-        if (options == null) {
-            throw new IllegalArgumentException("options must not be null");
-        }
+        checkArguments(s, mask, options);
         Shape rows = s.getShape().slice(0, s.getShape().dimension() - 1);
         if (kTensor != null && !broadcastsTo(kTensor.getShape(), rows)) {
             throw new IllegalArgumentException(
                     "k shape " + kTensor.getShape() + " is not broadcastable to s.shape[:-1] " + rows);
         }
-        checkMask(mask, s.getShape());
         return Scoped.compute(() -> {
             NDArray logk;
             NDArray clampedK = null;
@@ -117,20 +111,28 @@ public final class CoordinateDescent {
      * @return {y, hz}, each (..., n), or null
      */
     static NDList fusedParts(NDArray s, double k, NDArray mask, Options options) {
+        checkK(k);
+        checkArguments(s, mask, options);
+        if (!usesFused(s, options) || !JniUtils.isGradMode()
+                || mask != null && !mask.getShape().equals(s.getShape())) {
+            return null;
+        }
+        return FusedCoordinateDescent.parts(s, constantLogK(s, k), null, mask, options);
+    }
+
+    private static void checkK(double k) {
         if (!(k > 0) || Double.isInfinite(k)) {
             throw new IllegalArgumentException("k (" + k + ") must be a finite number > 0");
         }
+    }
+
+    /** The checks every solve makes of its scores, mask and options. */
+    private static void checkArguments(NDArray s, NDArray mask, Options options) {
         checkScores("s", s);
         if (options == null) {
             throw new IllegalArgumentException("options must not be null");
         }
         checkMask(mask, s.getShape());
-        boolean fused = options.getBackend() == Backend.FUSED
-                || options.getBackend() == Backend.AUTO && FusedCoordinateDescent.supports(s);
-        if (!fused || !JniUtils.isGradMode() || mask != null && !mask.getShape().equals(s.getShape())) {
-            return null;
-        }
-        return FusedCoordinateDescent.parts(s, constantLogK(s, k), null, mask, options);
     }
 
     /**
@@ -165,18 +167,15 @@ public final class CoordinateDescent {
      * @param mask null or a boolean (..., n) mask with exactly {@code s}'s shape
      */
     private static NDArray dispatch(NDArray s, NDArray logk, NDArray clampedK, NDArray mask, Options options) {
-        switch (options.getBackend()) {
-            case UNROLLED:
-                return unrolled(s, logk, mask, options);
-            case FUSED:
-                return FusedCoordinateDescent.solve(s, logk, clampedK, mask, options);
-            case AUTO:
-                return FusedCoordinateDescent.supports(s)
-                        ? FusedCoordinateDescent.solve(s, logk, clampedK, mask, options)
-                        : unrolled(s, logk, mask, options);
-            default:
-                throw new IllegalStateException("unsupported backend " + options.getBackend());
-        }
+        return usesFused(s, options)
+                ? FusedCoordinateDescent.solve(s, logk, clampedK, mask, options)
+                : unrolled(s, logk, mask, options);
+    }
+
+    /** Whether {@code options} solve {@code s} with the fused backend: FUSED always, AUTO where it runs. */
+    private static boolean usesFused(NDArray s, Options options) {
+        return options.getBackend() == Backend.FUSED
+                || options.getBackend() == Backend.AUTO && FusedCoordinateDescent.supports(s);
     }
 
     private static NDArray unrolled(NDArray s, NDArray logk, NDArray mask, Options options) {
