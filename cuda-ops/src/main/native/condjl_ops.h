@@ -119,6 +119,10 @@ double sum_of_squares_cpu(const TensorList& t);
 // x *= factor in float32, for every element of every tensor.
 void scale_cpu(const TensorList& t, float factor, int threads);
 
+// The smallest positive float32 and float16 numbers: the floor of a row's sum of weights (CdForward::shares).
+constexpr float kSmallestPositiveF32 = 1.40129846e-45f;
+constexpr float kSmallestPositiveF16 = 5.96046448e-8f;
+
 // IEEE half (bits) to float, exactly.
 float half_to_float(uint16_t h);
 // float to IEEE half (bits), rounded to nearest even.

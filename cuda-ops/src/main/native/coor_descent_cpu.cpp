@@ -295,7 +295,7 @@ void cd_forward_cpu(const CdForward& p, int threads) {
                 double total = 0.0;
                 for (int64_t i = 0; i < p.n; ++i) total += q[i];
                 const float denom = std::max(static_cast<float>(total),
-                                             p.dtype == DType::F16 ? 5.96046448e-8f : 1.40129846e-45f);
+                                             p.dtype == DType::F16 ? kSmallestPositiveF16 : kSmallestPositiveF32);
                 for (int64_t i = 0; i < p.n; ++i) q[i] /= denom;
                 store_row(q, p.n, p.dtype, off, p.shares);
             }

@@ -56,8 +56,8 @@ __device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = 
 __device__ __forceinline__ float stored(float v, const float*) { return v; }
 __device__ __forceinline__ float stored(float v, const __half*) { return __half2float(__float2half_rn(v)); }
 // The smallest positive T: the floor of a positive sum of q.
-__device__ __forceinline__ float smallest_positive(const float*) { return 1.40129846e-45f; }
-__device__ __forceinline__ float smallest_positive(const __half*) { return 5.96046448e-8f; }
+__device__ __forceinline__ float smallest_positive(const float*) { return kSmallestPositiveF32; }
+__device__ __forceinline__ float smallest_positive(const __half*) { return kSmallestPositiveF16; }
 
 // Warp maximum in one REDUX instruction: floats mapped to ints of the same order (negative ones mirrored).
 __device__ __forceinline__ float warp_max(float v) {
