@@ -37,14 +37,14 @@ class EmbeddingTest {
                 slicedGrad = weight.getGradient().toFloatArray();
             }
             assertArrayEquals(looked.toFloatArray(), sliced.toFloatArray(), "the same values, bit for bit");
+            weight.getGradient().muli(0);
             try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-                weight.getGradient().subi(weight.getGradient());
                 NDArray again = table.forward(ps, new NDList(manager.arange(0, 4, 1, DataType.INT64)), true).head();
                 collector.backward(again.mul(upstream).sum());
             }
             float[] lookupGrad = weight.getGradient().toFloatArray();
             assertArrayEquals(lookupGrad, slicedGrad, "the lookup's gradient: upstream on rows 0..3, 0 below");
-            assertEquals(0f, slicedGrad[3 * 4], "row 4 takes no gradient");
+            assertEquals(0f, slicedGrad[4 * 3], "row 4 takes no gradient");
             assertEquals(upstream.getFloat(0, 0), slicedGrad[0]);
             assertEquals(new Shape(10, 3), table.firstRows(ps, 10, manager.getDevice(), false).getShape());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
