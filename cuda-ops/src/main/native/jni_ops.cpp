@@ -521,6 +521,78 @@ jlong linear(jlong x, jlong weight, jlong bias) {
     return reinterpret_cast<jlong>(call.call_returning_tensor("aten::linear", ""));
 }
 
+// aten::scatter_add(self=base, dim, index, src=values) through the dispatcher, so that autograd records it. Shapes,
+// dtypes and devices are checked in Java; ranks and the axis again here; libtorch checks everything once more (index
+// values too, on the CPU before it writes; on a GPU inside the kernel, as for any aten gather or scatter).
+jlong scatter_add(jlong base, jint axis, jlong index, jlong values) {
+    if (base == 0 || index == 0 || values == 0) throw ArgumentError("base, index and values must be non-null");
+    Tensor tb(ptr<void>(base), "base");
+    Tensor ti(ptr<void>(index), "index");
+    Tensor tv(ptr<void>(values), "values");
+    const int64_t rank = static_cast<int64_t>(tb.sizes().size());
+    if (ti.sizes() != tv.sizes() || static_cast<int64_t>(ti.sizes().size()) != rank) {
+        throw ArgumentError("index " + ti.shape() + " and values " + tv.shape() + " must have one shape, of base " +
+                            tb.shape() + "'s rank");
+    }
+    if (axis < 0 || axis >= rank) {
+        throw ArgumentError("axis " + std::to_string(axis) + " is out of range for base " + tb.shape());
+    }
+    DispatcherCall call;
+    call.tensor(ptr<void>(base));
+    call.i64(axis);
+    call.tensor(ptr<void>(index));
+    call.tensor(ptr<void>(values));
+    return reinterpret_cast<jlong>(call.call_returning_tensor("aten::scatter_add", ""));
+}
+
+// aten::unfold(self=x, dimension=axis, size, step) through the dispatcher: a view that autograd records. Arguments
+// are checked in Java and again here; libtorch checks them once more.
+jlong unfold(jlong x, jint axis, jlong size, jlong step) {
+    if (x == 0) throw ArgumentError("x must be non-null");
+    Tensor tx(ptr<void>(x), "x");
+    const int64_t rank = static_cast<int64_t>(tx.sizes().size());
+    if (axis < 0 || axis >= rank) {
+        throw ArgumentError("axis " + std::to_string(axis) + " is out of range for x " + tx.shape());
+    }
+    if (size < 1 || size > tx.sizes()[axis] || step < 1) {
+        throw ArgumentError("windows of " + std::to_string(size) + " every " + std::to_string(step) +
+                            " do not fit axis " + std::to_string(axis) + " of x " + tx.shape());
+    }
+    DispatcherCall call;
+    call.tensor(ptr<void>(x));
+    call.i64(axis);
+    call.i64(size);
+    call.i64(step);
+    return reinterpret_cast<jlong>(call.call_returning_tensor("aten::unfold", ""));
+}
+
+// x (..., ) of an integer or boolean dtype as a view (..., trailing...) with stride 0 on the new axes: what
+// x.unsqueeze(-1)...expand(...) gives, made here without an op. The view has no autograd history, so only arrays
+// that cannot require a gradient are taken.
+jlong broadcast_trailing(JNIEnv* env, jlong x, jlongArray trailing) {
+    if (x == 0) throw ArgumentError("x must be non-null");
+    if (trailing == nullptr) throw ArgumentError("the trailing sizes must be non-null");
+    const TorchShim& shim = torch_shim();
+    if (shim.reinterpret_tensor == nullptr) throw RuntimeError("libtorch_cpu.so lacks aoti_torch__reinterpret_tensor");
+    Tensor tx(ptr<void>(x), "x");
+    if (tx.dtype() != shim.dtype_i64 && tx.dtype() != shim.dtype_bool) {
+        throw ArgumentError("x must be int64 or boolean (the view carries no gradient), got " + tx.dtype_name());
+    }
+    std::vector<int64_t> sizes = tx.sizes();
+    std::vector<int64_t> strides = tx.strides();
+    for (jlong size : elements(env, trailing)) {
+        if (size < 0) throw ArgumentError("trailing sizes must be >= 0, got " + std::to_string(size));
+        sizes.push_back(size);
+        strides.push_back(0);
+    }
+    TensorHandle out = nullptr;
+    if (shim.reinterpret_tensor(tx.handle(), static_cast<int64_t>(sizes.size()), sizes.data(), strides.data(), 0,
+                                &out) != 0) {
+        throw RuntimeError("libtorch aoti_torch__reinterpret_tensor failed");
+    }
+    return reinterpret_cast<jlong>(out);
+}
+
 }  // namespace
 
 extern "C" {
@@ -573,6 +645,21 @@ JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nScaleInPlace(JNIEnv* e
 JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_FusedLinear_nLinear(JNIEnv* env, jclass, jlong x, jlong weight,
                                                                  jlong bias) {
     return guarded<jlong>(env, 0, [&] { return linear(x, weight, bias); });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_ScatterAdd_nScatterAdd(JNIEnv* env, jclass, jlong base, jint axis,
+                                                                   jlong index, jlong values) {
+    return guarded<jlong>(env, 0, [&] { return scatter_add(base, axis, index, values); });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_Unfold_nUnfold(JNIEnv* env, jclass, jlong x, jint axis, jlong size,
+                                                           jlong step) {
+    return guarded<jlong>(env, 0, [&] { return unfold(x, axis, size, step); });
+}
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_IndexViews_nBroadcastTrailing(JNIEnv* env, jclass, jlong x,
+                                                                          jlongArray trailing) {
+    return guarded<jlong>(env, 0, [&] { return broadcast_trailing(env, x, trailing); });
 }
 
 JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_FusedNorm_nRmsNorm(JNIEnv* env, jclass, jlong x, jlong weight,

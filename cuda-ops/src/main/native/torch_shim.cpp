@@ -51,6 +51,7 @@ TorchShim bind_shim() {
     bind(cpu, "aoti_torch_delete_tensor_object", s.delete_tensor);
     bind_if_present(cpu, "aoti_torch_call_dispatcher", s.call_dispatcher);
     bind_if_present(cpu, "aoti_torch_new_tensor_handle", s.new_tensor_handle);
+    bind_if_present(cpu, "aoti_torch__reinterpret_tensor", s.reinterpret_tensor);
     bind_if_present(cpu, "torch_new_list_reserve_size", s.new_list);
     bind_if_present(cpu, "torch_list_push_back", s.list_push_back);
     bind_if_present(cpu, "torch_delete_list", s.delete_list);
@@ -252,6 +253,12 @@ void DispatcherCall::optional_f64(double value) {
 }
 
 void DispatcherCall::boolean(bool value) { stack_.push_back(value ? 1 : 0); }
+
+void DispatcherCall::i64(int64_t value) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof value);
+    stack_.push_back(bits);
+}
 
 uint64_t* DispatcherCall::box(uint64_t value) {
     boxes_.push_back(new uint64_t(value));

@@ -27,6 +27,8 @@ struct TorchShim {
     // Calls an aten op through the dispatcher, autograd included (null where this libtorch lacks it).
     int32_t (*call_dispatcher)(const char*, const char*, uint64_t*);
     int32_t (*new_tensor_handle)(TensorHandle, TensorHandle*);
+    // A view of the tensor's storage with the given sizes and strides, without autograd history (null where absent).
+    int32_t (*reinterpret_tensor)(TensorHandle, int64_t, const int64_t*, const int64_t*, int64_t, TensorHandle*);
     // Lists of StableIValues (torch 2.11 has them); null where this libtorch's dispatcher takes no list arguments.
     int32_t (*new_list)(size_t, void**);
     int32_t (*list_push_back)(void*, uint64_t);
@@ -56,6 +58,8 @@ class Tensor {
 
     const char* name() const { return name_; }
     const std::vector<int64_t>& sizes() const { return sizes_; }
+    const std::vector<int64_t>& strides() const { return strides_; }
+    TensorHandle handle() const { return handle_; }
     int64_t numel() const;
     int32_t dtype() const { return dtype_; }
     int32_t device_type() const { return device_type_; }
@@ -103,6 +107,7 @@ class DispatcherCall {
     void f64(double value);
     void optional_f64(double value);
     void boolean(bool value);
+    void i64(int64_t value);
     // An int[] / SymInt[] argument; throws RuntimeError where this libtorch has no list entry points.
     void int_list(const std::vector<int64_t>& values);
     // Runs opName.overload; returns the first result, a tensor the caller owns.

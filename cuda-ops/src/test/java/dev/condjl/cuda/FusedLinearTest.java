@@ -1,10 +1,10 @@
 package dev.condjl.cuda;
 
+import static dev.condjl.cuda.Refusals.assertMessage;
 import static dev.condjl.cuda.AttentionGradients.assertClose;
 import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
@@ -84,8 +84,4 @@ class FusedLinearTest {
         assertTrue(FusedLinear.supports(x, w, null));
     }
 
-    private static void assertMessage(String expected, org.junit.jupiter.api.function.Executable call) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
-        assertTrue(e.getMessage().contains(expected), e.getMessage());
-    }
 }

@@ -1,5 +1,6 @@
 package dev.condjl.cuda;
 
+import static dev.condjl.cuda.Refusals.assertMessage;
 import static dev.condjl.cuda.AttentionGradients.assertClose;
 import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -108,10 +109,6 @@ class FusedNormTest {
         assertFalse(FusedNorm.supports(x, manager.ones(new Shape(5))));
     }
 
-    private static void assertMessage(String expected, org.junit.jupiter.api.function.Executable call) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
-        assertTrue(e.getMessage().contains(expected), e.getMessage());
-    }
 
     private static void assumeAvailable() {
         Assumptions.assumeTrue(FusedNorm.unavailableReason().isEmpty(),

@@ -1,9 +1,8 @@
 package dev.condjl.cuda;
 
+import static dev.condjl.cuda.Refusals.assertMessage;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
@@ -140,8 +139,4 @@ class OptimizerOpsTest {
         }
     }
 
-    private static void assertMessage(String part, Runnable call) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call::run);
-        assertTrue(e.getMessage().contains(part), e.getMessage());
-    }
 }
