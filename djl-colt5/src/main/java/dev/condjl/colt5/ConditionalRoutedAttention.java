@@ -90,13 +90,13 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
      *
      * @param x (b, n, d) the sequence (for shape, manager and device)
      * @param out (b, k, d) outputs of the routed queries
-     * @param indices (b, k) their positions
+     * @param index (b, k, d) their positions, the query router's {@link RouterReturn#tokenIndex}
      * @param nullQ null (unrouted positions get 0), or the (d) null-query value for unrouted positions
      * @return (b, n, d)
      */
-    static NDArray scatterQueries(NDArray x, NDArray out, NDArray indices, NDArray nullQ) {
-        NDArray base = nullQ == null ? x.zerosLike() : x.zerosLike().add(nullQ);
-        return Tensors.scatterTokens(base, indices, out);
+    static NDArray scatterQueries(NDArray x, NDArray out, NDArray index, NDArray nullQ) {
+        NDArray base = nullQ == null ? x.zerosLike() : Tensors.own(nullQ.broadcast(x.getShape()), x);
+        return Tensors.scatterTokens(base, index, out);
     }
 
     /**
@@ -153,8 +153,11 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
         int kq = numHeavyTokensQ != null ? numHeavyTokensQ : this.numHeavyTokensQ;
         int kkv = numHeavyTokensKv != null ? numHeavyTokensKv : this.numHeavyTokensKv;
         NDArray light = lightAttn == null ? null : lightAttn.apply(ps, x, mask, training);
-        RouterReturn q = qRouter.route(ps, x, kq, mask, training);
-        RouterReturn kv = kvRouter.route(ps, x, kkv, mask, training);
+        long n = x.getShape().get(1);
+        // both routers score the same tokens: with the same cosine scoring, x is normalised once
+        NDArray unit = n > kq && n > kkv && qRouter.scoresLike(kvRouter) ? qRouter.unitTokens(x) : null;
+        RouterReturn q = qRouter.route(ps, x, kq, mask, training, unit);
+        RouterReturn kv = kvRouter.route(ps, x, kkv, mask, training, unit);
         NDArray qPos = null;
         NDArray kPos = null;
         if (rotaryEmb != null) {
@@ -170,11 +173,12 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
         if (!q.isRouted()) {
             out = light == null ? o : light.add(o);
         } else if (light == null) {
-            out = scatterQueries(x, o, q.indices(), nullQ);
+            out = scatterQueries(x, o, q.tokenIndex(), nullQ);
+        } else if (nullQ == null) {
+            out = Tensors.addAtTokens(light, q.tokenIndex(), o);
         } else {
-            // light + (o at the routed rows, null_q_token elsewhere), without materialising the heavy output
-            NDArray base = nullQ == null ? light : light.add(nullQ);
-            out = Tensors.addAtTokens(base, light, q.indices(), o);
+            // the reference's sum: light + (o at the routed rows, null_q_token elsewhere)
+            out = light.add(scatterQueries(x, o, q.tokenIndex(), nullQ));
         }
         return new RoutedOutput(out, q.indicesOrAll(), kv.indicesOrAll(), null);
     }

@@ -185,7 +185,7 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
                 multiplyQueriesByScore ? qr.scores() : null, qPos, kPos, training);
         NDArray heavy = o;
         if (qr.isRouted()) {
-            heavy = ConditionalRoutedAttention.scatterQueries(q, o.mul(qr.scores().expandDims(-1)), qr.indices(),
+            heavy = ConditionalRoutedAttention.scatterQueries(q, o.mul(qr.scores().expandDims(-1)), qr.tokenIndex(),
                     nullQToken == null ? null : ps.getValue(nullQToken, x.getDevice(), training));
         }
         heavy = heavy.reshape(b, (windows - 1) * w, dim).get(":, :" + (n - w));

@@ -123,7 +123,7 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
             return o;
         }
         o = o.mul(q.scores().expandDims(-1));
-        return ConditionalRoutedAttention.scatterQueries(x, o, q.indices(),
+        return ConditionalRoutedAttention.scatterQueries(x, o, q.tokenIndex(),
                 nullQToken == null ? null : ps.getValue(nullQToken, x.getDevice(), training));
     }
 

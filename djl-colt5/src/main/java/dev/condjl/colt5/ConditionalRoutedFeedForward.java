@@ -86,7 +86,7 @@ public final class ConditionalRoutedFeedForward extends AbstractBlock {
         NDArray heavy = heavyFf.apply(ps, routed.routedTokens(), training).mul(routed.scores().expandDims(-1));
         // light + (heavy at the routed rows, 0 elsewhere), without materialising the zero-filled heavy output
         NDArray out = routed.isRouted()
-                ? Tensors.addAtTokens(light, light, routed.indices(), heavy)
+                ? Tensors.addAtTokens(light, routed.tokenIndex(), heavy)
                 : light.add(heavy);
         return new RoutedOutput(out, null, null, routed.indicesOrAll());
     }

@@ -120,7 +120,7 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
                 multiplyQueriesByScore ? q.scores() : null, null, null, training);
         o = o.mul(q.scores().expandDims(-1));
         NDArray heavy = q.isRouted()
-                ? ConditionalRoutedAttention.scatterQueries(windows, o, q.indices(),
+                ? ConditionalRoutedAttention.scatterQueries(windows, o, q.tokenIndex(),
                         nullQToken == null ? null : ps.getValue(nullQToken, x.getDevice(), training))
                 : o;
         NDArray out = light.add(heavy)

@@ -145,6 +145,48 @@ public final class CoordinateDescentRouter extends AbstractBlock {
     }
 
     /**
+     * {@link #route(ParameterStore, NDArray, int, NDArray, boolean)} with the unit rows of {@code x} already
+     * computed ({@link #unitTokens}), so that two routers of the same scoring ({@link #scoresLike}) over one sequence
+     * normalise it once.
+     *
+     * @param ps the parameter store
+     * @param x (b, n, dim) tokens
+     * @param numTokens K, tokens to route per sequence, {@code >= 1}
+     * @param mask null, or boolean (b, n), true = valid
+     * @param training whether in training mode
+     * @param unitTokens {@link #unitTokens} of {@code x} by this router or one that {@link #scoresLike} it, or null
+     * @return indices, scores, routed tokens and mask
+     */
+    RouterReturn route(ParameterStore ps, NDArray x, int numTokens, NDArray mask, boolean training,
+            NDArray unitTokens) {
+        return route(ps, x, numTokens, mask, null, false, false, training, unitTokens);
+    }
+
+    /**
+     * The scaled unit rows of {@code x} from which this router's scores are computed, {@code cosineSimScale ·
+     * x/‖x‖} (one fused norm), where its scores need them; else null.
+     *
+     * @param x (b, n, dim) tokens
+     * @return (b, n, dim), or null for dot-product scores, with route blocks, or where the fused norm cannot run
+     */
+    NDArray unitTokens(NDArray x) {
+        return cosineSimRouting && routeBlockSize == null && FusedNorm.supports(x, null)
+                ? Tensors.fusedUnitRows(x, cosineSimScale) : null;
+    }
+
+    /**
+     * Whether {@code other}'s {@link #unitTokens} of a sequence equal this router's: both cosine routing with the same
+     * scale, neither with route blocks.
+     *
+     * @param other another router
+     * @return true when one normalisation serves both
+     */
+    boolean scoresLike(CoordinateDescentRouter other) {
+        return cosineSimRouting && other.cosineSimRouting && cosineSimScale == other.cosineSimScale
+                && routeBlockSize == null && other.routeBlockSize == null;
+    }
+
+    /**
      * Routes (the reference's {@code forward}).
      *
      * @param ps the parameter store
@@ -168,6 +210,19 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             boolean randomRoute,
             boolean keepOneRouteDim,
             boolean training) {
+        return route(ps, x, numTokens, mask, routingTokens, randomRoute, keepOneRouteDim, training, null);
+    }
+
+    private RouterReturn route(
+            ParameterStore ps,
+            NDArray x,
+            int numTokens,
+            NDArray mask,
+            NDArray routingTokens,
+            boolean randomRoute,
+            boolean keepOneRouteDim,
+            boolean training,
+            NDArray unitTokens) {
         Inputs.checkTokens("x", x, dim);
         Inputs.checkMask("mask", mask, x);
         Inputs.checkCount("num_tokens", numTokens);
@@ -206,7 +261,7 @@ public final class CoordinateDescentRouter extends AbstractBlock {
             len = w;
         }
         NDArray xb = reshaped(src, new Shape(b * blocks, len, dim));
-        NDArray sim = similarity(ps, xb, u, training);
+        NDArray sim = similarity(ps, xb, u, training, unitTokens);
         if (training && trainingNoise > 0) {
             sim = sim.add(sim.getManager().randomNormal(0f, (float) trainingNoise, sim.getShape(), sim.getDataType(),
                     sim.getDevice()));
@@ -257,8 +312,9 @@ public final class CoordinateDescentRouter extends AbstractBlock {
                     : reshaped(srcMask.gather(reshaped(indices, new Shape(b, -1)), 1), indices.getShape());
         }
 
-        NDArray routedTokens = Tensors.gatherTokens(src, indices);
-        return new RouterReturn(indices, selScores, routedTokens, routedMask);
+        NDArray tokenIndex = Tensors.tokenIndex(reshaped(indices, new Shape(b, -1)), src);
+        NDArray routedTokens = Tensors.gatherRows(src, tokenIndex, indices.getShape());
+        return new RouterReturn(indices, selScores, routedTokens, routedMask, tokenIndex);
     }
 
     /**
@@ -286,18 +342,23 @@ public final class CoordinateDescentRouter extends AbstractBlock {
         long n = x.getShape().get(1);
         int r = numRoutingTokens;
         if (!routeDim) {
-            return new RouterReturn(null, x.getManager().ones(new Shape(b, n), x.getDataType()), x, mask);
+            return new RouterReturn(null, x.getManager().ones(new Shape(b, n), x.getDataType()), x, mask, null);
         }
         NDArray tokens = x.expandDims(1).broadcast(b, r, n, dim);
         NDArray routedMask = mask == null ? null : mask.expandDims(1).broadcast(b, r, n);
-        return new RouterReturn(null, x.getManager().ones(new Shape(b, r, n), x.getDataType()), tokens, routedMask);
+        return new RouterReturn(null, x.getManager().ones(new Shape(b, r, n), x.getDataType()), tokens, routedMask,
+                null);
     }
 
-    /** (B, n, d) tokens against the routing tokens: (B·R, n), the rows of (B, R, n). */
-    private NDArray similarity(ParameterStore ps, NDArray x, NDArray supplied, boolean training) {
+    /**
+     * (B, n, d) tokens against the routing tokens: (B·R, n), the rows of (B, R, n). {@code unitTokens}: null, or the
+     * {@link #unitTokens} of {@code x}.
+     */
+    private NDArray similarity(ParameterStore ps, NDArray x, NDArray supplied, boolean training, NDArray unitTokens) {
         // fused norms: the cosine scale rides on x's (constant) weight, no multiply of the scores afterwards
         boolean fused = cosineSimRouting && FusedNorm.supports(x, null);
-        NDArray xs = !cosineSimRouting ? x : fused ? Tensors.fusedUnitRows(x, cosineSimScale) : unit(x);
+        NDArray xs = unitTokens != null ? unitTokens
+                : !cosineSimRouting ? x : fused ? Tensors.fusedUnitRows(x, cosineSimScale) : unit(x);
         NDArray s;
         if (supplied != null) {
             NDArray u = cosineSimRouting ? unitRows(supplied, fused) : supplied;

@@ -19,8 +19,12 @@ import ai.djl.ndarray.types.Shape;
  *     tokens), else the coordinate-descent values in [0, 1]; differentiable
  * @param routedTokens the routed tokens, gathered from the input
  * @param routedMask the routed tokens' mask entries, or null when no mask was given
+ * @param tokenIndex the int64 index {@code routedTokens} were gathered with, {@code indices} as (b, R·K) broadcast
+ *     over the token width: (b, R·K, d), a view; for scattering outputs of the routed tokens back (R = 1) without
+ *     building it again. Null when not routed
  */
-public record RouterReturn(NDArray indices, NDArray scores, NDArray routedTokens, NDArray routedMask) {
+public record RouterReturn(
+        NDArray indices, NDArray scores, NDArray routedTokens, NDArray routedMask, NDArray tokenIndex) {
 
     /**
      * Whether tokens were selected (the sequence was longer than the number of tokens to route).

@@ -4,7 +4,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
 import dev.condjl.cuda.FusedNorm;
+import dev.condjl.cuda.IndexViews;
+import dev.condjl.cuda.ScatterAdd;
 import dev.condjl.topk.ConstantCache;
 
 /** Small tensor helpers shared by the CoLT5 blocks: token gather/scatter, masks as additive biases, padding. */
@@ -87,50 +90,73 @@ final class Tensors {
      * @return (b, m..., d...) gathered tokens; differentiable w.r.t. {@code x}
      */
     static NDArray gatherTokens(NDArray x, NDArray indices) {
-        Shape xs = x.getShape();
         Shape is = indices.getShape();
-        long b = xs.get(0);
-        Shape trailing = xs.slice(2);
-        // every op is a native call (and an autograd node): reshape only where the shape changes
-        NDArray flat = is.dimension() == 2 ? indices : indices.reshape(b, -1);
-        long m = flat.getShape().get(1);
-        NDArray index = flat;
-        for (int i = 0; i < trailing.dimension(); i++) {
-            index = index.expandDims(-1);
-        }
-        index = index.broadcast(new Shape(b, m).addAll(trailing));
-        NDArray gathered = x.gather(index, 1);
-        return is.dimension() == 2 ? gathered : gathered.reshape(is.addAll(trailing));
+        return gatherRows(x, tokenIndex(is.dimension() == 2 ? indices : indices.reshape(is.get(0), -1), x), is);
     }
 
     /**
-     * Writes routed rows back: a copy of {@code base} with {@code base[b, indices[b, j]] = values[b, j]}. Indices
+     * The gather/scatter index of whole tokens: {@code positions} broadcast over the trailing axes of {@code x}, a
+     * view (no copy; made without an op by {@link IndexViews} on the PyTorch engine). Built once per routing, it serves the gather of the routed tokens and the scatter of their
+     * outputs.
+     *
+     * @param positions (b, m) int64 positions in [0, n)
+     * @param x (b, n, d...) the tokens they index
+     * @return (b, m, d...) int64
+     */
+    static NDArray tokenIndex(NDArray positions, NDArray x) {
+        Shape trailing = x.getShape().slice(2);
+        if (positions instanceof PtNDArray && positions.getDataType() == DataType.INT64) {
+            return IndexViews.broadcastTrailing(positions, trailing);
+        }
+        NDArray index = positions;
+        for (int i = 0; i < trailing.dimension(); i++) {
+            index = index.expandDims(-1);
+        }
+        return index.broadcast(positions.getShape().addAll(trailing));
+    }
+
+    /**
+     * {@link #gatherTokens} with its {@link #tokenIndex} built: {@code out[b, j, ..] = x[b, index[b, j, ..], ..]},
+     * reshaped to {@code positions + x's trailing axes}.
+     *
+     * @param x (b, n, d...) tokens
+     * @param index (b, m, d...) from {@link #tokenIndex}
+     * @param positions the shape of the positions, (b, m) or (b, m1, m2...) with {@code m = m1·m2...}
+     * @return (positions..., d...) gathered tokens; differentiable w.r.t. {@code x}
+     */
+    static NDArray gatherRows(NDArray x, NDArray index, Shape positions) {
+        NDArray gathered = x.gather(index, 1);
+        return positions.dimension() == 2 ? gathered : gathered.reshape(positions.addAll(x.getShape().slice(2)));
+    }
+
+    /**
+     * Writes routed rows back: a copy of {@code base} with {@code base[b, index[b, j]] = values[b, j]}. Positions
      * must be distinct within a row (top-k indices are), so nothing is accumulated.
      *
      * @param base (b, n, d) what unrouted positions keep
-     * @param indices (b, k) int64 positions
+     * @param index (b, k, d) from {@link #tokenIndex}
      * @param values (b, k, d) rows to write; differentiable
      * @return (b, n, d)
      */
-    static NDArray scatterTokens(NDArray base, NDArray indices, NDArray values) {
-        NDArray index = indices.expandDims(-1).broadcast(values.getShape());
+    static NDArray scatterTokens(NDArray base, NDArray index, NDArray values) {
         return base.scatter(index, values, 1);
     }
 
     /**
-     * Adds routed rows back: a copy of {@code base} with {@code base[b, indices[b, j]] = source[b, indices[b, j]] +
-     * values[b, j]}, as {@link #scatterTokens} of {@link #gatherTokens} plus {@code values}, with the index built
-     * once. Indices must be distinct within a row.
+     * Adds routed rows into {@code base}: a copy with {@code base[b, index[b, j]] += values[b, j]}. Positions must be
+     * distinct within a row. One op ({@link ScatterAdd}) where the native library runs, else {@code base}'s rows
+     * gathered, added to and scattered back; the values and gradients are the same bit for bit.
      *
-     * @param base (b, n, d) what unrouted positions keep
-     * @param source (b, n, d) what the routed rows add {@code values} to (often {@code base} itself)
-     * @param indices (b, k) int64 positions
+     * @param base (b, n, d) what the routed rows add {@code values} to
+     * @param index (b, k, d) from {@link #tokenIndex}
      * @param values (b, k, d) rows to add; differentiable
      * @return (b, n, d)
      */
-    static NDArray addAtTokens(NDArray base, NDArray source, NDArray indices, NDArray values) {
-        NDArray index = indices.expandDims(-1).broadcast(values.getShape());
-        return base.scatter(index, source.gather(index, 1).add(values), 1);
+    static NDArray addAtTokens(NDArray base, NDArray index, NDArray values) {
+        if (ScatterAdd.supports(base, 1, index, values)) {
+            return ScatterAdd.scatterAdd(base, 1, index, values);
+        }
+        return base.scatter(index, base.gather(index, 1).add(values), 1);
     }
 
     /**

@@ -1,6 +1,8 @@
 package dev.condjl.colt5;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -239,6 +241,41 @@ class RouterTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> CoordinateDescentRouter.builder().setDim(DIM).optTrainingNoise(-1).build());
             assertTrue(e.getMessage().contains("trainingNoise (-1.0)"), e.getMessage());
+        }
+    }
+
+    /**
+     * Two cosine routers with one scale share the unit rows of a sequence: routing with the rows another router
+     * computed gives the indices, scores and tokens of routing alone, bit for bit, in training and with a mask; other
+     * scorings are told apart.
+     */
+    @Test
+    void cosineRoutersOfOneScaleShareTheUnitRows() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Engine.getInstance().setRandomSeed(4);
+            CoordinateDescentRouter.Builder cosine = CoordinateDescentRouter.builder().optCosineSimRouting(true)
+                    .optCosineSimScale(8);
+            CoordinateDescentRouter first = router(m, cosine.copy());
+            CoordinateDescentRouter second = router(m, cosine.copy());
+            assertTrue(first.scoresLike(second));
+            assertFalse(first.scoresLike(router(m, cosine.copy().optCosineSimScale(4))));
+            assertFalse(first.scoresLike(router(m, CoordinateDescentRouter.builder())));
+            assertFalse(first.scoresLike(router(m, cosine.copy().optRouteBlockSize(8))));
+            NDArray x = m.randomNormal(new Shape(2, 24, DIM));
+            NDArray mask = m.randomUniform(0, 1, new Shape(2, 24)).gt(0.2);
+            ParameterStore ps = new ParameterStore(m, false);
+            for (boolean training : new boolean[] {false, true}) {
+                NDArray unit = first.unitTokens(x);
+                RouterReturn alone = second.route(ps, x, 6, mask, training);
+                RouterReturn shared = second.route(ps, x, 6, mask, training, unit);
+                String what = training ? "training" : "inference";
+                assertArrayEquals(alone.indices().toLongArray(), shared.indices().toLongArray(), what);
+                assertEquals(Arrays.toString(alone.scores().toFloatArray()),
+                        Arrays.toString(shared.scores().toFloatArray()), what);
+                assertEquals(Arrays.toString(alone.routedTokens().toFloatArray()),
+                        Arrays.toString(shared.routedTokens().toFloatArray()), what);
+            }
+            assertNull(router(m, CoordinateDescentRouter.builder()).unitTokens(x));
         }
     }
 }
