@@ -145,9 +145,15 @@ public final class Attention extends AbstractBlock {
             q = q.mul(normalizedScoresQ.reshape(b, 1, nq, 1));
         }
 
-        NDArray w = ps.getValue(toKv.getDirectParameters().get("weight"), x.getDevice(), training);
-        NDArray wr = Tensors.own(w.reshape(routes, hpr * 2 * dimHead, dim).transpose(0, 2, 1), x);
-        NDArray kv = ctx.matMul(wr).reshape(b, routes, nk, hpr, 2L * dimHead).transpose(0, 1, 3, 2, 4);
+        NDArray kv;
+        if (routes == 1) {
+            // one route: every head's rows of to_kv, one linear layer
+            kv = Linears.apply(ps, toKv, ctx, training);
+        } else {
+            NDArray w = ps.getValue(toKv.getDirectParameters().get("weight"), x.getDevice(), training);
+            kv = ctx.matMul(Tensors.own(w.reshape(routes, hpr * 2 * dimHead, dim).transpose(0, 2, 1), x));
+        }
+        kv = kv.reshape(b, routes, nk, hpr, 2L * dimHead).transpose(0, 1, 3, 2, 4);
         NDArray k = kv.get("..., :" + dimHead);
         NDArray v = kv.get("..., " + dimHead + ":");
 

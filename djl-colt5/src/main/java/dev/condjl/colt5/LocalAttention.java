@@ -6,7 +6,9 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import dev.condjl.cuda.CondjlOps;
+import dev.condjl.cuda.Unfold;
 import dev.condjl.topk.ConstantCache;
 
 /**
@@ -33,7 +35,8 @@ import dev.condjl.topk.ConstantCache;
  * and one autograd node instead of about twenty, no logits in memory, and {@code n/span} times the windowed form's
  * arithmetic, which a GPU does faster than it issues the twenty ops (at most a few hundred microseconds within these
  * limits). Every query keeps at least itself, so the fused op's gradients are exact. Values agree with the windowed
- * form within float rounding (summation order).
+ * form within float rounding (summation order). Longer sequences on a GPU, without a mask, run the windowed form
+ * itself as one fused attention over look-around views of the keys ({@link #attendWindows}).
  *
  * <p><b>Difference from the reference:</b> without a mask and with {@code n % w != 0}, the non-causal reference lets
  * queries attend to the zero-padded keys (logit 0, value 0), which changes the outputs of the last tokens; here the
@@ -47,6 +50,12 @@ public final class LocalAttention {
      * {@code condjl.colt5.bandedLocalAttention} is {@code false} (for comparing the two forms on a GPU).
      */
     static final boolean BANDED = !"false".equals(System.getProperty("condjl.colt5.bandedLocalAttention"));
+
+    /**
+     * Whether {@link #attend} may use {@link #attendWindows} on a GPU: true unless the system property
+     * {@code condjl.colt5.fusedLocalWindows} is {@code false} (for comparing it with the composed windowed form).
+     */
+    static final boolean FUSED_WINDOWS = !"false".equals(System.getProperty("condjl.colt5.fusedLocalWindows"));
 
     /** The longest sequence for which {@link #attend} uses the banded form on a GPU (its bias: 16 MiB). */
     static final long BANDED_MAX_N = 2048;
@@ -98,9 +107,13 @@ public final class LocalAttention {
         long n = q.getShape().get(2);
         long dh = q.getShape().get(3);
         long dv = v.getShape().get(3);
-        if (BANDED && mask == null && q.getDevice().isGpu() && bandedFits(b, h, n, dh, dv)
-                && CondjlOps.supportsScaledDotProductAttention(q, k, v, null)) {
-            return attendBanded(q, k, v, window);
+        if (mask == null && q.getDevice().isGpu() && CondjlOps.supportsScaledDotProductAttention(q, k, v, null)) {
+            if (BANDED && bandedFits(b, h, n, dh, dv)) {
+                return attendBanded(q, k, v, window);
+            }
+            if (FUSED_WINDOWS && Unfold.unavailableReason().isEmpty()) {
+                return attendWindows(q, k, v, window);
+            }
         }
         int w = window.windowSize();
         long windows = (n + w - 1) / w;
@@ -160,6 +173,55 @@ public final class LocalAttention {
     }
 
     private record BandKey(long n, Window window) {}
+
+    /**
+     * {@link #attend} without a key-padding mask, as one fused scaled-dot-product attention of each window's queries
+     * over its look-around keys: the windows become the heads axis of {@code (b·h, windows, w, dh)} queries, the keys
+     * and values are {@link Unfold} views of the padded sequence, {@code (b·h, windows, span, dh)} without a copy,
+     * and the bias of {@link #windowBias} broadcasts over {@code b·h}. The arithmetic and memory of the windowed form
+     * in one op and one autograd node instead of about twenty (the pads, slices and concatenations of the
+     * look-around, two matrix products, the bias, the softmax). Every real query keeps at least itself; padded
+     * queries are cut from the output, so they pass no gradient. Values agree with the windowed form within float
+     * rounding (summation order).
+     *
+     * @param q (b, h, n, dh) queries
+     * @param k (b, h, n, dh) keys
+     * @param v (b, h, n, dv) values
+     * @param window the window layout
+     * @return (b, h, n, dv)
+     */
+    static NDArray attendWindows(NDArray q, NDArray k, NDArray v, Window window) {
+        Shape s = q.getShape();
+        long rows = s.get(0) * s.get(1);
+        long n = s.get(2);
+        int w = window.windowSize();
+        long windows = (n + w - 1) / w;
+        long pad = windows * w - n;
+        NDArray bq = Tensors.padAxis(q, 2, 0, pad, 0).reshape(rows, windows, w, s.get(3));
+        NDArray bk = lookAroundViews(k, window, pad, rows, windows);
+        NDArray bv = lookAroundViews(v, window, pad, rows, windows);
+        NDArray bias = ConstantCache.SHARED.get(q, new WindowsBiasKey(n, window),
+                m -> buildWindowBias(m, q.getDevice(), n, window).reshape(1, windows, w, bk.getShape().get(2)));
+        NDArray out = CondjlOps.scaledDotProductAttention(bq, bk, bv, bias, Math.pow(s.get(3), -0.5))
+                .reshape(s.get(0), s.get(1), windows * w, v.getShape().get(3));
+        return pad == 0 ? out : Tensors.slice(out, 2, 0, n);
+    }
+
+    private record WindowsBiasKey(long n, Window window) {}
+
+    /**
+     * Each window's look-around of {@code x} as a view: x padded by {@code lookBackward} windows before and
+     * {@code lookForward} windows plus {@code pad} after, then the windows of {@code span} every {@code w}.
+     *
+     * @return (rows, windows, span, d)
+     */
+    private static NDArray lookAroundViews(NDArray x, Window window, long pad, long rows, long windows) {
+        int w = window.windowSize();
+        long span = (long) window.lookAround() * w;
+        NDArray padded = Tensors.padAxis(x, 2, (long) window.lookBackward() * w,
+                (long) window.lookForward() * w + pad, 0);
+        return Unfold.unfold(padded, 2, span, w).swapAxes(3, 4).reshape(rows, windows, span, x.getShape().get(3));
+    }
 
     /** Which (query, key) pairs of a sequence of {@code n} may attend: boolean (n, n). */
     private static NDArray band(NDManager manager, Device device, long n, Window window) {

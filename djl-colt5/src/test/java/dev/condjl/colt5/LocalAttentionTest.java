@@ -18,10 +18,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * {@link LocalAttention#attendBanded} (one fused attention over the sequence with a band bias, what a GPU runs for
- * short sequences) against the windowed look-around form on the CPU: the same values and gradients with respect to
- * q, k and v for every window layout, also when {@code n} is not a multiple of the window; and the limits within
- * which {@link LocalAttention#attend} picks it.
+ * The fused forms a GPU runs, {@link LocalAttention#attendBanded} (one attention over the sequence with a band bias,
+ * for short sequences) and {@link LocalAttention#attendWindows} (one attention of each window over look-around views
+ * of the keys), against the composed windowed look-around form on the CPU: the same values and gradients with respect
+ * to q, k and v for every window layout, also when {@code n} is not a multiple of the window; and the limits within
+ * which {@link LocalAttention#attend} picks the banded form.
  */
 class LocalAttentionTest {
 
@@ -49,7 +50,7 @@ class LocalAttentionTest {
         "30, 4, true, 2, 1, false",
         "5, 8, false, 1, 1, false"
     })
-    void bandedEqualsWindowed(int n, int w, boolean causal, int back, int forward, boolean exact) {
+    void fusedFormsEqualWindowed(int n, int w, boolean causal, int back, int forward, boolean exact) {
         LocalAttention.Window window = new LocalAttention.Window(w, causal, back, forward, exact);
         NDArray q = manager.randomNormal(new Shape(2, 3, n, 8));
         NDArray k = manager.randomNormal(new Shape(2, 3, n, 8));
@@ -59,9 +60,12 @@ class LocalAttentionTest {
                 in -> LocalAttention.attend(in[0], in[1], in[2], null, window));
         NDList banded = valueAndGradients(q, k, v, upstream,
                 in -> LocalAttention.attendBanded(in[0], in[1], in[2], window));
+        NDList fusedWindows = valueAndGradients(q, k, v, upstream,
+                in -> LocalAttention.attendWindows(in[0], in[1], in[2], window));
         String[] names = {"value", "dq", "dk", "dv"};
         for (int i = 0; i < 4; i++) {
-            assertClose(windowed.get(i), banded.get(i), names[i]);
+            assertClose(windowed.get(i), banded.get(i), "banded " + names[i]);
+            assertClose(windowed.get(i), fusedWindows.get(i), "fused windows " + names[i]);
         }
     }
 
