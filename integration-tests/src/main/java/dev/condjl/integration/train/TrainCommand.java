@@ -179,7 +179,7 @@ public final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--profile", paramLabel = "FILE",
             description = "time every step's forward+backward and clip+update (each ended by a device"
-                + " synchronisation) and trace the 11th step (or the last) with PyTorch's profiler to FILE, a chrome"
+                + " synchronisation) and trace the middle step with PyTorch's profiler to FILE, a chrome"
                 + " trace; the report adds the medians and the traced step's op and autograd-node counts")
     Path profile;
 

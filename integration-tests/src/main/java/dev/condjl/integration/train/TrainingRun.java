@@ -61,8 +61,6 @@ public final class TrainingRun {
     private static final int PICTURE_SEQUENCES = 4;
     /** The memory sample after warm-up that later ones are compared with. */
     private static final int FIRST_MEMORY_SAMPLE = 100;
-    /** The step {@code --profile} traces, counted from the run's first: after warm-up, before most of the run. */
-    private static final int TRACED_STEP = 10;
 
     private TrainingRun() {}
 
@@ -189,11 +187,11 @@ public final class TrainingRun {
         }
 
         /**
-         * A step under {@code --profile}: the {@link #TRACED_STEP}th of the run (or its last) traced to the profile
-         * file, every other one timed by phase.
+         * A step under {@code --profile}: the run's middle step traced to the profile file (by then the JIT has
+         * compiled the step's Java code, whose time between ops the trace shows), every other one timed by phase.
          */
         private double[] profiledStep(int step, Sample batch) {
-            if (step != first + Math.min(TRACED_STEP, s.steps() - first - 1)) {
+            if (step != first + (s.steps() - first) / 2) {
                 long[] nanos = new long[2];
                 double[] stats = step(trainer, block, batch, s.clipNorm(), direct, nanos);
                 phaseMillis.add(new double[] {nanos[0] / 1e6, nanos[1] / 1e6});
