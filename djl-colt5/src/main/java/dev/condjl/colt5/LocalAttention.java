@@ -115,6 +115,26 @@ public final class LocalAttention {
                 return attendWindows(q, k, v, window);
             }
         }
+        return attendComposed(q, k, v, mask, window);
+    }
+
+    /**
+     * {@link #attend} as the windowed look-around form composed of DJL ops, on any device, with or without a mask:
+     * the form the fused ones are compared with.
+     *
+     * @param q (b, h, n, dh) queries
+     * @param k (b, h, n, dh) keys
+     * @param v (b, h, n, dv) values
+     * @param mask null, or boolean (b, n) key-padding mask, true = valid
+     * @param window the window layout
+     * @return (b, h, n, dv)
+     */
+    static NDArray attendComposed(NDArray q, NDArray k, NDArray v, NDArray mask, Window window) {
+        long b = q.getShape().get(0);
+        long h = q.getShape().get(1);
+        long n = q.getShape().get(2);
+        long dh = q.getShape().get(3);
+        long dv = v.getShape().get(3);
         int w = window.windowSize();
         long windows = (n + w - 1) / w;
         long pad = windows * w - n;

@@ -21,8 +21,9 @@ import org.junit.jupiter.params.provider.CsvSource;
  * The fused forms a GPU runs, {@link LocalAttention#attendBanded} (one attention over the sequence with a band bias,
  * for short sequences) and {@link LocalAttention#attendWindows} (one attention of each window over look-around views
  * of the keys), against the composed windowed look-around form on the CPU: the same values and gradients with respect
- * to q, k and v for every window layout, also when {@code n} is not a multiple of the window; and the limits within
- * which {@link LocalAttention#attend} picks the banded form.
+ * to q, k and v for every window layout, also when {@code n} is not a multiple of the window; the fused windows
+ * against the composed form also on DJL's default device (a GPU's fused attention kernels where there is one); and
+ * the limits within which {@link LocalAttention#attend} picks the banded form.
  */
 class LocalAttentionTest {
 
@@ -57,7 +58,7 @@ class LocalAttentionTest {
         NDArray v = manager.randomNormal(new Shape(2, 3, n, 8));
         NDArray upstream = manager.randomNormal(new Shape(2, 3, n, 8));
         NDList windowed = valueAndGradients(q, k, v, upstream,
-                in -> LocalAttention.attend(in[0], in[1], in[2], null, window));
+                in -> LocalAttention.attendComposed(in[0], in[1], in[2], null, window));
         NDList banded = valueAndGradients(q, k, v, upstream,
                 in -> LocalAttention.attendBanded(in[0], in[1], in[2], window));
         NDList fusedWindows = valueAndGradients(q, k, v, upstream,
@@ -66,6 +67,38 @@ class LocalAttentionTest {
         for (int i = 0; i < 4; i++) {
             assertClose(windowed.get(i), banded.get(i), "banded " + names[i]);
             assertClose(windowed.get(i), fusedWindows.get(i), "fused windows " + names[i]);
+        }
+    }
+
+    /**
+     * On DJL's default device (the GPU's fused kernels where there is one): the fused windows equal the composed form
+     * in value and gradients, for sequences of several windows that are and are not a multiple of the window, causal
+     * or not.
+     */
+    @ParameterizedTest(name = "n={0} w={1} causal={2} back={3} forward={4} exact={5}")
+    @CsvSource({
+        "320, 64, false, 1, 1, false",
+        "300, 64, false, 1, 1, false",
+        "300, 64, true, 1, 0, true",
+        "257, 32, true, 2, 0, false"
+    })
+    void fusedWindowsEqualComposedOnTheDefaultDevice(int n, int w, boolean causal, int back, int forward,
+            boolean exact) {
+        try (NDManager device = NDManager.newBaseManager()) {
+            LocalAttention.Window window = new LocalAttention.Window(w, causal, back, forward, exact);
+            Shape shape = new Shape(2, 4, n, 16);
+            NDArray q = device.randomNormal(shape);
+            NDArray k = device.randomNormal(shape);
+            NDArray v = device.randomNormal(shape);
+            NDArray upstream = device.randomNormal(shape);
+            NDList composed = valueAndGradients(q, k, v, upstream,
+                    in -> LocalAttention.attendComposed(in[0], in[1], in[2], null, window));
+            NDList fused = valueAndGradients(q, k, v, upstream,
+                    in -> LocalAttention.attendWindows(in[0], in[1], in[2], window));
+            String[] names = {"value", "dq", "dk", "dv"};
+            for (int i = 0; i < 4; i++) {
+                assertClose(composed.get(i), fused.get(i), device.getDevice() + " " + names[i]);
+            }
         }
     }
 
