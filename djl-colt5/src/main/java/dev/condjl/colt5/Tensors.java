@@ -96,8 +96,8 @@ final class Tensors {
 
     /**
      * The gather/scatter index of whole tokens: {@code positions} broadcast over the trailing axes of {@code x}, a
-     * view (no copy; made without an op by {@link IndexViews} on the PyTorch engine). Built once per routing, it serves the gather of the routed tokens and the scatter of their
-     * outputs.
+     * view (no copy; made without an op by {@link IndexViews} on the PyTorch engine). Built once per routing, it
+     * serves the gather of the routed tokens and the scatter of their outputs.
      *
      * @param positions (b, m) int64 positions in [0, n)
      * @param x (b, n, d...) the tokens they index
