@@ -3,7 +3,11 @@ package dev.condjl.stochastic;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import dev.condjl.cuda.IndexViews;
+import dev.condjl.cuda.ScatterAdd;
 
 import java.util.Arrays;
 import java.util.function.Function;
@@ -134,8 +138,14 @@ public final class StochasticDepth {
         }
     }
 
-    /** {@code idx (k)} as an index of {@code subShape (k, ...)}: reshaped to (k, 1, ..., 1) and broadcast. */
+    /**
+     * {@code idx (k)} as an index of {@code subShape (k, ...)}: broadcast over the trailing axes, a view made without
+     * an op ({@link IndexViews}) where it can be, else reshaped to (k, 1, ..., 1) and broadcast.
+     */
     private static NDArray rowIndex(NDArray idx, Shape subShape) {
+        if (idx instanceof PtNDArray && idx.getDataType() == DataType.INT64) {
+            return IndexViews.broadcastTrailing(idx, subShape.slice(1));
+        }
         long[] indexShape = new long[subShape.dimension()];
         Arrays.fill(indexShape, 1);
         indexShape[0] = subShape.get(0);
@@ -144,10 +154,11 @@ public final class StochasticDepth {
 
     /**
      * The index-add step: {@code out = x}, then {@code out[idx[j]] = xSub[j] + (b/k) r[j]}. DJL has
-     * no {@code index_add}; because the rows are distinct, the updated rows are scattered into
-     * {@code x} out of place, which is differentiable with respect to both {@code x} (the rows not
-     * overwritten) and the updated rows, and leaves the other rows bit-identical (adding a zero
-     * would turn {@code -0.0} into {@code 0.0}).
+     * no {@code index_add}; because the rows are distinct, the scaled rows are added into {@code x}
+     * out of place by one scatter-add ({@link ScatterAdd}, where the native library runs) or the
+     * updated rows scattered into it, differentiable with respect to {@code x} and the branch, the
+     * same values either way, and the other rows bit-identical (adding a zero would turn
+     * {@code -0.0} into {@code 0.0}).
      *
      * @param x {@code (b, ...)} the residual stream
      * @param idx {@code (k)} int64 distinct row indices
@@ -179,9 +190,13 @@ public final class StochasticDepth {
         // a native scalar: mul(Number) wraps a Java buffer that GC may free before backward reads it
         try (NDArray alphaScalar = residual.getManager().full(new Shape(), (float) alpha, residual.getDataType());
                 NDArray scaled = residual.mul(alphaScalar);
-                NDArray rows = xSub.add(scaled);
                 NDArray index = rowIndex(idx, subShape)) {
-            return x.scatter(index, rows, 0);
+            if (ScatterAdd.supports(x, 0, index, scaled)) {
+                return ScatterAdd.scatterAdd(x, 0, index, scaled);
+            }
+            try (NDArray rows = xSub.add(scaled)) {
+                return x.scatter(index, rows, 0);
+            }
         }
     }
 
