@@ -163,15 +163,18 @@ public final class CoordinateDescentRouter extends AbstractBlock {
     }
 
     /**
-     * The scaled unit rows of {@code x} from which this router's scores are computed, {@code cosineSimScale ·
-     * x/‖x‖} (one fused norm), where its scores need them; else null.
+     * The unit rows of {@code x} from which this router's cosine scores are computed: {@code cosineSimScale ·
+     * x/‖x‖} as one fused norm where {@link FusedNorm} runs, else {@code x/‖x‖} composed (the scale then multiplies
+     * the scores); null for dot-product scores or with route blocks.
      *
      * @param x (b, n, dim) tokens
-     * @return (b, n, dim), or null for dot-product scores, with route blocks, or where the fused norm cannot run
+     * @return (b, n, dim), or null
      */
     NDArray unitTokens(NDArray x) {
-        return cosineSimRouting && routeBlockSize == null && FusedNorm.supports(x, null)
-                ? Tensors.fusedUnitRows(x, cosineSimScale) : null;
+        if (!cosineSimRouting || routeBlockSize != null) {
+            return null;
+        }
+        return FusedNorm.supports(x, null) ? Tensors.fusedUnitRows(x, cosineSimScale) : unit(x);
     }
 
     /**

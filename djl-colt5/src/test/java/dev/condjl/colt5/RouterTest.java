@@ -2,6 +2,7 @@ package dev.condjl.colt5;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -245,9 +246,9 @@ class RouterTest {
     }
 
     /**
-     * Two cosine routers with one scale share the unit rows of a sequence: routing with the rows another router
-     * computed gives the indices, scores and tokens of routing alone, bit for bit, in training and with a mask; other
-     * scorings are told apart.
+     * Two cosine routers with one scale share the unit rows of a sequence (fused where {@code FusedNorm} runs, else
+     * composed): routing with the rows another router computed gives the indices, scores and tokens of routing alone,
+     * bit for bit, in training and with a mask; other scorings are told apart.
      */
     @Test
     void cosineRoutersOfOneScaleShareTheUnitRows() {
@@ -266,6 +267,7 @@ class RouterTest {
             ParameterStore ps = new ParameterStore(m, false);
             for (boolean training : new boolean[] {false, true}) {
                 NDArray unit = first.unitTokens(x);
+                assertNotNull(unit);
                 RouterReturn alone = second.route(ps, x, 6, mask, training);
                 RouterReturn shared = second.route(ps, x, 6, mask, training, unit);
                 String what = training ? "training" : "inference";
