@@ -523,7 +523,8 @@ jlong linear(jlong x, jlong weight, jlong bias) {
 
 // aten::scatter_add(self=base, dim, index, src=values) through the dispatcher, so that autograd records it. Shapes,
 // dtypes and devices are checked in Java; ranks and the axis again here; libtorch checks everything once more (index
-// values too, on the CPU before it writes; on a GPU inside the kernel, as for any aten gather or scatter).
+// values too, on the CPU with an exception, on a GPU inside the kernel, as for any aten gather or scatter; either way
+// only the fresh output is written).
 jlong scatter_add(jlong base, jint axis, jlong index, jlong values) {
     if (base == 0 || index == 0 || values == 0) throw ArgumentError("base, index and values must be non-null");
     Tensor tb(ptr<void>(base), "base");

@@ -63,8 +63,8 @@ public final class ScatterAdd {
      * 1, {@code out[b, index[b, j, c], c] += values[b, j, c]}. Differentiable in {@code base} and {@code values}.
      *
      * <p>Index values must lie in {@code [0, base.size(axis))}; they are not read here (that would wait for the
-     * device). libtorch checks them: on the CPU with an exception before anything is written, on a GPU inside the
-     * kernel (a device-side assertion, as in every aten gather and scatter, DJL's included).
+     * device). libtorch checks them: on the CPU with an exception (only the fresh output is written), on a GPU
+     * inside the kernel (a device-side assertion, as in every aten gather and scatter, DJL's included).
      *
      * @param base float32 or float16, PyTorch engine, at least one dimension
      * @param axis in {@code [-rank, rank)}
