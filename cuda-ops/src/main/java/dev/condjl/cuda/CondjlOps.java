@@ -54,7 +54,7 @@ public final class CondjlOps {
     private static final AtomicBoolean GPU_WARNED = new AtomicBoolean();
     private static volatile String cudaFailure;
     private static final ProbedOp ATTENTION = new ProbedOp(
-            () -> isAvailable() ? nDispatcherMissing() : LOAD_FAILURE, CondjlOps::probeAttention,
+            CondjlOps::dispatcherUnavailable, CondjlOps::probeAttention,
             r -> LOG.warn("fused attention is unavailable ({}); attention falls back to DJL operations", r));
 
     static {
@@ -441,9 +441,12 @@ public final class CondjlOps {
         return results;
     }
 
-    /** "" where this libtorch exports the dispatcher entry points condjl's fused ops call, else why not. */
-    static String dispatcherMissing() {
-        return nDispatcherMissing();
+    /**
+     * "" where the library loaded and this libtorch exports the dispatcher entry points condjl's fused ops call, else
+     * why not: the prerequisite of every op called through the dispatcher.
+     */
+    static String dispatcherUnavailable() {
+        return isAvailable() ? nDispatcherMissing() : LOAD_FAILURE;
     }
 
     /** {@code array} as a PyTorch-engine array; IllegalArgumentException naming it if it is null or not one. */

@@ -25,7 +25,7 @@ public final class FusedLinear {
 
     private static final Logger LOG = LogManager.getLogger(FusedLinear.class);
     private static final ProbedOp OP = new ProbedOp(
-            () -> CondjlOps.isAvailable() ? CondjlOps.dispatcherMissing() : CondjlOps.unavailableReason(),
+            CondjlOps::dispatcherUnavailable,
             FusedLinear::probe,
             r -> LOG.info("fused linear is unavailable ({}); linear layers use DJL's operations", r));
 

@@ -27,7 +27,7 @@ public final class ScatterAdd {
 
     private static final Logger LOG = LogManager.getLogger(ScatterAdd.class);
     private static final ProbedOp OP = new ProbedOp(
-            () -> CondjlOps.isAvailable() ? CondjlOps.dispatcherMissing() : CondjlOps.unavailableReason(),
+            CondjlOps::dispatcherUnavailable,
             ScatterAdd::probe,
             r -> LOG.info("fused scatter-add is unavailable ({}); routed rows are added back with DJL's gather and "
                     + "scatter", r));

@@ -25,7 +25,7 @@ public final class Unfold {
 
     private static final Logger LOG = LogManager.getLogger(Unfold.class);
     private static final ProbedOp OP = new ProbedOp(
-            () -> CondjlOps.isAvailable() ? CondjlOps.dispatcherMissing() : CondjlOps.unavailableReason(),
+            CondjlOps::dispatcherUnavailable,
             Unfold::probe,
             r -> LOG.info("unfold is unavailable ({}); windows are cut with DJL's slices", r));
 
