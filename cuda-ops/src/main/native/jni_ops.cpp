@@ -128,12 +128,15 @@ class Output {
     // On like's device, with its own sizes and dtype.
     Output(const Tensor& like, const std::vector<int64_t>& sizes, int32_t dtype)
         : handle_(empty_tensor(sizes, dtype, like.device_type(), like.device_index())) {}
+    // Takes ownership of a tensor that libtorch returned (an intermediate result).
+    explicit Output(TensorHandle owned) : handle_(owned) {}
     ~Output() {
         if (handle_ != nullptr) torch_shim().delete_tensor(handle_);
     }
     Output(const Output&) = delete;
     Output& operator=(const Output&) = delete;
 
+    TensorHandle handle() const { return handle_; }
     void* data() {
         void* d = nullptr;
         if (torch_shim().get_data_ptr(handle_, &d) != 0) throw RuntimeError("libtorch get_data_ptr failed");
@@ -472,20 +475,73 @@ void scale_in_place(JNIEnv* env, jlongArray handles, jfloat factor, int cpu_thre
 }
 
 // aten::scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=0.0, is_causal=False, *,
-// scale=scale, enable_gqa=False) through the dispatcher, so that autograd records it. Shapes, dtypes and devices are
-// checked in Java; libtorch checks them again and fails with an error code, never touching bad memory.
-jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdouble scale) {
-    if (q == 0 || k == 0 || v == 0) throw ArgumentError("q, k and v must be non-null");
+// scale=scale, enable_gqa=False) through the dispatcher, so that autograd records it.
+TensorHandle sdpa(TensorHandle q, TensorHandle k, TensorHandle v, TensorHandle bias, double scale) {
     DispatcherCall call;
-    call.tensor(ptr<void>(q));
-    call.tensor(ptr<void>(k));
-    call.tensor(ptr<void>(v));
-    call.optional_tensor(ptr<void>(bias));
+    call.tensor(q);
+    call.tensor(k);
+    call.tensor(v);
+    call.optional_tensor(bias);
     call.f64(0.0);
     call.boolean(false);
     call.optional_f64(scale);
     call.boolean(false);
-    return reinterpret_cast<jlong>(call.call_returning_tensor("aten::scaled_dot_product_attention", ""));
+    return call.call_returning_tensor("aten::scaled_dot_product_attention", "");
+}
+
+// aten::type_as(self=x, other=like): x in like's dtype, an op that autograd records (its gradient converts back).
+TensorHandle type_as(TensorHandle x, TensorHandle like) {
+    DispatcherCall call;
+    call.tensor(x);
+    call.tensor(like);
+    return call.call_returning_tensor("aten::type_as", "");
+}
+
+// aten::nan_to_num(self=x, nan=NaN, posinf=+inf, neginf=lowest): only -inf changes.
+TensorHandle finite_below(TensorHandle x, double lowest) {
+    DispatcherCall call;
+    call.tensor(x);
+    call.optional_f64(std::nan(""));
+    call.optional_f64(INFINITY);
+    call.optional_f64(lowest);
+    return call.call_returning_tensor("aten::nan_to_num", "");
+}
+
+// Attention in the operands' dtype (precision 0), or from float16 (1) or bfloat16 (2) copies of q, k, v and bias
+// with the result converted back to q's dtype: four more ops that autograd records, and the reduced-precision
+// kernels (flash attention on a GPU). The bias's -inf (what -FLT_MAX rounds to) becomes the reduced dtype's lowest
+// finite value, so a masked logit stays finite as in float32. Shapes, dtypes and devices are checked in Java;
+// libtorch checks them again and fails with an error code, never touching bad memory.
+jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdouble scale, jint precision) {
+    if (q == 0 || k == 0 || v == 0) throw ArgumentError("q, k and v must be non-null");
+    if (precision == 0) {
+        return reinterpret_cast<jlong>(sdpa(ptr<void>(q), ptr<void>(k), ptr<void>(v), ptr<void>(bias), scale));
+    }
+    const TorchShim& shim = torch_shim();
+    int32_t dtype = 0;
+    double lowest = 0;
+    if (precision == 1) {
+        dtype = shim.dtype_f16;
+        lowest = -65504.0;
+    } else if (precision == 2) {
+        dtype = shim.dtype_bf16;
+        lowest = -3.3895313892515355e38;
+    } else {
+        throw ArgumentError("precision must be 0 (input), 1 (float16) or 2 (bfloat16), got " +
+                            std::to_string(precision));
+    }
+    const Tensor tq(ptr<void>(q), "q");
+    const Output like(tq, {0}, dtype);
+    const Output rq(type_as(ptr<void>(q), like.handle()));
+    const Output rk(type_as(ptr<void>(k), like.handle()));
+    const Output rv(type_as(ptr<void>(v), like.handle()));
+    std::unique_ptr<Output> rbias;
+    if (bias != 0) {
+        const Output cast(type_as(ptr<void>(bias), like.handle()));
+        rbias = std::make_unique<Output>(finite_below(cast.handle(), lowest));
+    }
+    const Output out(sdpa(rq.handle(), rk.handle(), rv.handle(), rbias ? rbias->handle() : nullptr, scale));
+    return reinterpret_cast<jlong>(type_as(out.handle(), ptr<void>(q)));
 }
 
 // aten::rms_norm(input, normalized_shape=[d], weight, eps) through the dispatcher, over x's last axis d: one op and
@@ -600,8 +656,8 @@ extern "C" {
 
 JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nScaledDotProductAttention(JNIEnv* env, jclass, jlong q,
                                                                                   jlong k, jlong v, jlong bias,
-                                                                                  jdouble scale) {
-    return guarded<jlong>(env, 0, [&] { return scaled_dot_product_attention(q, k, v, bias, scale); });
+                                                                                  jdouble scale, jint precision) {
+    return guarded<jlong>(env, 0, [&] { return scaled_dot_product_attention(q, k, v, bias, scale, precision); });
 }
 
 JNIEXPORT void JNICALL Java_dev_condjl_cuda_OptimizerOps_nAdamUpdate(JNIEnv* env, jclass, jlong weight, jlong grad,

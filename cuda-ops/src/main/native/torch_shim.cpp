@@ -57,6 +57,7 @@ TorchShim bind_shim() {
     bind_if_present(cpu, "torch_delete_list", s.delete_list);
     s.dtype_f32 = constant(cpu, "aoti_torch_dtype_float32");
     s.dtype_f16 = constant(cpu, "aoti_torch_dtype_float16");
+    s.dtype_bf16 = constant(cpu, "aoti_torch_dtype_bfloat16");
     s.dtype_bool = constant(cpu, "aoti_torch_dtype_bool");
     s.dtype_i64 = constant(cpu, "aoti_torch_dtype_int64");
     s.dtype_f64 = constant(cpu, "aoti_torch_dtype_float64");

@@ -37,6 +37,7 @@ struct TorchShim {
     int32_t (*current_cuda_stream)(int32_t, void**);
     int32_t dtype_f32;
     int32_t dtype_f16;
+    int32_t dtype_bf16;
     int32_t dtype_bool;
     int32_t dtype_i64;
     int32_t dtype_f64;

@@ -14,7 +14,10 @@ import org.apache.logging.log4j.Logger;
 
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 
 /**
  * The JNI surface of {@code libcondjl_ops}: fused coordinate descent (the CoLT5 router's soft top-k) and its
@@ -53,9 +56,7 @@ public final class CondjlOps {
     private static final String LOAD_FAILURE = NativeLibrary.load();
     private static final AtomicBoolean GPU_WARNED = new AtomicBoolean();
     private static volatile String cudaFailure;
-    private static final ProbedOp ATTENTION = new ProbedOp(
-            CondjlOps::dispatcherUnavailable, CondjlOps::probeAttention,
-            r -> LOG.warn("fused attention is unavailable ({}); attention falls back to DJL operations", r));
+    private static final Map<AttentionPrecision, ProbedOp> ATTENTION = attentionProbes();
 
     static {
         if (LOAD_FAILURE != null) {
@@ -277,7 +278,30 @@ public final class CondjlOps {
      * @return the reason, or "" when usable
      */
     public static String attentionUnavailableReason() {
-        return ATTENTION.unavailableReason();
+        return attentionUnavailableReason(AttentionPrecision.INPUT);
+    }
+
+    /**
+     * Whether {@link #scaledDotProductAttention(NDArray, NDArray, NDArray, NDArray, double, AttentionPrecision)} runs
+     * here in this precision: as {@link #attentionUnavailableReason()}, with the probe computed in that precision.
+     * When a reduced precision is unavailable, one warning is logged.
+     *
+     * @param precision the precision asked for
+     * @return the reason, or "" when usable
+     */
+    public static String attentionUnavailableReason(AttentionPrecision precision) {
+        return ATTENTION.get(precision).unavailableReason();
+    }
+
+    /**
+     * The precision to attend in: {@code wanted} where it runs here, else {@link AttentionPrecision#INPUT} (with
+     * the one warning of {@link #attentionUnavailableReason(AttentionPrecision)}).
+     *
+     * @param wanted the precision asked for
+     * @return {@code wanted} or {@code INPUT}
+     */
+    public static AttentionPrecision usablePrecision(AttentionPrecision wanted) {
+        return attentionUnavailableReason(wanted).isEmpty() ? wanted : AttentionPrecision.INPUT;
     }
 
     /**
@@ -318,6 +342,32 @@ public final class CondjlOps {
      * @throws IllegalStateException when the op is unavailable ({@link #attentionUnavailableReason})
      */
     public static NDArray scaledDotProductAttention(NDArray q, NDArray k, NDArray v, NDArray bias, double scale) {
+        return scaledDotProductAttention(q, k, v, bias, scale, AttentionPrecision.INPUT);
+    }
+
+    /**
+     * {@link #scaledDotProductAttention(NDArray, NDArray, NDArray, NDArray, double)} computed in {@code precision}:
+     * with a reduced one, from 16-bit copies of the operands, the result converted back to float32 (five ops and
+     * autograd nodes instead of one; see {@link AttentionPrecision}). The values then differ from float32's by the
+     * 16-bit rounding of the operands and the result (about 1e-3 relative for float16, 1e-2 for bfloat16). A bias of
+     * {@code -Float.MAX_VALUE} (-inf in 16 bits) is taken as the reduced dtype's lowest finite value, so masked
+     * logits stay finite and no NaN arises; but what a query whose keys are all masked returns then depends on the
+     * kernel, so callers must rule such queries out (or cut them from the result, as padded queries).
+     *
+     * @param q (..., i, dh) float32 queries, PyTorch engine
+     * @param k (..., j, dh) keys, j {@code >= 1}, with {@code q}'s leading dimensions, dtype and device
+     * @param v (..., j, dv) values, likewise
+     * @param bias null, or a float32 additive logit bias on {@code q}'s device broadcastable to (..., i, j), with at
+     *     least 2 dimensions
+     * @param scale the logit scale, finite (usually {@code dh^-0.5})
+     * @param precision the precision of the products and the softmax's inputs
+     * @return (..., i, dv) float32, in {@code q}'s manager
+     * @throws IllegalArgumentException on a shape, dtype or device that does not fit, or a non-finite scale
+     * @throws IllegalStateException when the op is unavailable in this precision
+     *     ({@link #attentionUnavailableReason(AttentionPrecision)})
+     */
+    public static NDArray scaledDotProductAttention(
+            NDArray q, NDArray k, NDArray v, NDArray bias, double scale, AttentionPrecision precision) {
         String problem = attentionProblem(q, k, v, bias);
         if (problem == null && !Double.isFinite(scale)) {
             problem = "scale must be finite, got " + scale;
@@ -325,17 +375,29 @@ public final class CondjlOps {
         if (problem != null) {
             throw new IllegalArgumentException(problem);
         }
-        String reason = attentionUnavailableReason();
+        String reason = attentionUnavailableReason(precision);
         if (!reason.isEmpty()) {
-            throw new IllegalStateException("fused attention is unavailable: " + reason);
+            throw new IllegalStateException("fused attention in " + precision + " is unavailable: " + reason);
         }
-        return attention((PtNDArray) q, (PtNDArray) k, (PtNDArray) v, (PtNDArray) bias, scale);
+        return attention((PtNDArray) q, (PtNDArray) k, (PtNDArray) v, (PtNDArray) bias, scale, precision);
     }
 
-    private static NDArray attention(PtNDArray q, PtNDArray k, PtNDArray v, PtNDArray bias, double scale) {
+    private static NDArray attention(
+            PtNDArray q, PtNDArray k, PtNDArray v, PtNDArray bias, double scale, AttentionPrecision precision) {
         long biasHandle = bias == null ? 0L : bias.getHandle();
-        return new PtNDArray(q.getManager(),
-                nScaledDotProductAttention(q.getHandle(), k.getHandle(), v.getHandle(), biasHandle, scale));
+        return new PtNDArray(q.getManager(), nScaledDotProductAttention(
+                q.getHandle(), k.getHandle(), v.getHandle(), biasHandle, scale, precision.code()));
+    }
+
+    private static Map<AttentionPrecision, ProbedOp> attentionProbes() {
+        Map<AttentionPrecision, ProbedOp> probes = new EnumMap<>(AttentionPrecision.class);
+        for (AttentionPrecision p : AttentionPrecision.values()) {
+            Consumer<String> report = p == AttentionPrecision.INPUT
+                    ? r -> LOG.warn("fused attention is unavailable ({}); attention falls back to DJL operations", r)
+                    : r -> LOG.warn("fused attention in {} is unavailable ({}); attention runs in float32", p, r);
+            probes.put(p, new ProbedOp(CondjlOps::dispatcherUnavailable, () -> probeAttention(p), report));
+        }
+        return probes;
     }
 
     /** What is wrong with these attention arguments, or null. */
@@ -396,22 +458,29 @@ public final class CondjlOps {
                 : "bias " + bias + " must have 2 to " + rank + " dimensions and broadcast to the logits " + logits;
     }
 
-    /** One call whose answer is known: 0 where it works, else why not. */
-    private static String probeAttention() {
+    /**
+     * One call whose answer is known: "" where it works in this precision, else why not. Query 0 sees both keys,
+     * logits (0.5, 1.5). In float32 query 1 sees none and must average the values; in 16 bits (where whether the
+     * masked logits still differ depends on the kernel) it sees key 0 only.
+     */
+    private static String probeAttention(AttentionPrecision precision) {
         try (NDManager m = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
-            // query 0 sees both keys, logits (0.5, 1.5); query 1 sees none and must average the values
             Shape s = new Shape(1, 1, 2, 1);
             NDArray q = m.create(new float[] {1, 2}, s);
             NDArray k = m.create(new float[] {1, 3}, s);
             NDArray v = m.create(new float[] {10, 20}, s);
             float mx = Float.MAX_VALUE;
-            NDArray bias = m.create(new float[] {0, 0, -mx, -mx}, new Shape(1, 1, 2, 2));
-            float[] got = attention((PtNDArray) q, (PtNDArray) k, (PtNDArray) v, (PtNDArray) bias, 0.5)
-                    .toFloatArray();
+            boolean reduced = precision != AttentionPrecision.INPUT;
+            NDArray bias = m.create(new float[] {0, 0, reduced ? 0 : -mx, -mx}, new Shape(1, 1, 2, 2));
+            NDArray out = attention((PtNDArray) q, (PtNDArray) k, (PtNDArray) v, (PtNDArray) bias, 0.5, precision);
+            float[] got = out.toFloatArray();
             double e = Math.exp(1);
-            float[] want = {(float) (10 + 10 * e / (1 + e)), 15};
-            boolean ok = got.length == 2 && Math.abs(got[0] - want[0]) < 1e-4 && Math.abs(got[1] - want[1]) < 1e-4;
-            return ok ? "" : "probe call returned " + Arrays.toString(got) + ", expected "
+            float[] want = {(float) (10 + 10 * e / (1 + e)), reduced ? 10 : 15};
+            // results near 17 are multiples of 1/8 in bfloat16, of 1/64 in float16
+            double tolerance = !reduced ? 1e-4 : precision == AttentionPrecision.FLOAT16 ? 0.02 : 0.13;
+            boolean ok = out.getDataType() == DataType.FLOAT32 && got.length == 2
+                    && Math.abs(got[0] - want[0]) < tolerance && Math.abs(got[1] - want[1]) < tolerance;
+            return ok ? "" : "probe call returned " + out.getDataType() + " " + Arrays.toString(got) + ", expected "
                     + Arrays.toString(want);
         } catch (RuntimeException e) {
             return "probe call failed: " + e.getMessage();
@@ -685,7 +754,8 @@ public final class CondjlOps {
 
     private static native long[] nTopKByInput(long scores, long raw, long mask, long k, boolean gates);
 
-    private static native long nScaledDotProductAttention(long q, long k, long v, long bias, double scale);
+    private static native long nScaledDotProductAttention(
+            long q, long k, long v, long bias, double scale, int precision);
 
     private static native String nDispatcherMissing();
 

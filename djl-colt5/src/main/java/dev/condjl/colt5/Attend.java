@@ -1,6 +1,7 @@
 package dev.condjl.colt5;
 
 import ai.djl.ndarray.NDArray;
+import dev.condjl.cuda.AttentionPrecision;
 import dev.condjl.cuda.CondjlOps;
 
 /**
@@ -38,10 +39,27 @@ public final class Attend {
      * @return (..., i, dv)
      */
     public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray keep, boolean everyQueryKeepsAKey) {
+        return attend(q, k, v, keep, everyQueryKeepsAKey, AttentionPrecision.INPUT);
+    }
+
+    /**
+     * {@link #attend(NDArray, NDArray, NDArray, NDArray, boolean)} with the fused op in {@code precision}
+     * ({@link CondjlOps#usablePrecision}); the composed formula stays in the inputs' precision.
+     *
+     * @param q (..., i, dh) queries
+     * @param k (..., j, dh) keys
+     * @param v (..., j, dv) values
+     * @param keep null, or a boolean mask broadcastable to (..., i, j), true = attend
+     * @param everyQueryKeepsAKey whether each query has a true in {@code keep}
+     * @param precision the fused op's precision
+     * @return (..., i, dv)
+     */
+    public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray keep, boolean everyQueryKeepsAKey,
+            AttentionPrecision precision) {
         double scale = Math.pow(q.getShape().tail(), -0.5);
         NDArray bias = keep == null ? null : Tensors.maskBias(keep);
         if ((keep == null || everyQueryKeepsAKey) && CondjlOps.supportsScaledDotProductAttention(q, k, v, bias)) {
-            return CondjlOps.scaledDotProductAttention(q, k, v, bias, scale);
+            return CondjlOps.scaledDotProductAttention(q, k, v, bias, scale, CondjlOps.usablePrecision(precision));
         }
         int rank = k.getShape().dimension();
         // in place on the fresh product (matMul's backward does not read its output): no extra (…, i, j) buffers

@@ -12,6 +12,8 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 
+import dev.condjl.cuda.AttentionPrecision;
+
 /**
  * The reference's heavy-branch {@code Attention} (spec colt5.md §2.3): attention of routed queries over routed
  * key/value tokens, optionally in several kv routes, each route feeding its own group of heads.
@@ -42,6 +44,7 @@ public final class Attention extends AbstractBlock {
     private final int dimHead;
     private final int heads;
     private final boolean multiplyKeysByScore;
+    private final AttentionPrecision precision;
     private final Parameter nullKv;
     private final RMSNorm norm;
     private final Linear toQ;
@@ -54,6 +57,7 @@ public final class Attention extends AbstractBlock {
         dimHead = builder.dimHead;
         heads = builder.heads;
         multiplyKeysByScore = builder.multiplyKeysByScore;
+        precision = builder.attentionPrecision;
         long hidden = (long) dimHead * heads;
         nullKv = addParameter(Parameter.builder().setName("null_kv").setType(Parameter.Type.OTHER)
                 .optInitializer(new NormalInitializer(1f)).optShape(new Shape(2, heads, dimHead)).build());
@@ -184,7 +188,7 @@ public final class Attention extends AbstractBlock {
             keep = Tensors.padAxis(keep, -1, 1, 0, 1);
         }
         // the null key is always kept
-        NDArray out = MultiHead.merge(Attend.attend(q, k, v, keep, true));
+        NDArray out = MultiHead.merge(Attend.attend(q, k, v, keep, true, precision));
         return Linears.apply(ps, toOut, out, training);
     }
 

@@ -19,6 +19,22 @@ final class Builders {
     }
 
     /**
+     * Checks that an option is given.
+     *
+     * @param name option name for the message
+     * @param value its value
+     * @param <V> its type
+     * @return {@code value}
+     * @throws IllegalArgumentException if {@code value} is null
+     */
+    static <V> V required(String name, V value) {
+        if (value == null) {
+            throw new IllegalArgumentException(name + " must not be null");
+        }
+        return value;
+    }
+
+    /**
      * Checks that heads split evenly into routes.
      *
      * @param headsName option name of the head count

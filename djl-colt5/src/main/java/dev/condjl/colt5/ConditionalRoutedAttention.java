@@ -65,6 +65,7 @@ public final class ConditionalRoutedAttention extends AbstractBlock {
                         .optCausal(false)
                         .optLookBackward(1)
                         .optLookForward(1)
+                        .optAttentionPrecision(builder.attentionPrecision)
                         .build())
                 : null;
         nullQToken = builder.useNullQTokens ? addParameter(nullQToken(dim)) : null;

@@ -79,6 +79,7 @@ public final class ConditionalRoutedAutoregressiveAttention extends AbstractBloc
                 .optLookBackward(1)
                 .optLookForward(0)
                 .optExactWindowsize(false)
+                .optAttentionPrecision(builder.attentionPrecision)
                 .build());
         nullQToken = builder.useNullQTokens ? addParameter(ConditionalRoutedAttention.nullQToken(dim)) : null;
         qRouter = addChildBlock("q_router", builder.router(1).build());

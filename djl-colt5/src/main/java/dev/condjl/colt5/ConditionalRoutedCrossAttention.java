@@ -10,6 +10,8 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
+import dev.condjl.cuda.AttentionPrecision;
+
 /**
  * The reference's {@code ConditionalRoutedCrossAttention} with its intended semantics (spec colt5.md §2.8): routed
  * queries attend to routed tokens of a (long) context.
@@ -64,6 +66,7 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
                 .optDimHead(builder.dimHead)
                 .optHeads(builder.heads)
                 .optMultiplyKeysByScore(builder.multiplyKeysByScore)
+                .optAttentionPrecision(builder.attentionPrecision)
                 .build()));
     }
 
@@ -170,6 +173,7 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
         private boolean multiplyKeysByScore;
         private boolean useNullQTokens = true;
         private Integer routeBlockSize;
+        private AttentionPrecision attentionPrecision = AttentionPrecision.INPUT;
 
         private Builder() {}
 
@@ -253,6 +257,17 @@ public final class ConditionalRoutedCrossAttention extends AbstractBlock {
          */
         public Builder optUseNullQTokens(boolean useNullQTokens) {
             this.useNullQTokens = useNullQTokens;
+            return this;
+        }
+
+        /**
+         * Sets the precision of the heavy attention, as {@link MultiHeadBuilder#optAttentionPrecision} does.
+         *
+         * @param attentionPrecision default {@link AttentionPrecision#INPUT} (float32, as the reference)
+         * @return this builder
+         */
+        public Builder optAttentionPrecision(AttentionPrecision attentionPrecision) {
+            this.attentionPrecision = Builders.required("attentionPrecision", attentionPrecision);
             return this;
         }
 

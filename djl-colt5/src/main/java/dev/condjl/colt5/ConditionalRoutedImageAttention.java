@@ -65,6 +65,7 @@ public final class ConditionalRoutedImageAttention extends AbstractBlock {
                 .optDimHead(builder.lightDimHead)
                 .optHeads(builder.lightHeads)
                 .optPrenorm(true)
+                .optAttentionPrecision(builder.attentionPrecision)
                 .build());
         nullQToken = builder.useNullQTokens ? addParameter(ConditionalRoutedAttention.nullQToken(dim)) : null;
         qRouter = addChildBlock("q_router", builder.router(1).build());

@@ -58,6 +58,7 @@ public final class ConditionalRoutedTransformerBlock extends AbstractBlock {
                 .optMultiplyQueriesByScore(b.multiplyQueriesByScore)
                 .optUseNullQTokens(b.useNullQTokens)
                 .optZeroInitHeavyBranch(b.zeroInitHeavyBranch)
+                .optAttentionPrecision(b.attentionPrecision)
                 .build());
     }
 

@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.condjl.cuda.AttentionPrecision;
 import dev.condjl.cuda.CondjlOps;
 import dev.condjl.cuda.Unfold;
 import dev.condjl.topk.ConstantCache;
@@ -104,17 +105,36 @@ public final class LocalAttention {
      * @return (b, h, n, dv)
      */
     public static NDArray attend(NDArray q, NDArray k, NDArray v, NDArray mask, Window window) {
+        return attend(q, k, v, mask, window, AttentionPrecision.INPUT);
+    }
+
+    /**
+     * {@link #attend(NDArray, NDArray, NDArray, NDArray, Window)} with the fused forms in {@code precision}
+     * ({@link CondjlOps#usablePrecision}); the composed form (with a mask, or where the fused op cannot run) stays in
+     * the inputs' precision.
+     *
+     * @param q (b, h, n, dh) queries
+     * @param k (b, h, n, dh) keys
+     * @param v (b, h, n, dv) values
+     * @param mask null, or boolean (b, n) key-padding mask, true = valid
+     * @param window the window layout
+     * @param precision the fused attention's precision
+     * @return (b, h, n, dv)
+     */
+    public static NDArray attend(
+            NDArray q, NDArray k, NDArray v, NDArray mask, Window window, AttentionPrecision precision) {
         long b = q.getShape().get(0);
         long h = q.getShape().get(1);
         long n = q.getShape().get(2);
         long dh = q.getShape().get(3);
         long dv = v.getShape().get(3);
         if (mask == null && CondjlOps.supportsScaledDotProductAttention(q, k, v, null)) {
+            AttentionPrecision usable = CondjlOps.usablePrecision(precision);
             if (BANDED && q.getDevice().isGpu() && bandedFits(b, h, n, dh, dv)) {
-                return attendBanded(q, k, v, window);
+                return attendBanded(q, k, v, window, usable);
             }
             if (FUSED_WINDOWS && Unfold.unavailableReason().isEmpty()) {
-                return attendWindows(q, k, v, window);
+                return attendWindows(q, k, v, window, usable);
             }
         }
         return attendComposed(q, k, v, mask, window);
@@ -185,13 +205,14 @@ public final class LocalAttention {
      * @param k (b, h, n, dh) keys
      * @param v (b, h, n, dv) values
      * @param window the window layout
+     * @param precision the fused attention's precision, usable here
      * @return (b, h, n, dv)
      */
-    static NDArray attendBanded(NDArray q, NDArray k, NDArray v, Window window) {
+    static NDArray attendBanded(NDArray q, NDArray k, NDArray v, Window window, AttentionPrecision precision) {
         long n = q.getShape().get(2);
         NDArray bias = ConstantCache.SHARED.get(q, new BandKey(n, window),
                 m -> Tensors.maskBias(band(m, q.getDevice(), n, window)));
-        return CondjlOps.scaledDotProductAttention(q, k, v, bias, Math.pow(q.getShape().get(3), -0.5));
+        return CondjlOps.scaledDotProductAttention(q, k, v, bias, Math.pow(q.getShape().get(3), -0.5), precision);
     }
 
     private record BandKey(long n, Window window) {}
@@ -210,9 +231,10 @@ public final class LocalAttention {
      * @param k (b, h, n, dh) keys
      * @param v (b, h, n, dv) values
      * @param window the window layout
+     * @param precision the fused attention's precision, usable here
      * @return (b, h, n, dv)
      */
-    static NDArray attendWindows(NDArray q, NDArray k, NDArray v, Window window) {
+    static NDArray attendWindows(NDArray q, NDArray k, NDArray v, Window window, AttentionPrecision precision) {
         Shape s = q.getShape();
         long rows = s.get(0) * s.get(1);
         long n = s.get(2);
@@ -224,7 +246,7 @@ public final class LocalAttention {
         NDArray bv = lookAroundViews(v, window, pad, rows, windows);
         NDArray bias = ConstantCache.SHARED.get(q, new WindowsBiasKey(n, window),
                 m -> buildWindowBias(m, q.getDevice(), n, window).reshape(1, windows, w, bk.getShape().get(2)));
-        NDArray out = CondjlOps.scaledDotProductAttention(bq, bk, bv, bias, Math.pow(s.get(3), -0.5))
+        NDArray out = CondjlOps.scaledDotProductAttention(bq, bk, bv, bias, Math.pow(s.get(3), -0.5), precision)
                 .reshape(s.get(0), s.get(1), windows * w, v.getShape().get(3));
         return pad == 0 ? out : Tensors.slice(out, 2, 0, n);
     }

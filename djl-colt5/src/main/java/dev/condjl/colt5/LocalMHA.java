@@ -10,6 +10,8 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
+import dev.condjl.cuda.AttentionPrecision;
+
 /**
  * {@code local_attention.LocalMHA} as CoLT5 uses it (no rotary, no qk-rmsnorm, no dropout): the light attention
  * branch (spec colt5.md §2.4a).
@@ -30,6 +32,7 @@ public final class LocalMHA extends AbstractBlock {
     private final int dimHead;
     private final int heads;
     private final LocalAttention.Window window;
+    private final AttentionPrecision precision;
     private final LayerNorm norm;
     private final Linear toQkv;
     private final Linear toOut;
@@ -40,6 +43,7 @@ public final class LocalMHA extends AbstractBlock {
         dimHead = builder.dimHead;
         heads = builder.heads;
         window = builder.window();
+        precision = builder.attentionPrecision;
         long hidden = (long) dimHead * heads;
         norm = builder.prenorm ? addChildBlock("norm", new LayerNorm()) : null;
         toQkv = addChildBlock("to_qkv", Linears.of(dim, 3 * hidden, false));
@@ -78,7 +82,7 @@ public final class LocalMHA extends AbstractBlock {
         Inputs.checkMask("mask", mask, x);
         NDArray h = norm == null ? x : norm.forward(ps, new NDList(x), training).head();
         NDList qkv = MultiHead.split(Linears.apply(ps, toQkv, h, training), 3, heads);
-        NDArray out = LocalAttention.attend(qkv.get(0), qkv.get(1), qkv.get(2), mask, window);
+        NDArray out = LocalAttention.attend(qkv.get(0), qkv.get(1), qkv.get(2), mask, window, precision);
         return Linears.apply(ps, toOut, MultiHead.merge(out), training);
     }
 

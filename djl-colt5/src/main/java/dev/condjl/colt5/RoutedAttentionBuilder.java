@@ -1,5 +1,7 @@
 package dev.condjl.colt5;
 
+import dev.condjl.cuda.AttentionPrecision;
+
 /**
  * The keyword arguments every routed self-attention takes on top of {@link RoutedBuilder}'s: kv routes, the light
  * and heavy branches' heads, score multiplication and null query tokens ({@code ConditionalRoutedAttention},
@@ -20,6 +22,7 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
     boolean multiplyKeysByScore;
     boolean multiplyQueriesByScore;
     boolean useNullQTokens = true;
+    AttentionPrecision attentionPrecision = AttentionPrecision.INPUT;
 
     RoutedAttentionBuilder() {}
 
@@ -123,6 +126,18 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
     }
 
     /**
+     * Sets the precision of the light and heavy branches' fused attention, as
+     * {@link MultiHeadBuilder#optAttentionPrecision} does for one attention.
+     *
+     * @param attentionPrecision default {@link AttentionPrecision#INPUT} (float32, as the reference)
+     * @return this builder
+     */
+    public T optAttentionPrecision(AttentionPrecision attentionPrecision) {
+        this.attentionPrecision = Builders.required("attentionPrecision", attentionPrecision);
+        return self();
+    }
+
+    /**
      * Checks the shared options.
      *
      * @throws IllegalArgumentException if {@code dim} or {@code numRoutedKv} is not positive, or heavy heads are not
@@ -137,7 +152,7 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
     /**
      * The heavy branch.
      *
-     * @return {@code Attention(dim, heavyDimHead, heavyHeads, multiplyKeysByScore)}
+     * @return {@code Attention(dim, heavyDimHead, heavyHeads, multiplyKeysByScore)} in {@code attentionPrecision}
      */
     Attention heavyAttention() {
         return heavyBranch(Attention.builder()
@@ -145,6 +160,7 @@ public abstract class RoutedAttentionBuilder<T extends RoutedAttentionBuilder<T>
                 .optDimHead(heavyDimHead)
                 .optHeads(heavyHeads)
                 .optMultiplyKeysByScore(multiplyKeysByScore)
+                .optAttentionPrecision(attentionPrecision)
                 .build());
     }
 }

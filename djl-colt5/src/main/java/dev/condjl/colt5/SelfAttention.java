@@ -10,6 +10,8 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
+import dev.condjl.cuda.AttentionPrecision;
+
 /**
  * The reference's {@code SelfAttention(dim, dim_head, heads, prenorm)}: full multi-head attention over the sequence,
  * no mask, no position encoding (the light branch of the routed image attention).
@@ -26,6 +28,7 @@ public final class SelfAttention extends AbstractBlock {
     private final int dim;
     private final int dimHead;
     private final int heads;
+    private final AttentionPrecision precision;
     private final RMSNorm norm;
     private final Linear toQkv;
     private final Linear toOut;
@@ -35,6 +38,7 @@ public final class SelfAttention extends AbstractBlock {
         dim = builder.dim;
         dimHead = builder.dimHead;
         heads = builder.heads;
+        precision = builder.attentionPrecision;
         long hidden = (long) dimHead * heads;
         norm = builder.prenorm ? addChildBlock("norm", new RMSNorm(dim)) : null;
         toQkv = addChildBlock("to_qkv", Linears.of(dim, 3 * hidden, false));
@@ -62,7 +66,7 @@ public final class SelfAttention extends AbstractBlock {
         Inputs.checkTokens("x", x, dim);
         NDList qkv = MultiHead.split(Linears.apply(ps, toQkv, norm == null ? x : norm.apply(ps, x, training),
                 training), 3, heads);
-        NDArray out = Attend.attend(qkv.get(0), qkv.get(1), qkv.get(2), null);
+        NDArray out = Attend.attend(qkv.get(0), qkv.get(1), qkv.get(2), null, false, precision);
         return Linears.apply(ps, toOut, MultiHead.merge(out), training);
     }
 

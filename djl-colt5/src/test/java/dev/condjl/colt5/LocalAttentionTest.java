@@ -11,6 +11,8 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 
+import dev.condjl.cuda.AttentionPrecision;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -60,9 +62,9 @@ class LocalAttentionTest {
         NDList windowed = valueAndGradients(q, k, v, upstream,
                 in -> LocalAttention.attendComposed(in[0], in[1], in[2], null, window));
         NDList banded = valueAndGradients(q, k, v, upstream,
-                in -> LocalAttention.attendBanded(in[0], in[1], in[2], window));
+                in -> LocalAttention.attendBanded(in[0], in[1], in[2], window, AttentionPrecision.INPUT));
         NDList fusedWindows = valueAndGradients(q, k, v, upstream,
-                in -> LocalAttention.attendWindows(in[0], in[1], in[2], window));
+                in -> LocalAttention.attendWindows(in[0], in[1], in[2], window, AttentionPrecision.INPUT));
         String[] names = {"value", "dq", "dk", "dv"};
         for (int i = 0; i < 4; i++) {
             assertClose(windowed.get(i), banded.get(i), "banded " + names[i]);
@@ -94,7 +96,7 @@ class LocalAttentionTest {
             NDList composed = valueAndGradients(q, k, v, upstream,
                     in -> LocalAttention.attendComposed(in[0], in[1], in[2], null, window));
             NDList fused = valueAndGradients(q, k, v, upstream,
-                    in -> LocalAttention.attendWindows(in[0], in[1], in[2], window));
+                    in -> LocalAttention.attendWindows(in[0], in[1], in[2], window, AttentionPrecision.INPUT));
             String[] names = {"value", "dq", "dk", "dv"};
             for (int i = 0; i < 4; i++) {
                 assertClose(composed.get(i), fused.get(i), device.getDevice() + " " + names[i]);

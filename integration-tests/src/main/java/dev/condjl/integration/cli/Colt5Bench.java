@@ -16,6 +16,7 @@ import ai.djl.training.ParameterStore;
 import com.google.gson.Gson;
 
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
+import dev.condjl.cuda.AttentionPrecision;
 import dev.condjl.integration.profile.OpProfile;
 
 import picocli.CommandLine;
@@ -92,6 +93,11 @@ public final class Colt5Bench implements Callable<Integer> {
     @Option(names = "--no-dense", description = "Skip the dense block (its attention runs out of memory at long n).")
     boolean noDense;
 
+    @Option(names = "--attention-precision", paramLabel = "P", defaultValue = "INPUT",
+            description = "The routed block's fused attention: INPUT (float32), FLOAT16 or BFLOAT16 (default:"
+                + " ${DEFAULT-VALUE}; the dense block stays float32).")
+    AttentionPrecision attentionPrecision;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON line per model and n here.")
     Path json;
 
@@ -130,10 +136,11 @@ public final class Colt5Bench implements Callable<Integer> {
         Device dev = device.device();
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "condjl bench colt5 on %s (threads %s, OMP_WAIT_POLICY %s): batch %d, dim %d, %d heads,"
-                        + " light window %d, n/%d routed tokens per heavy branch; forward+backward ms, median of %d"
-                        + " after %d warm-up runs, each ending with a device synchronisation%n%n",
+                        + " light window %d, n/%d routed tokens per heavy branch, routed attention in %s;"
+                        + " forward+backward ms, median of %d after %d warm-up runs, each ending with a device"
+                        + " synchronisation%n%n",
                 dev, threads.describe(), System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"), batch, dim,
-                heads, window, heavyFraction, repeats.reps, repeats.warmup);
+                heads, window, heavyFraction, attentionPrecision, repeats.reps, repeats.warmup);
         out.println(tableHeader(timed));
         out.flush();
         Gson gson = new Gson();
@@ -185,6 +192,7 @@ public final class Colt5Bench implements Callable<Integer> {
         if (model.equals("routed")) {
             line.put("heavy_tokens", heavy);
             line.put("light_window", window);
+            line.put("attention_precision", attentionPrecision.toString());
         }
         line.put("warmup", repeats.warmup);
         line.put("reps", repeats.reps);
@@ -256,6 +264,7 @@ public final class Colt5Bench implements Callable<Integer> {
                 .optLightDimHead(dim / heads)
                 .optHeavyHeads(heads)
                 .optHeavyDimHead(dim / heads)
+                .optAttentionPrecision(attentionPrecision)
                 .build();
     }
 

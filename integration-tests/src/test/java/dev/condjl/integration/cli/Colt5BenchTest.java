@@ -70,6 +70,7 @@ class Colt5BenchTest {
         assertEquals("ConditionalRoutedTransformerBlock", routed.get("model").getAsString());
         assertEquals("cpu()", routed.get("device").getAsString());
         assertEquals(4, routed.get("heavy_tokens").getAsInt());
+        assertEquals("INPUT", routed.get("attention_precision").getAsString());
         assertEquals(2, routed.get("reps").getAsInt());
         assertTrue(routed.get("fwdbwd_ms").getAsDouble() > 0);
         assertEquals("TransformerEncoderBlock", lines.get(1).get("model").getAsString());
@@ -78,9 +79,10 @@ class Colt5BenchTest {
     }
 
     @Test
-    void noDenseTimesOnlyTheRoutedBlock() {
+    void noDenseTimesOnlyTheRoutedBlockInTheAttentionPrecisionAsked() {
         String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "48", "--warmup", "0", "--reps", "1", "--no-dense");
+                "--seq", "48", "--warmup", "0", "--reps", "1", "--no-dense", "--attention-precision", "BFLOAT16");
+        assertTrue(out.contains("routed attention in BFLOAT16"), out);
         assertTrue(out.contains("| n | condjl routed |" + System.lineSeparator()), out);
         assertFalse(out.contains("TransformerEncoderBlock"), out);
         List<List<String>> rows = rows(out);
