@@ -58,7 +58,7 @@ if [ -n "$nvcc" ]; then
   # No -use_fast_math or -ftz=true: the output scores keep their subnormals as torch.exp does (coor_descent_cuda.cu).
   nvcc_flags=(-std=c++17 -O3 -t 0 -Xcompiler -fPIC,-fvisibility=hidden -gencode arch=compute_80,code=sm_80
               -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90)
-  for s in coor_descent_cuda.cu optim_cuda.cu; do
+  for s in coor_descent_cuda.cu topk_by_input_cuda.cu optim_cuda.cu; do
     compile "$build/$flavor/${s%.cu}.o" "$nvcc" "${nvcc_flags[@]}" -c "$src/$s"
   done
 else

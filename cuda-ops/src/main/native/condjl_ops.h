@@ -133,14 +133,18 @@ bool cuda_compiled();
 std::string cuda_probe();
 void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchOverride& ov);
 void cd_backward_cuda(const CdBackward& p, int device, void* stream, const LaunchOverride& ov);
-// A readable description of the launch the CUDA kernels would use, e.g. "cluster G=16 T=256 R=8 grid=32".
-void topk_by_input_cuda(const TopKByInput& p, int device, void* stream);
+// Bytes of device scratch that topk_by_input_cuda needs for `rows` rows of n entries and this k (0 for short rows);
+// throws ArgumentError where these pass the CUDA kernels' limits.
+int64_t topk_by_input_scratch(int64_t rows, int64_t n, int64_t k);
+// scratch: topk_by_input_scratch(p.rows, p.n, p.k) bytes of device memory, null where that is 0.
+void topk_by_input_cuda(const TopKByInput& p, void* scratch, int device, void* stream);
 void adam_step_cuda(const AdamStep& p, int device, void* stream);
 // Doubles of device scratch that sum_of_squares_cuda needs for t.
 int64_t sum_of_squares_scratch(const TensorList& t);
 // Writes Σ x² over the tensors (double accumulation, the same bits every run) to out, a double in device memory.
 void sum_of_squares_cuda(const TensorList& t, double* scratch, double* out, int device, void* stream);
 void scale_cuda(const TensorList& t, float factor, int device, void* stream);
+// A readable description of the launch the CUDA kernels would use, e.g. "cluster G=16 T=256 R=8 grid=32".
 std::string cuda_describe_launch(int64_t rows, int64_t n, bool backward, int device, const LaunchOverride& ov);
 
 // Raw device-memory helpers for tests and benchmarks on machines without libtorch.

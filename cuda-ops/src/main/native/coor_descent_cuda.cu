@@ -21,7 +21,6 @@
 
 #include "condjl_ops.h"
 #include "cuda_common.cuh"
-#include "tie_break_key.h"
 
 namespace cg = cooperative_groups;
 
@@ -40,21 +39,6 @@ constexpr unsigned kFull = 0xffffffffu;
 // Per-block partials of the grid mode, double-buffered by reduction parity.
 __device__ float2 g_partials[2][kMaxGridBlocks];
 
-template <typename T>
-__device__ __forceinline__ float load_f(const T* p, int64_t i);
-template <>
-__device__ __forceinline__ float load_f<float>(const float* p, int64_t i) {
-    return p[i];
-}
-template <>
-__device__ __forceinline__ float load_f<__half>(const __half* p, int64_t i) {
-    return __half2float(p[i]);
-}
-__device__ __forceinline__ void store_f(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
-// v as stored in a T.
-__device__ __forceinline__ float stored(float v, const float*) { return v; }
-__device__ __forceinline__ float stored(float v, const __half*) { return __half2float(__float2half_rn(v)); }
 // The smallest positive T: the floor of a positive sum of q.
 __device__ __forceinline__ float smallest_positive(const float*) { return kSmallestPositiveF32; }
 __device__ __forceinline__ float smallest_positive(const __half*) { return kSmallestPositiveF16; }
@@ -616,46 +600,6 @@ void launch(const Plan& p, void* stream, void* args) {
     check(cudaGetLastError(), "kernel launch");
 }
 
-// Tie-broken top-k (tie_break_key.h): every thread ranks its entry by counting the entries of its row that come
-// before it, a tile of keys at a time; a block stops once none of its entries can make the top k. O(n^2) per row.
-constexpr int kTopKThreads = 256;
-
-template <typename T>
-__device__ __forceinline__ TieKey key_at(const TopKByInput& p, int64_t base, int64_t j) {
-    const T* scores = static_cast<const T*>(p.scores);
-    const T* raw = static_cast<const T*>(p.raw);
-    return tie_key(load_f(scores, base + j), p.mask == nullptr || p.mask[base + j] != 0, load_f(raw, base + j), j);
-}
-
-template <typename T>
-__global__ void __launch_bounds__(kTopKThreads) topk_by_input_kernel(const TopKByInput p) {
-    __shared__ TieKey tile[kTopKThreads];
-    const int64_t base = static_cast<int64_t>(blockIdx.x) * p.n;
-    const int64_t i = static_cast<int64_t>(blockIdx.y) * kTopKThreads + threadIdx.x;
-    const bool active = i < p.n;
-    const TieKey mine = active ? key_at<T>(p, base, i) : TieKey{0, 0, 0};
-    int64_t rank = 0;
-    for (int64_t t = 0; t < p.n; t += kTopKThreads) {
-        const int64_t j = t + threadIdx.x;
-        if (j < p.n) tile[threadIdx.x] = key_at<T>(p, base, j);
-        __syncthreads();
-        const int m = p.n - t < kTopKThreads ? static_cast<int>(p.n - t) : kTopKThreads;
-        if (active && rank < p.k) {
-            for (int u = 0; u < m; ++u) rank += ranks_before(tile[u], mine) ? 1 : 0;
-        }
-        if (__syncthreads_and(!active || rank >= p.k)) break;
-    }
-    if (active && rank < p.k) {
-        const int64_t at = static_cast<int64_t>(blockIdx.x) * p.k + rank;
-        p.indices[at] = i;
-        if (p.gates != nullptr) {
-            T* gates = static_cast<T*>(p.gates);
-            const float y = load_f(static_cast<const T*>(p.scores), base + i);
-            store_f(gates, at, y + stored(1.0f - y, gates));
-        }
-    }
-}
-
 Layout layout_of(const Plan& p, int64_t rows, int64_t n) { return Layout{rows, n, p.chunk, p.G, p.mode}; }
 
 }  // namespace
@@ -708,24 +652,6 @@ void cd_backward_cuda(const CdBackward& p, int device, void* stream, const Launc
     const Plan plan = make_plan(p.rows, p.n, true, p.dtype, ov);
     BackwardArgs args{layout_of(plan, p.rows, p.n), p.y, p.g, p.eps_final, p.out};
     launch(plan, stream, &args);
-}
-
-void topk_by_input_cuda(const TopKByInput& p, int device, void* stream) {
-    if (p.rows == 0 || p.n == 0) return;
-    if (p.rows > 0x7fffffff || p.n > (int64_t{65535} * kTopKThreads)) {
-        throw ArgumentError("top-k by input on CUDA needs rows < 2^31 and n <= " +
-                            std::to_string(65535 * kTopKThreads) + ", got rows=" + std::to_string(p.rows) +
-                            " n=" + std::to_string(p.n));
-    }
-    DeviceGuard guard(device);
-    const dim3 grid(static_cast<unsigned>(p.rows), static_cast<unsigned>((p.n + kTopKThreads - 1) / kTopKThreads));
-    cudaStream_t s = static_cast<cudaStream_t>(stream);
-    if (p.dtype == DType::F32) {
-        topk_by_input_kernel<float><<<grid, kTopKThreads, 0, s>>>(p);
-    } else {
-        topk_by_input_kernel<__half><<<grid, kTopKThreads, 0, s>>>(p);
-    }
-    check(cudaGetLastError(), "top-k by input launch");
 }
 
 std::string cuda_describe_launch(int64_t rows, int64_t n, bool backward, int device, const LaunchOverride& ov) {

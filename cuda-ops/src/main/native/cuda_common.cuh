@@ -1,6 +1,8 @@
-// Helpers of the CUDA sources: error checks and the current-device guard.
+// Helpers of the CUDA sources: error checks, the current-device guard, and float32/float16 elements read and written
+// as float.
 #pragma once
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <string>
@@ -34,5 +36,21 @@ class DeviceGuard {
     int previous_ = 0;
     bool changed_ = false;
 };
+
+template <typename T>
+__device__ __forceinline__ float load_f(const T* p, int64_t i);
+template <>
+__device__ __forceinline__ float load_f<float>(const float* p, int64_t i) {
+    return p[i];
+}
+template <>
+__device__ __forceinline__ float load_f<__half>(const __half* p, int64_t i) {
+    return __half2float(p[i]);
+}
+__device__ __forceinline__ void store_f(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store_f(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+// v as stored in a T.
+__device__ __forceinline__ float stored(float v, const float*) { return v; }
+__device__ __forceinline__ float stored(float v, const __half*) { return __half2float(__float2half_rn(v)); }
 
 }  // namespace condjl

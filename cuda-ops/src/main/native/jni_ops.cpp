@@ -259,17 +259,27 @@ jlongArray topk_by_input(JNIEnv* env, jlong scores_handle, jlong raw_handle, jlo
     }
     const int64_t n = scores.sizes().back();
     if (k < 1 || k > n) throw ArgumentError("k (" + std::to_string(k) + ") must be in [1, " + std::to_string(n) + "]");
+    const int64_t rows = scores.numel() / n;
+    const bool on_cpu = scores.device_type() == shim.device_cpu;
+    void* stream = on_cpu ? nullptr : cuda_stream_of(scores);
+    const int64_t scratch_bytes = on_cpu ? 0 : topk_by_input_scratch(rows, n, k);
     std::vector<int64_t> out_sizes = scores.sizes();
     out_sizes.back() = k;
     Output out(scores, out_sizes, shim.dtype_i64);
     std::unique_ptr<Output> gates = with_gates ? std::make_unique<Output>(scores, out_sizes, scores.dtype()) : nullptr;
-    const TopKByInput p{scores.numel() / n, n, k, dtype, scores.contiguous_data(), raw.contiguous_data(),
+    // from libtorch's caching allocator, freed on return: it hands the memory out again only to work queued later on
+    // the current stream, where the launch is
+    const std::vector<int64_t> scratch_sizes{(scratch_bytes + 7) / 8};
+    std::unique_ptr<Output> scratch =
+        scratch_bytes > 0 ? std::make_unique<Output>(scores, scratch_sizes, shim.dtype_i64) : nullptr;
+    const TopKByInput p{rows, n, k, dtype, scores.contiguous_data(), raw.contiguous_data(),
                         mask ? static_cast<const uint8_t*>(mask->contiguous_data()) : nullptr,
                         static_cast<int64_t*>(out.data()), gates ? gates->data() : nullptr};
-    dispatch(scores, p, 0, [](const TopKByInput& q, int) { topk_by_input_cpu(q); },
-             [](const TopKByInput& q, int device, void* stream, const LaunchOverride&) {
-                 topk_by_input_cuda(q, device, stream);
-             });
+    if (on_cpu) {
+        topk_by_input_cpu(p);
+    } else {
+        topk_by_input_cuda(p, scratch ? scratch->data() : nullptr, scores.device_index(), stream);
+    }
     return gates ? handles(env, {&out, gates.get()}) : handles(env, {&out});
 }
 

@@ -33,8 +33,10 @@ struct TieKey {
     int64_t index;
 };
 
+CONDJL_HD uint64_t second_key(bool valid, float raw) { return (static_cast<uint64_t>(valid) << 32) | order_key(raw); }
+
 CONDJL_HD TieKey tie_key(float score, bool valid, float raw, int64_t index) {
-    return TieKey{order_key(score), (static_cast<uint64_t>(valid) << 32) | order_key(raw), index};
+    return TieKey{order_key(score), second_key(valid, raw), index};
 }
 
 // Whether a comes before b (keys of distinct positions are never equal).

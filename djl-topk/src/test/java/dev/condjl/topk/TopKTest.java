@@ -218,7 +218,8 @@ class TopKTest {
      * The native tie-broken top-k ({@link CondjlOps#topKByInput}) picks exactly what the DJL operations pick, and its
      * straight-through gates equal libtorch's {@code y + (1 - y)}, on rows full of ties (few distinct values), with
      * ±0, ±inf, NaN and values whose {@code 1 - y} rounds among scores and raw values, masks, float16, several
-     * leading axes and every k from 1 to n; on the CPU and, where its kernels run, on the GPU.
+     * leading axes, k from 1 to n, and rows short and long (5,000 entries: the GPU's radix select); on the CPU and,
+     * where its kernels run, on the GPU.
      */
     @Test
     void nativeByInputEqualsTheDjlOperations() {
@@ -229,7 +230,7 @@ class TopKTest {
         int checked = 0;
         for (ai.djl.Device device : devices()) {
             try (NDManager m = NDManager.newBaseManager(device)) {
-                for (int n : new int[] {1, 7, 33, 300}) {
+                for (int n : new int[] {1, 7, 33, 300, 5000}) {
                     Shape shape = new Shape(2, 3, n);
                     float[] s = new float[(int) shape.size()];
                     float[] r = new float[s.length];
