@@ -240,7 +240,7 @@ public final class CondjlOps {
      * {@code -0 == +0} and every NaN equal and above {@code +inf}. No two positions tie, so the result is the same on
      * every device.
      *
-     * <p>On the CPU a partial sort per row. On a GPU, rows of at most 4,096 entries are ranked whole, each entry by
+     * <p>On the CPU a partial sort per row. On a GPU, rows of at most 256 entries are ranked whole, each entry by
      * counting the entries before it (O(n²) work per row); longer rows go through a radix select of the {@code k}
      * best (at most 9 reads of the row) and the same count among those {@code k} (O(k²)). Limits there: at most
      * 2³¹ − 1 rows of at most 2³¹ − 1 entries, {@code k <= 16,776,960}.

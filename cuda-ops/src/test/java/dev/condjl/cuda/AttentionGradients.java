@@ -76,4 +76,27 @@ public final class AttentionGradients {
                     what + "[" + i + "]: expected " + e[i] + ", got " + a[i]);
         }
     }
+
+    /**
+     * Asserts equal shapes and every element within {@code tolerance · max|expected|}: the check for a result computed
+     * in lower precision, whose rounding scales with the largest value.
+     *
+     * @param expected the reference
+     * @param actual the value under test
+     * @param tolerance relative to the largest magnitude of {@code expected}
+     * @param what named in a failure
+     */
+    public static void assertWithinScale(NDArray expected, NDArray actual, double tolerance, String what) {
+        assertEquals(expected.getShape(), actual.getShape(), what);
+        float[] e = expected.toFloatArray();
+        float[] a = actual.toFloatArray();
+        double scale = 0;
+        for (float x : e) {
+            scale = Math.max(scale, Math.abs(x));
+        }
+        for (int i = 0; i < e.length; i++) {
+            assertTrue(Math.abs(e[i] - a[i]) <= tolerance * scale + 1e-7,
+                    what + "[" + i + "]: expected " + e[i] + ", got " + a[i] + " (scale " + scale + ")");
+        }
+    }
 }

@@ -1,9 +1,9 @@
 package dev.condjl.cuda;
 
+import static dev.condjl.cuda.AttentionGradients.assertWithinScale;
 import static dev.condjl.cuda.AttentionGradients.valueAndGradients;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -68,7 +68,7 @@ class ReducedPrecisionAttentionTest {
         String[] names = {"output", "dq", "dk", "dv"};
         for (int i = 0; i < 4; i++) {
             assertEquals(DataType.FLOAT32, reduced.get(i).getDataType(), names[i]);
-            assertWithin(exact.get(i), reduced.get(i), tolerance, precision + " " + names[i]);
+            assertWithinScale(exact.get(i), reduced.get(i), tolerance, precision + " " + names[i]);
         }
         assertFalse(Arrays.equals(exact.head().toFloatArray(), reduced.head().toFloatArray()),
                 "the output carries 16-bit rounding");
@@ -99,22 +99,7 @@ class ReducedPrecisionAttentionTest {
         }
         double tolerance = precision == AttentionPrecision.FLOAT16 ? 4e-3 : 3e-2;
         for (int i = 2; i < 4; i++) {
-            assertWithin(exact.get(i), reduced.get(i), tolerance, precision + " gradient " + i);
-        }
-    }
-
-    /** Every element within {@code tolerance · max|expected|}. */
-    private static void assertWithin(NDArray expected, NDArray actual, double tolerance, String what) {
-        assertEquals(expected.getShape(), actual.getShape(), what);
-        float[] e = expected.toFloatArray();
-        float[] a = actual.toFloatArray();
-        double scale = 0;
-        for (float x : e) {
-            scale = Math.max(scale, Math.abs(x));
-        }
-        for (int i = 0; i < e.length; i++) {
-            assertTrue(Math.abs(e[i] - a[i]) <= tolerance * scale,
-                    what + "[" + i + "]: expected " + e[i] + ", got " + a[i] + " (scale " + scale + ")");
+            assertWithinScale(exact.get(i), reduced.get(i), tolerance, precision + " gradient " + i);
         }
     }
 }

@@ -22,7 +22,7 @@ import java.util.Random;
 
 /**
  * {@link CondjlOps#topKByInput} on long rows. On the CPU, its twin against a sort by the order its javadoc states; on
- * a GPU, both kernels (rows of up to 4,096 entries ranked whole, longer ones through the radix select) against the CPU
+ * a GPU, both kernels (rows of up to 256 entries ranked whole, longer ones through the radix select) against the CPU
  * twin on the same data, index for index and gate for gate (NaN gates compare as NaN). The rows are full of ties
  * ({@link Ties}), with and without a mask, in float32 and float16.
  */
@@ -70,7 +70,9 @@ class TopKByInputTest {
         Assumptions.assumeTrue(CondjlOps.cudaAvailable(), () -> "no usable GPU: " + CondjlOps.cudaUnavailableReason());
         Assumptions.assumeTrue(Engine.getInstance().getGpuCount() > 0, "DJL sees no GPU");
         int[] checked = {0};
-        forEachRowSet(new int[] {4096, 4097, 20_000, 70_000}, Device.gpu(), 13, (what, scores, raw, mask) -> {
+        // 256 is the longest row the GPU ranks whole, 257 the shortest it selects from first
+        int[] lengths = {256, 257, 4096, 20_000, 70_000};
+        forEachRowSet(lengths, Device.gpu(), 13, (what, scores, raw, mask) -> {
             assertTrue(CondjlOps.supportsTopKByInput(scores, CondjlOps.TOPK_BY_INPUT_MAX_GPU_K));
             assertFalse(CondjlOps.supportsTopKByInput(scores, CondjlOps.TOPK_BY_INPUT_MAX_GPU_K + 1));
             NDArray cpuScores = scores.toDevice(Device.cpu(), true);
@@ -86,7 +88,7 @@ class TopKByInputTest {
                 checked[0]++;
             }
         });
-        assertEquals(4 * Ties.values().length * TYPES.length * 2 * 4, checked[0]);
+        assertEquals(lengths.length * Ties.values().length * TYPES.length * 2 * 4, checked[0]);
     }
 
     /** A check of one set of rows: (ROWS, n) scores and raw values, and null or a mask. */

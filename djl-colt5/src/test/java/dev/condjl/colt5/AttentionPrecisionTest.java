@@ -1,10 +1,10 @@
 package dev.condjl.colt5;
 
+import static dev.condjl.cuda.AttentionGradients.assertWithinScale;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -29,6 +29,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.Function;
 
 /**
@@ -104,7 +105,7 @@ class AttentionPrecisionTest {
             for (Map.Entry<String, NDArray> e : want.entrySet()) {
                 NDArray g = got.get(e.getKey());
                 assertEquals(DataType.FLOAT32, g.getDataType(), what + " " + e.getKey());
-                assertWithin(e.getValue(), g, tolerance, what + " " + e.getKey());
+                assertWithinScale(e.getValue(), g, tolerance, what + " " + e.getKey());
             }
             assertFalse(Arrays.equals(want.get("output").toFloatArray(), got.get("output").toFloatArray()),
                     what + ": the output carries 16-bit rounding");
@@ -149,7 +150,7 @@ class AttentionPrecisionTest {
     /** "output" and each parameter's gradient for the loss {@code sum(output · w)}, w fixed by the seed. */
     private Map<String, NDArray> outputAndGradients(Block block, NDList inputs) {
         ParameterStore ps = new ParameterStore(manager, false);
-        Map<String, NDArray> result = new java.util.TreeMap<>();
+        Map<String, NDArray> result = new TreeMap<>();
         try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
             NDArray out = block.forward(ps, inputs, true).head();
             NDArray w = manager.arange((float) out.size()).reshape(out.getShape()).mul(0.37f).sin();
@@ -160,20 +161,5 @@ class AttentionPrecisionTest {
             result.put(e.getKey(), e.getValue().getArray().getGradient().duplicate());
         }
         return result;
-    }
-
-    /** Every element within {@code tolerance · max|expected|}. */
-    private static void assertWithin(NDArray expected, NDArray actual, double tolerance, String what) {
-        assertEquals(expected.getShape(), actual.getShape(), what);
-        float[] e = expected.toFloatArray();
-        float[] a = actual.toFloatArray();
-        double scale = 0;
-        for (float x : e) {
-            scale = Math.max(scale, Math.abs(x));
-        }
-        for (int i = 0; i < e.length; i++) {
-            assertTrue(Math.abs(e[i] - a[i]) <= tolerance * scale + 1e-7,
-                    what + "[" + i + "]: expected " + e[i] + ", got " + a[i] + " (scale " + scale + ")");
-        }
     }
 }
