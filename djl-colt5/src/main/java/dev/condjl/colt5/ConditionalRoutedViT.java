@@ -11,6 +11,8 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
+import dev.condjl.cuda.AttentionPrecision;
+
 /**
  * The reference's {@code ConditionalRoutedViT} (module {@code colt5_attention.vit}; spec colt5.md §1.11, §2.12): an
  * image classifier whose layers are {@link ConditionalRoutedImageAttention} and
@@ -153,6 +155,7 @@ public final class ConditionalRoutedViT extends AbstractBlock {
         CoordinateDescentRouter.Builder routerKwargs;
         int attnNumRoutedKv = 1;
         double defaultCoorDescentEps = 1.0;
+        AttentionPrecision attentionPrecision = AttentionPrecision.INPUT;
 
         private Builder() {}
 
@@ -399,6 +402,18 @@ public final class ConditionalRoutedViT extends AbstractBlock {
          */
         public Builder optAttnNumRoutedKv(int routes) {
             this.attnNumRoutedKv = routes;
+            return this;
+        }
+
+        /**
+         * Sets the precision of every layer's light and heavy attention, as
+         * {@link MultiHeadBuilder#optAttentionPrecision} does for one attention.
+         *
+         * @param attentionPrecision default {@link AttentionPrecision#INPUT} (float32, as the reference)
+         * @return this builder
+         */
+        public Builder optAttentionPrecision(AttentionPrecision attentionPrecision) {
+            this.attentionPrecision = Builders.required("attentionPrecision", attentionPrecision);
             return this;
         }
 

@@ -42,6 +42,7 @@ public final class ViTTransformer extends AbstractBlock {
                     .optRouterStraightThrough(builder.routerStraightThrough)
                     .optRouterKwargs(router)
                     .optZeroInitHeavyBranch(builder.zeroInitHeavyBranch)
+                    .optAttentionPrecision(builder.attentionPrecision)
                     .build();
             ConditionalRoutedFeedForward ff = ConditionalRoutedFeedForward.builder()
                     .setDim(builder.dim)

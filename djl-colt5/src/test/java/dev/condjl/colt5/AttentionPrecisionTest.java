@@ -79,6 +79,9 @@ class AttentionPrecisionTest {
                         .setDim(DIM).setNumHeavyTokensQ(8).setNumHeavyTokensKv(8).optLightWindowSize(4)
                         .optLightDimHead(8).optLightHeads(4).optHeavyDimHead(8).optHeavyHeads(4)
                         .optAttentionPrecision(p).build(), new Shape(1, 8, 8, DIM)),
+                // one layer whose 16 patches all go to the feed-forward: its routers read only the patch embedding
+                new Case("ConditionalRoutedViT", p -> ConditionalRoutedViTTest.fixtureConfig().setDepth(1)
+                        .setFfNumHeavyTokens(16).optAttentionPrecision(p).build(), new Shape(1, 3, 16, 16)),
                 new Case("ConditionalRoutedCrossAttention", p -> ConditionalRoutedCrossAttention.builder()
                         .setDim(DIM).setNumTokensQ(6).setNumTokensKv(10).optDimHead(8).optHeads(4)
                         .optAttentionPrecision(p).build(), new Shape(2, 16, DIM), new Shape(2, 30, DIM)));
@@ -102,10 +105,14 @@ class AttentionPrecisionTest {
             Map<String, NDArray> got = outputAndGradients(reduced, inputs);
             String what = c.name() + " in " + precision;
             assertEquals(want.keySet(), got.keySet(), what);
+            // a gradient far below the module's largest (a straight-through router's) carries that one's rounding
+            double largest = want.entrySet().stream().filter(e -> !e.getKey().equals("output"))
+                    .mapToDouble(e -> e.getValue().abs().max().getFloat()).max().orElse(0);
             for (Map.Entry<String, NDArray> e : want.entrySet()) {
                 NDArray g = got.get(e.getKey());
                 assertEquals(DataType.FLOAT32, g.getDataType(), what + " " + e.getKey());
-                assertWithinScale(e.getValue(), g, tolerance, what + " " + e.getKey());
+                double minScale = e.getKey().equals("output") ? 0 : 1e-3 * largest;
+                assertWithinScale(e.getValue(), g, tolerance, minScale, what + " " + e.getKey());
             }
             assertFalse(Arrays.equals(want.get("output").toFloatArray(), got.get("output").toFloatArray()),
                     what + ": the output carries 16-bit rounding");
