@@ -518,8 +518,8 @@ TensorHandle finite_below(TensorHandle x, double lowest) {
 }
 
 // Attention in the operands' dtype (precision 0), or from float16 (1) or bfloat16 (2) copies of q, k, v and bias
-// with the result converted back to q's dtype: four more ops that autograd records, and the reduced-precision
-// kernels (flash attention on a GPU). The bias's -inf (what -FLT_MAX rounds to) becomes the reduced dtype's lowest
+// with the result converted back to q's dtype: four more ops that autograd records (two more for a bias), and the
+// reduced-precision kernels (flash attention on a GPU). The bias's -inf (what -FLT_MAX rounds to) becomes the reduced dtype's lowest
 // finite value, so a masked logit stays finite as in float32. Shapes, dtypes and devices are checked in Java;
 // libtorch checks them again and fails with an error code, never touching bad memory.
 jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdouble scale, jint precision) {

@@ -358,7 +358,7 @@ public final class CondjlOps {
     /**
      * {@link #scaledDotProductAttention(NDArray, NDArray, NDArray, NDArray, double)} computed in {@code precision}:
      * with a reduced one, from 16-bit copies of the operands, the result converted back to float32 (five ops and
-     * autograd nodes instead of one; see {@link AttentionPrecision}). The values then differ from float32's by the
+     * autograd nodes instead of one, and two more ops for a bias; see {@link AttentionPrecision}). The values then differ from float32's by the
      * 16-bit rounding of the operands and the result (about 1e-3 relative for float16, 1e-2 for bfloat16). A bias of
      * {@code -Float.MAX_VALUE} (-inf in 16 bits) is taken as the reduced dtype's lowest finite value, so masked
      * logits stay finite and no NaN arises; but what a query whose keys are all masked returns then depends on the
