@@ -133,10 +133,10 @@ bool cuda_compiled();
 std::string cuda_probe();
 void cd_forward_cuda(const CdForward& p, int device, void* stream, const LaunchOverride& ov);
 void cd_backward_cuda(const CdBackward& p, int device, void* stream, const LaunchOverride& ov);
-// Bytes of device scratch that topk_by_input_cuda needs for `rows` rows of n entries and this k (0 for short rows);
-// throws ArgumentError where these pass the CUDA kernels' limits.
-int64_t topk_by_input_scratch(int64_t rows, int64_t n, int64_t k);
-// scratch: topk_by_input_scratch(p.rows, p.n, p.k) bytes of device memory, null where that is 0.
+// Bytes of device scratch that topk_by_input_cuda needs for `rows` rows of n entries and this k on `device` (0 for
+// short rows); throws ArgumentError where these pass the CUDA kernels' limits.
+int64_t topk_by_input_scratch(int64_t rows, int64_t n, int64_t k, int device);
+// scratch: topk_by_input_scratch(p.rows, p.n, p.k, device) bytes of device memory, null where that is 0.
 void topk_by_input_cuda(const TopKByInput& p, void* scratch, int device, void* stream);
 void adam_step_cuda(const AdamStep& p, int device, void* stream);
 // Doubles of device scratch that sum_of_squares_cuda needs for t.

@@ -14,7 +14,7 @@ std::string cuda_probe() { return "libcondjl_ops was built without CUDA (no nvcc
 
 void cd_forward_cuda(const CdForward&, int, void*, const LaunchOverride&) { unavailable(); }
 void cd_backward_cuda(const CdBackward&, int, void*, const LaunchOverride&) { unavailable(); }
-int64_t topk_by_input_scratch(int64_t, int64_t, int64_t) { unavailable(); }
+int64_t topk_by_input_scratch(int64_t, int64_t, int64_t, int) { unavailable(); }
 void topk_by_input_cuda(const TopKByInput&, void*, int, void*) { unavailable(); }
 void adam_step_cuda(const AdamStep&, int, void*) { unavailable(); }
 int64_t sum_of_squares_scratch(const TensorList&) { unavailable(); }

@@ -262,7 +262,7 @@ jlongArray topk_by_input(JNIEnv* env, jlong scores_handle, jlong raw_handle, jlo
     const int64_t rows = scores.numel() / n;
     const bool on_cpu = scores.device_type() == shim.device_cpu;
     void* stream = on_cpu ? nullptr : cuda_stream_of(scores);
-    const int64_t scratch_bytes = on_cpu ? 0 : topk_by_input_scratch(rows, n, k);
+    const int64_t scratch_bytes = on_cpu ? 0 : topk_by_input_scratch(rows, n, k, scores.device_index());
     std::vector<int64_t> out_sizes = scores.sizes();
     out_sizes.back() = k;
     Output out(scores, out_sizes, shim.dtype_i64);
@@ -660,6 +660,15 @@ jlong broadcast_trailing(JNIEnv* env, jlong x, jlongArray trailing) {
     return reinterpret_cast<jlong>(out);
 }
 
+// The shim's TF32 switch, or RuntimeError naming what this libtorch lacks.
+const TorchShim& tf32_switch() {
+    const TorchShim& shim = torch_shim();
+    if (shim.global_context == nullptr || shim.set_allow_tf32_cublas == nullptr || shim.allow_tf32_cublas == nullptr) {
+        throw RuntimeError("this libtorch does not export at::Context::setAllowTF32CuBLAS and allowTF32CuBLAS");
+    }
+    return shim;
+}
+
 }  // namespace
 
 extern "C" {
@@ -732,6 +741,21 @@ JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_IndexViews_nBroadcastTrailing(JNIEn
 JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_FusedNorm_nRmsNorm(JNIEnv* env, jclass, jlong x, jlong weight,
                                                                  jdouble eps) {
     return guarded<jlong>(env, 0, [&] { return rms_norm(x, weight, eps); });
+}
+
+JNIEXPORT void JNICALL Java_dev_condjl_cuda_MatrixProducts_nSetTf32(JNIEnv* env, jclass, jboolean allow) {
+    guarded<int>(env, 0, [&] {
+        const TorchShim& shim = tf32_switch();
+        shim.set_allow_tf32_cublas(shim.global_context(), allow == JNI_TRUE);
+        return 0;
+    });
+}
+
+JNIEXPORT jboolean JNICALL Java_dev_condjl_cuda_MatrixProducts_nTf32(JNIEnv* env, jclass) {
+    return guarded<jboolean>(env, JNI_FALSE, [&] {
+        const TorchShim& shim = tf32_switch();
+        return shim.allow_tf32_cublas(shim.global_context()) ? JNI_TRUE : JNI_FALSE;
+    });
 }
 
 JNIEXPORT jstring JNICALL Java_dev_condjl_cuda_FusedNorm_nListsMissing(JNIEnv* env, jclass) {

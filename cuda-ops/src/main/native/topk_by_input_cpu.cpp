@@ -1,6 +1,6 @@
-// CPU twin of the tie-broken top-k (tie_break_key.h): a partial sort of each row's positions.
+// CPU twin of the tie-broken top-k (tie_break_key.h): per row, the k best keys by nth_element (O(n)), then sorted
+// (O(k log k)).
 #include <algorithm>
-#include <numeric>
 #include <vector>
 
 #include "condjl_ops.h"
@@ -41,21 +41,22 @@ void rows_cpu(const TopKByInput& p) {
     const T* scores = static_cast<const T*>(p.scores);
     const T* raw = static_cast<const T*>(p.raw);
     std::vector<TieKey> keys(static_cast<size_t>(p.n));
-    std::vector<int64_t> order(static_cast<size_t>(p.n));
+    const auto before = [](const TieKey& a, const TieKey& b) { return ranks_before(a, b); };
     for (int64_t r = 0; r < p.rows; ++r) {
         const int64_t base = r * p.n;
         for (int64_t j = 0; j < p.n; ++j) {
             keys[j] = tie_key(to_float(scores, base + j), p.mask == nullptr || p.mask[base + j] != 0,
                               to_float(raw, base + j), j);
         }
-        std::iota(order.begin(), order.end(), int64_t{0});
-        std::partial_sort(order.begin(), order.begin() + p.k, order.end(),
-                          [&](int64_t a, int64_t b) { return ranks_before(keys[a], keys[b]); });
-        std::copy(order.begin(), order.begin() + p.k, p.indices + r * p.k);
+        const auto kth = keys.begin() + p.k;
+        if (p.k < p.n) std::nth_element(keys.begin(), kth - 1, keys.end(), before);
+        std::sort(keys.begin(), kth, before);
+        int64_t* indices = p.indices + r * p.k;
+        for (int64_t j = 0; j < p.k; ++j) indices[j] = keys[j].index;
         if (p.gates != nullptr) {
             T* gates = static_cast<T*>(p.gates) + r * p.k;
             for (int64_t j = 0; j < p.k; ++j) {
-                const float y = to_float(scores, base + order[j]);
+                const float y = to_float(scores, base + indices[j]);
                 gates[j] = from_float<T>(y + to_float_of<T>(from_float<T>(1.0f - y)));
             }
         }

@@ -1,10 +1,9 @@
 // CUDA kernels of the tie-broken top-k (tie_break_key.h), launched on the caller's stream.
 //
-// Rows of at most kShortRow entries: rank_kernel alone. Every thread ranks one entry by counting the entries of its
-// row that come before it, a tile of keys at a time; a block stops once none of its entries can make the top k.
-// O(n^2) work per row, over n threads.
+// Rows of at most kShortRow entries: rank_kernel. Every thread ranks one entry by counting the entries of its row
+// that come before it (O(n^2) work per row, over n threads, one launch).
 //
-// Longer rows, in two launches:
+// Longer rows with k <= kMaxMergeK, in three launches (two where k <= kChunk):
 // 1. select_kernel, one block per row, finds the k best entries. A radix select on the 65-bit key (score, second)
 //    fixes the bits of the k-th best key a digit at a time (the score's four bytes, then second's 33 bits as
 //    9 + 8 + 8 + 8), each pass a histogram of the entries that match the bits fixed so far; it stops early where the
@@ -12,15 +11,24 @@
 //    entries equal to it the wanted number of lowest positions, found by a scan in position order (they tie on the
 //    whole (score, second), or all of them are wanted). At most 9 reads of the row. The k selected keys go to
 //    scratch (rows * k * 24 bytes, from libtorch's caching allocator: jni_ops.cpp), in no particular order.
-// 2. rank_kernel on the k selected keys orders them: O(k^2) work per row, over k threads. Chosen over a segmented
-//    sort for its size: up to k = 16,384 it costs what rank_kernel costs on a whole row of 16,384 (the GPU path's old
-//    limit on rows), and it grows as k^2 beyond, so CondjlOps.supportsTopKByInput sends a GPU k <= 16,384 only.
+// 2. chunk_kernel orders each chunk of kChunk selected keys in place, each key ranked by counting within its chunk.
+// 3. merge_kernel gives each key its rank among all k: its rank in its chunk plus, for every other chunk, the number
+//    of that chunk's keys before it (a binary search). O(k^2 / kChunk * log kChunk) work per row, over k threads.
 //
-// Limits (check_limits): rows <= 2^31 - 1 (a block each), n <= 2^31 - 1 (32-bit counts), k <= 65,535 * 256 (the
-// ranking grid).
+// Longer rows with a larger k: a stable radix sort of whole rows (CUB's DeviceRadixSort; about 25 API calls, which
+// cost the host about 0.1 ms a sort, measured on an H200), a chunk of rows at a time. Each entry's key is (row, score,
+// validity, raw) with the three ranks inverted, so that ascending order is the row's best first; the sort is stable
+// and its input in position order, so ties on all of these keep the lower position first, as ranks_before has it.
+// Then write_kernel copies each row's first k. Scratch holds two copies of a chunk's keys and positions, 20 bytes an
+// entry, and CUB's own; a chunk has at most kSortEntries entries, or one row where a row is longer.
+//
+// Limits (check_limits): rows <= 2^31 - 1 (a block each), n <= 2^31 - 1 (32-bit counts and positions).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cub/device/device_radix_sort.cuh>
+#include <cuda/std/tuple>
 #include <string>
 
 #include "condjl_ops.h"
@@ -34,17 +42,23 @@ namespace {
 // whole rows took 0.26 ms at n = 1,024 and 0.92 ms at 4,096, selecting first 0.09 and 0.24 ms.
 constexpr int64_t kShortRow = 256;
 constexpr int kRankThreads = 256;
+constexpr int kChunk = kRankThreads;
+// The largest k that the selection takes; a larger one sorts whole rows.
+constexpr int64_t kMaxMergeK = 65536;
 constexpr int kSelectThreads = 1024;
 constexpr int kSelectWarps = kSelectThreads / 32;
 constexpr int kPasses = 8;      // digits of (score, second)
 constexpr int kMaxBins = 512;   // second's first digit has 9 bits
 constexpr uint32_t kNoDigit = 0xffffffffu;
 constexpr unsigned kFull = 0xffffffffu;
+constexpr int kWriteThreads = 256;
+// The most entries one sort takes (unless a row alone is longer): 40 MiB of keys and positions.
+constexpr int64_t kSortEntries = int64_t{1} << 21;
 constexpr int64_t kMaxGridX = 0x7fffffff;
-constexpr int64_t kMaxRow = 0x7fffffff;  // the selection counts in 32 bits
-constexpr int64_t kMaxGridY = 65535;
+constexpr int64_t kMaxRow = 0x7fffffff;  // 32-bit counts and positions
+constexpr int64_t kAlign = 256;
 
-// A row's keys, read where needed: the selection reads raw and mask only for entries whose score can still matter.
+// A row's keys, read where needed.
 template <typename T>
 struct RowKeys {
     const T* scores;
@@ -52,7 +66,8 @@ struct RowKeys {
     const uint8_t* mask;
 
     __device__ uint32_t score(int64_t j) const { return order_key(load_f(scores, j)); }
-    __device__ uint64_t second(int64_t j) const { return second_key(mask == nullptr || mask[j] != 0, load_f(raw, j)); }
+    __device__ bool valid(int64_t j) const { return mask == nullptr || mask[j] != 0; }
+    __device__ uint64_t second(int64_t j) const { return second_key(valid(j), load_f(raw, j)); }
 };
 
 template <typename T>
@@ -60,6 +75,36 @@ __device__ RowKeys<T> row_keys(const TopKByInput& p, int64_t row) {
     const int64_t base = row * p.n;
     return RowKeys<T>{static_cast<const T*>(p.scores) + base, static_cast<const T*>(p.raw) + base,
                       p.mask == nullptr ? nullptr : p.mask + base};
+}
+
+// The selected entry's gate, y + (1 - y) rounded as T does it.
+template <typename T>
+__device__ void write_selected(const TopKByInput& p, const RowKeys<T>& keys, int64_t at, int64_t index) {
+    p.indices[at] = index;
+    if (p.gates != nullptr) {
+        T* gates = static_cast<T*>(p.gates);
+        const float y = load_f(keys.scores, index);
+        store_f(gates, at, y + stored(1.0f - y, gates));
+    }
+}
+
+// Ranks each entry of a short row (one tile of keys in shared memory) by counting the entries that come before it,
+// and writes those of rank < k at their rank.
+template <typename T>
+__global__ void __launch_bounds__(kRankThreads) rank_kernel(const TopKByInput p) {
+    __shared__ TieKey tile[kRankThreads];
+    const int64_t row = blockIdx.x;
+    const RowKeys<T> keys = row_keys<T>(p, row);
+    const auto key = [&](int64_t j) { return TieKey{keys.score(j), keys.second(j), j}; };
+    const int64_t i = threadIdx.x;
+    const bool active = i < p.n;
+    const TieKey mine = active ? key(i) : TieKey{0, 0, 0};
+    if (active) tile[threadIdx.x] = mine;
+    __syncthreads();
+    if (!active) return;
+    int64_t rank = 0;
+    for (int u = 0; u < p.n; ++u) rank += ranks_before(tile[u], mine) ? 1 : 0;
+    if (rank < p.k) write_selected(p, keys, row * p.k + rank, i);
 }
 
 // The bits of (score, second) that the selection has fixed, and their values.
@@ -186,44 +231,165 @@ __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInpu
     }
 }
 
-// Ranks m candidates of a row by counting the candidates that come before each, a tile of keys at a time, and writes
-// those of rank < k at their rank. The candidates are the whole row (selected null, m = n) or its k selected keys.
+// Orders each chunk of kChunk selected keys in place: each key's rank within its chunk, by counting. Where the k
+// selected are one chunk, that is their rank, and the output is written here.
 template <typename T>
-__global__ void __launch_bounds__(kRankThreads) rank_kernel(const TopKByInput p, const TieKey* selected) {
-    __shared__ TieKey tile[kRankThreads];
-    const int64_t row = blockIdx.x;
-    const RowKeys<T> keys = row_keys<T>(p, row);
-    const int64_t m = selected == nullptr ? p.n : p.k;
-    const auto candidate = [&](int64_t j) {
-        return selected == nullptr ? TieKey{keys.score(j), keys.second(j), j} : selected[row * p.k + j];
-    };
-    const int64_t i = static_cast<int64_t>(blockIdx.y) * kRankThreads + threadIdx.x;
-    const bool active = i < m;
-    const TieKey mine = active ? candidate(i) : TieKey{0, 0, 0};
-    int64_t rank = 0;
-    for (int64_t t = 0; t < m; t += kRankThreads) {
-        const int64_t j = t + threadIdx.x;
-        if (j < m) tile[threadIdx.x] = candidate(j);
-        __syncthreads();
-        const int c = m - t < kRankThreads ? static_cast<int>(m - t) : kRankThreads;
-        if (active && rank < p.k) {
-            for (int u = 0; u < c; ++u) rank += ranks_before(tile[u], mine) ? 1 : 0;
-        }
-        // a block stops once none of its candidates can make the top k
-        if (__syncthreads_and(!active || rank >= p.k)) break;
-    }
-    if (active && rank < p.k) {
-        const int64_t at = row * p.k + rank;
-        p.indices[at] = mine.index;
-        if (p.gates != nullptr) {
-            T* gates = static_cast<T*>(p.gates);
-            const float y = load_f(keys.scores, mine.index);
-            store_f(gates, at, y + stored(1.0f - y, gates));
-        }
+__global__ void __launch_bounds__(kChunk) chunk_kernel(const TopKByInput p, TieKey* selected) {
+    __shared__ TieKey tile[kChunk];
+    TieKey* row = selected + static_cast<int64_t>(blockIdx.x) * p.k;
+    const int64_t first = static_cast<int64_t>(blockIdx.y) * kChunk;
+    const int size = p.k - first < kChunk ? static_cast<int>(p.k - first) : kChunk;
+    const bool active = threadIdx.x < size;
+    if (active) tile[threadIdx.x] = row[first + threadIdx.x];
+    __syncthreads();
+    if (!active) return;
+    const TieKey mine = tile[threadIdx.x];
+    int rank = 0;
+    for (int u = 0; u < size; ++u) rank += ranks_before(tile[u], mine) ? 1 : 0;
+    if (p.k <= kChunk) {
+        write_selected(p, row_keys<T>(p, blockIdx.x), static_cast<int64_t>(blockIdx.x) * p.k + rank, mine.index);
+    } else {
+        row[first + rank] = mine;
     }
 }
 
-void check_limits(int64_t rows, int64_t n, int64_t k) {
+// Writes each selected key at its rank among the row's k: its rank in its ordered chunk plus, for each other chunk,
+// how many of that chunk's keys come before it.
+template <typename T>
+__global__ void __launch_bounds__(kChunk) merge_kernel(const TopKByInput p, const TieKey* selected) {
+    const TieKey* row = selected + static_cast<int64_t>(blockIdx.x) * p.k;
+    const int64_t at = static_cast<int64_t>(blockIdx.y) * kChunk + threadIdx.x;
+    if (at >= p.k) return;
+    const TieKey mine = row[at];
+    const int64_t own = blockIdx.y;
+    int64_t rank = at - own * kChunk;
+    for (int64_t c = 0; c * kChunk < p.k; ++c) {
+        if (c == own) continue;
+        // the first position of chunk c whose key does not come before mine
+        int64_t lo = c * kChunk;
+        int64_t hi = lo + kChunk < p.k ? lo + kChunk : p.k;
+        const int64_t start = lo;
+        while (lo < hi) {
+            const int64_t mid = (lo + hi) / 2;
+            if (ranks_before(row[mid], mine)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        rank += lo - start;
+    }
+    write_selected(p, row_keys<T>(p, blockIdx.x), static_cast<int64_t>(blockIdx.x) * p.k + rank, mine.index);
+}
+
+// An entry's sort key: ascending order is (row ascending, then) the tie-break order best first.
+struct SortKey {
+    uint32_t row;      // within the chunk
+    uint32_t score;    // ~order_key(score)
+    uint8_t invalid;   // 1 for a masked entry
+    uint32_t raw;      // ~order_key(raw)
+};
+
+struct SortKeyParts {
+    __host__ __device__ ::cuda::std::tuple<uint32_t&, uint32_t&, uint8_t&, uint32_t&> operator()(SortKey& k) const {
+        return {k.row, k.score, k.invalid, k.raw};
+    }
+};
+
+// The bits of a SortKey that a chunk of `rows` rows needs: score, invalid and raw, and enough of row.
+int sort_end_bit(int64_t rows) {
+    int row_bits = 0;
+    while ((int64_t{1} << row_bits) < rows) ++row_bits;
+    return 32 + 8 + 32 + row_bits;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kWriteThreads) key_kernel(const TopKByInput p, int64_t first_row, int64_t entries,
+                                                            SortKey* sort_keys, int32_t* positions) {
+    for (int64_t e = static_cast<int64_t>(blockIdx.x) * kWriteThreads + threadIdx.x; e < entries;
+         e += static_cast<int64_t>(gridDim.x) * kWriteThreads) {
+        const int64_t row = e / p.n;
+        const int64_t j = e - row * p.n;
+        const RowKeys<T> keys = row_keys<T>(p, first_row + row);
+        sort_keys[e] = SortKey{static_cast<uint32_t>(row), ~keys.score(j), static_cast<uint8_t>(keys.valid(j) ? 0 : 1),
+                               ~order_key(load_f(keys.raw, j))};
+        positions[e] = static_cast<int32_t>(j);
+    }
+}
+
+// Copies each sorted row's first k positions (and their gates) to the output rows first_row, ...
+template <typename T>
+__global__ void __launch_bounds__(kWriteThreads) write_kernel(const TopKByInput p, int64_t first_row, int64_t rows,
+                                                              const int32_t* sorted) {
+    const int64_t count = rows * p.k;
+    for (int64_t e = static_cast<int64_t>(blockIdx.x) * kWriteThreads + threadIdx.x; e < count;
+         e += static_cast<int64_t>(gridDim.x) * kWriteThreads) {
+        const int64_t row = e / p.k;
+        const int64_t rank = e - row * p.k;
+        const RowKeys<T> keys = row_keys<T>(p, first_row + row);
+        write_selected(p, keys, (first_row + row) * p.k + rank, sorted[row * p.n + rank]);
+    }
+}
+
+// How the long rows are sorted: rows per chunk, and where each part of the scratch lies.
+struct SortPlan {
+    int64_t chunk_rows = 0;
+    int64_t entries = 0;  // per chunk
+    size_t cub_bytes = 0;
+    int64_t keys_at[2] = {0, 0};
+    int64_t positions_at[2] = {0, 0};
+    int64_t cub_at = 0;
+    int64_t bytes = 0;
+};
+
+int64_t aligned(int64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+SortPlan sort_plan(int64_t rows, int64_t n, int device) {
+    SortPlan plan;
+    plan.chunk_rows = std::max<int64_t>(1, std::min(rows, kSortEntries / n));
+    plan.entries = plan.chunk_rows * n;
+    DeviceGuard guard(device);
+    cub::DoubleBuffer<SortKey> keys(nullptr, nullptr);
+    cub::DoubleBuffer<int32_t> positions(nullptr, nullptr);
+    check(cub::DeviceRadixSort::SortPairs(nullptr, plan.cub_bytes, keys, positions, plan.entries, SortKeyParts{}, 0,
+                                          sort_end_bit(plan.chunk_rows)),
+          "top-k by input: sizing the sort");
+    int64_t at = 0;
+    for (int b = 0; b < 2; ++b) {
+        plan.keys_at[b] = at;
+        at += aligned(plan.entries * static_cast<int64_t>(sizeof(SortKey)));
+        plan.positions_at[b] = at;
+        at += aligned(plan.entries * static_cast<int64_t>(sizeof(int32_t)));
+    }
+    plan.cub_at = at;
+    plan.bytes = at + aligned(static_cast<int64_t>(plan.cub_bytes));
+    return plan;
+}
+
+unsigned grid_for(int64_t count) {
+    return static_cast<unsigned>(std::min<int64_t>((count + kWriteThreads - 1) / kWriteThreads, 65535 * 8));
+}
+
+template <typename T>
+void sort_rows(const TopKByInput& p, const SortPlan& plan, char* scratch, cudaStream_t stream) {
+    for (int64_t first = 0; first < p.rows; first += plan.chunk_rows) {
+        const int64_t rows = std::min(plan.chunk_rows, p.rows - first);
+        const int64_t entries = rows * p.n;
+        cub::DoubleBuffer<SortKey> keys(reinterpret_cast<SortKey*>(scratch + plan.keys_at[0]),
+                                        reinterpret_cast<SortKey*>(scratch + plan.keys_at[1]));
+        cub::DoubleBuffer<int32_t> positions(reinterpret_cast<int32_t*>(scratch + plan.positions_at[0]),
+                                             reinterpret_cast<int32_t*>(scratch + plan.positions_at[1]));
+        key_kernel<T><<<grid_for(entries), kWriteThreads, 0, stream>>>(p, first, entries, keys.Current(),
+                                                                        positions.Current());
+        size_t cub_bytes = plan.cub_bytes;
+        check(cub::DeviceRadixSort::SortPairs(scratch + plan.cub_at, cub_bytes, keys, positions, entries,
+                                              SortKeyParts{}, 0, sort_end_bit(rows), stream),
+              "top-k by input: sorting");
+        write_kernel<T><<<grid_for(rows * p.k), kWriteThreads, 0, stream>>>(p, first, rows, positions.Current());
+    }
+}
+
+void check_limits(int64_t rows, int64_t n) {
     if (rows > kMaxGridX) {
         throw ArgumentError("top-k by input on CUDA takes at most " + std::to_string(kMaxGridX) +
                             " rows (a block each), got " + std::to_string(rows));
@@ -232,42 +398,65 @@ void check_limits(int64_t rows, int64_t n, int64_t k) {
         throw ArgumentError("top-k by input on CUDA takes rows of at most " + std::to_string(kMaxRow) +
                             " entries, got " + std::to_string(n));
     }
-    if (k > kMaxGridY * kRankThreads) {
-        throw ArgumentError("top-k by input on CUDA takes k <= " + std::to_string(kMaxGridY * kRankThreads) +
-                            " (the ranking grid's " + std::to_string(kMaxGridY) + " blocks of " +
-                            std::to_string(kRankThreads) + "), got " + std::to_string(k));
-    }
+}
+
+enum class Path { kRank, kSelect, kSort };
+
+Path path_for(int64_t n, int64_t k) {
+    if (n <= kShortRow) return Path::kRank;
+    return k <= kMaxMergeK ? Path::kSelect : Path::kSort;
 }
 
 template <typename T>
-void launch(const TopKByInput& p, TieKey* selected, cudaStream_t stream) {
-    if (selected != nullptr) {
-        select_kernel<T><<<static_cast<unsigned>(p.rows), kSelectThreads, 0, stream>>>(p, selected);
+void select_rows(const TopKByInput& p, TieKey* selected, cudaStream_t stream) {
+    select_kernel<T><<<static_cast<unsigned>(p.rows), kSelectThreads, 0, stream>>>(p, selected);
+    const dim3 grid(static_cast<unsigned>(p.rows), static_cast<unsigned>((p.k + kChunk - 1) / kChunk));
+    chunk_kernel<T><<<grid, kChunk, 0, stream>>>(p, selected);
+    if (p.k > kChunk) merge_kernel<T><<<grid, kChunk, 0, stream>>>(p, selected);
+}
+
+template <typename T>
+void launch(const TopKByInput& p, void* scratch, int device, cudaStream_t stream) {
+    switch (path_for(p.n, p.k)) {
+        case Path::kRank:
+            rank_kernel<T><<<static_cast<unsigned>(p.rows), kRankThreads, 0, stream>>>(p);
+            break;
+        case Path::kSelect:
+            select_rows<T>(p, static_cast<TieKey*>(scratch), stream);
+            break;
+        case Path::kSort:
+            sort_rows<T>(p, sort_plan(p.rows, p.n, device), static_cast<char*>(scratch), stream);
+            break;
     }
-    const int64_t m = selected == nullptr ? p.n : p.k;
-    const dim3 grid(static_cast<unsigned>(p.rows), static_cast<unsigned>((m + kRankThreads - 1) / kRankThreads));
-    rank_kernel<T><<<grid, kRankThreads, 0, stream>>>(p, selected);
 }
 
 }  // namespace
 
-int64_t topk_by_input_scratch(int64_t rows, int64_t n, int64_t k) {
-    check_limits(rows, n, k);
-    return n > kShortRow ? rows * k * static_cast<int64_t>(sizeof(TieKey)) : 0;
+int64_t topk_by_input_scratch(int64_t rows, int64_t n, int64_t k, int device) {
+    check_limits(rows, n);
+    if (rows == 0) return 0;
+    switch (path_for(n, k)) {
+        case Path::kSelect:
+            return rows * k * static_cast<int64_t>(sizeof(TieKey));
+        case Path::kSort:
+            return sort_plan(rows, n, device).bytes;
+        default:
+            return 0;
+    }
 }
 
 void topk_by_input_cuda(const TopKByInput& p, void* scratch, int device, void* stream) {
     if (p.rows == 0) return;
-    if (topk_by_input_scratch(p.rows, p.n, p.k) > 0 && scratch == nullptr) {
+    check_limits(p.rows, p.n);
+    if (path_for(p.n, p.k) != Path::kRank && scratch == nullptr) {
         throw RuntimeError("top-k by input on CUDA: rows of " + std::to_string(p.n) + " entries need scratch");
     }
     DeviceGuard guard(device);
-    TieKey* selected = p.n > kShortRow ? static_cast<TieKey*>(scratch) : nullptr;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     if (p.dtype == DType::F32) {
-        launch<float>(p, selected, s);
+        launch<float>(p, scratch, device, s);
     } else {
-        launch<__half>(p, selected, s);
+        launch<__half>(p, scratch, device, s);
     }
     check(cudaGetLastError(), "top-k by input launch");
 }

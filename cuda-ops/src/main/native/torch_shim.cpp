@@ -55,6 +55,9 @@ TorchShim bind_shim() {
     bind_if_present(cpu, "torch_new_list_reserve_size", s.new_list);
     bind_if_present(cpu, "torch_list_push_back", s.list_push_back);
     bind_if_present(cpu, "torch_delete_list", s.delete_list);
+    bind_if_present(cpu, "_ZN2at13globalContextEv", s.global_context);
+    bind_if_present(cpu, "_ZN2at7Context18setAllowTF32CuBLASEb", s.set_allow_tf32_cublas);
+    bind_if_present(cpu, "_ZNK2at7Context15allowTF32CuBLASEv", s.allow_tf32_cublas);
     s.dtype_f32 = constant(cpu, "aoti_torch_dtype_float32");
     s.dtype_f16 = constant(cpu, "aoti_torch_dtype_float16");
     s.dtype_bf16 = constant(cpu, "aoti_torch_dtype_bfloat16");

@@ -35,6 +35,11 @@ struct TorchShim {
     int32_t (*delete_list)(void*);
     // From libtorch_cuda; null when that library is not loaded (then the legacy default stream is used).
     int32_t (*current_cuda_stream)(int32_t, void**);
+    // at::globalContext() and its cuBLAS TF32 switch (torch.backends.cuda.matmul.allow_tf32): C++ symbols of
+    // libtorch_cpu, not of its C shim (the Itanium ABI passes `this` first); null where absent.
+    void* (*global_context)();
+    void (*set_allow_tf32_cublas)(void*, bool);
+    bool (*allow_tf32_cublas)(const void*);
     int32_t dtype_f32;
     int32_t dtype_f16;
     int32_t dtype_bf16;

@@ -49,13 +49,6 @@ import java.util.function.Consumer;
  */
 public final class CondjlOps {
 
-    /**
-     * The largest {@code k} that {@link #supportsTopKByInput} sends to a GPU. There {@link #topKByInput} orders the
-     * {@code k} entries it selects by counting among them, O(k²) work per row: at this {@code k} as much as its
-     * whole-row count did at the old limit on rows, n = 16,384. Rows have no limit of their own.
-     */
-    public static final int TOPK_BY_INPUT_MAX_GPU_K = 16384;
-
     private static final Logger LOG = LogManager.getLogger(CondjlOps.class);
     private static final String LOAD_FAILURE = NativeLibrary.load();
     private static final AtomicBoolean GPU_WARNED = new AtomicBoolean();
@@ -219,19 +212,16 @@ public final class CondjlOps {
     }
 
     /**
-     * Whether {@link #topKByInput} runs for these scores and this {@code k}: the library loaded, float32 or float16
-     * PyTorch-engine arrays on a device that {@link #supports}, and on a GPU {@code k <=}
-     * {@link #TOPK_BY_INPUT_MAX_GPU_K} (the kernels order the selected entries in O(k²) work per row; a larger
-     * {@code k} is left to sorting ops).
+     * Whether {@link #topKByInput} runs for these scores: the library loaded, and float32 or float16 PyTorch-engine
+     * arrays on a device that {@link #supports}.
      *
      * @param scores (..., n) scores
-     * @param k entries per row
      * @return true when {@link #topKByInput} may be called with them
      */
-    public static boolean supportsTopKByInput(NDArray scores, int k) {
+    public static boolean supportsTopKByInput(NDArray scores) {
         DataType type = scores.getDataType();
         return scores instanceof PtNDArray && (type == DataType.FLOAT32 || type == DataType.FLOAT16)
-                && supports(scores.getDevice()) && (!scores.getDevice().isGpu() || k <= TOPK_BY_INPUT_MAX_GPU_K);
+                && supports(scores.getDevice());
     }
 
     /**
@@ -240,10 +230,13 @@ public final class CondjlOps {
      * {@code -0 == +0} and every NaN equal and above {@code +inf}. No two positions tie, so the result is the same on
      * every device.
      *
-     * <p>On the CPU a partial sort per row. On a GPU, rows of at most 256 entries are ranked whole, each entry by
-     * counting the entries before it (O(n²) work per row); longer rows go through a radix select of the {@code k}
-     * best (at most 9 reads of the row) and the same count among those {@code k} (O(k²)). Limits there: at most
-     * 2³¹ − 1 rows of at most 2³¹ − 1 entries, {@code k <= 16,776,960}.
+     * <p>On the CPU, per row, the {@code k} best by a selection and then sorted. On a GPU, rows of at most 256
+     * entries are ranked whole, each entry by counting the entries before it (O(n²) work per row, one launch). For
+     * longer rows and {@code k <= 65,536}: a radix select of the {@code k} best (a block per row, at most 9 reads of
+     * the row), then those {@code k} ordered by ranks within chunks of 256 and binary searches among the chunks (three
+     * launches, two for {@code k <= 256}; 24 bytes of scratch per selected entry). A larger {@code k} sorts whole
+     * rows, about 2²¹ entries at a time, with a stable radix sort (about 25 API calls; 20 bytes of scratch an entry).
+     * Limits there: at most 2³¹ − 1 rows of at most 2³¹ − 1 entries.
      *
      * @param scores (..., n) float32 or float16 scores
      * @param raw (..., n) secondary key, dtype and device of {@code scores}

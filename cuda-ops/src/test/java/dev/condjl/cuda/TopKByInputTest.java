@@ -2,7 +2,6 @@ package dev.condjl.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
@@ -22,8 +21,8 @@ import java.util.Random;
 
 /**
  * {@link CondjlOps#topKByInput} on long rows. On the CPU, its twin against a sort by the order its javadoc states; on
- * a GPU, both kernels (rows of up to 256 entries ranked whole, longer ones through the radix select) against the CPU
- * twin on the same data, index for index and gate for gate (NaN gates compare as NaN). The rows are full of ties
+ * a GPU, the three paths (rows of up to 256 entries ranked whole; longer ones through a selection of the k best for
+ * k up to 65,536, sorted whole beyond) against the CPU twin on the same data, index for index and gate for gate (NaN gates compare as NaN). The rows are full of ties
  * ({@link Ties}), with and without a mask, in float32 and float16.
  */
 class TopKByInputTest {
@@ -70,11 +69,10 @@ class TopKByInputTest {
         Assumptions.assumeTrue(CondjlOps.cudaAvailable(), () -> "no usable GPU: " + CondjlOps.cudaUnavailableReason());
         Assumptions.assumeTrue(Engine.getInstance().getGpuCount() > 0, "DJL sees no GPU");
         int[] checked = {0};
-        // 256 is the longest row the GPU ranks whole, 257 the shortest it selects from first
+        // 256 is the longest row the GPU ranks whole, 257 the shortest it selects from
         int[] lengths = {256, 257, 4096, 20_000, 70_000};
         forEachRowSet(lengths, Device.gpu(), 13, (what, scores, raw, mask) -> {
-            assertTrue(CondjlOps.supportsTopKByInput(scores, CondjlOps.TOPK_BY_INPUT_MAX_GPU_K));
-            assertFalse(CondjlOps.supportsTopKByInput(scores, CondjlOps.TOPK_BY_INPUT_MAX_GPU_K + 1));
+            assertTrue(CondjlOps.supportsTopKByInput(scores));
             NDArray cpuScores = scores.toDevice(Device.cpu(), true);
             NDArray cpuRaw = raw.toDevice(Device.cpu(), true);
             NDArray cpuMask = mask == null ? null : mask.toDevice(Device.cpu(), true);
@@ -89,6 +87,41 @@ class TopKByInputTest {
             }
         });
         assertEquals(lengths.length * Ties.values().length * TYPES.length * 2 * 4, checked[0]);
+    }
+
+    @Test
+    @Tag("gpu")
+    void gpuKernelsEqualTheCpuTwinOnManyRowsAndLargeK() {
+        Assumptions.assumeTrue(CondjlOps.cudaAvailable(), () -> "no usable GPU: " + CondjlOps.cudaUnavailableReason());
+        Assumptions.assumeTrue(Engine.getInstance().getGpuCount() > 0, "DJL sees no GPU");
+        Random rnd = new Random(17);
+        // 31 rows of 70,000: chunks of 29 rows and 2; 2 rows of 2^21 + 1: a chunk each
+        for (int[] rowsAndN : new int[][] {{31, 70_000}, {2, (1 << 21) + 1}}) {
+            int rows = rowsAndN[0];
+            int n = rowsAndN[1];
+            float[] s = new float[rows * n];
+            float[] r = new float[s.length];
+            boolean[] valid = new boolean[s.length];
+            for (int i = 0; i < s.length; i++) {
+                s[i] = Math.round(rnd.nextGaussian() * 2) / 2f;
+                r[i] = Math.round(rnd.nextGaussian());
+                valid[i] = rnd.nextInt(3) > 0;
+            }
+            Shape shape = new Shape(rows, n);
+            try (NDManager cpu = NDManager.newBaseManager(Device.cpu());
+                    NDManager gpu = NDManager.newBaseManager(Device.gpu())) {
+                NDArray[] onCpu = {cpu.create(s, shape), cpu.create(r, shape), cpu.create(valid, shape)};
+                NDArray[] onGpu = {gpu.create(s, shape), gpu.create(r, shape), gpu.create(valid, shape)};
+                // k up to 65,536 goes through the selection, a larger one sorts whole rows
+                for (int k : new int[] {n / 8, 65_536, 65_537, n}) {
+                    NDList expected = CondjlOps.topKByInputWithGates(onCpu[0], onCpu[1], onCpu[2], k);
+                    NDList got = CondjlOps.topKByInputWithGates(onGpu[0], onGpu[1], onGpu[2], k);
+                    String what = rows + " rows of " + n + ", k=" + k;
+                    assertArrayEquals(expected.get(0).toLongArray(), got.get(0).toLongArray(), what);
+                    assertArrayEquals(floats(expected.get(1)), floats(got.get(1)), what);
+                }
+            }
+        }
     }
 
     /** A check of one set of rows: (ROWS, n) scores and raw values, and null or a mask. */
@@ -118,9 +151,9 @@ class TopKByInputTest {
         }
     }
 
-    /** k small, n/8 (the router's share) and past 16,384 (the whole row where it is shorter). */
+    /** k small, n/8 (the router's share) and the whole row. */
     private static int[] ks(int n) {
-        return new int[] {1, 7, n / 8, Math.min(n, 17_000)};
+        return new int[] {1, 7, n / 8, n};
     }
 
     /** {scores, raw}, ROWS × n each. */

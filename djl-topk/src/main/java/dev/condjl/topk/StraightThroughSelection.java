@@ -42,7 +42,7 @@ public final class StraightThroughSelection {
             throw new IllegalArgumentException("tieBreak must not be null");
         }
         return Scoped.compute(() -> {
-            NDList parts = tieBreak == TieBreak.BY_INPUT && CondjlOps.supportsTopKByInput(s, k)
+            NDList parts = tieBreak == TieBreak.BY_INPUT && CondjlOps.supportsTopKByInput(s)
                     ? CoordinateDescent.fusedParts(s, softK, mask, options)
                     : null;
             if (parts != null) {

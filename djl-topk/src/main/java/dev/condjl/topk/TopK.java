@@ -110,7 +110,7 @@ public final class TopK {
             throw new IllegalArgumentException(
                     "tieBreak BY_INPUT supports rows of at most " + MAX_TIE_BREAK_ROW + " entries, got " + n);
         }
-        if (CondjlOps.supportsTopKByInput(scores, k) && raw.getDataType() == scores.getDataType()) {
+        if (CondjlOps.supportsTopKByInput(scores) && raw.getDataType() == scores.getDataType()) {
             // one native call where the ops below are a dozen (each a dispatch, and on a GPU a launch)
             NDArray indices = CondjlOps.topKByInput(scores, raw, mask, k);
             return new NDList(scores.gather(indices, -1), indices);

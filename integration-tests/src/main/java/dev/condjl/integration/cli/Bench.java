@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
         name = "bench",
         mixinStandardHelpOptions = true,
         description = "Benchmarks; each prints one JSON line per case, colt5 a table.",
-        subcommands = {Colt5Bench.class, CoorDescentBench.class, StochasticDepthBench.class, LearnedDropoutBench.class, WeightDropoutBench.class})
+        subcommands = {Colt5Bench.class, CoorDescentBench.class, TopKBench.class, StochasticDepthBench.class, LearnedDropoutBench.class, WeightDropoutBench.class})
 public final class Bench implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -17,6 +17,7 @@ import com.google.gson.Gson;
 
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
 import dev.condjl.cuda.AttentionPrecision;
+import dev.condjl.cuda.MatrixProducts;
 import dev.condjl.integration.profile.OpProfile;
 
 import picocli.CommandLine;
@@ -98,6 +99,10 @@ public final class Colt5Bench implements Callable<Integer> {
                 + " ${DEFAULT-VALUE}; the dense block stays float32).")
     AttentionPrecision attentionPrecision;
 
+    @Option(names = "--tf32", description = "Allow TF32 in float32 matrix products on CUDA, both blocks"
+            + " (MatrixProducts.setTf32; restored afterwards).")
+    boolean tf32;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON line per model and n here.")
     Path json;
 
@@ -125,22 +130,37 @@ public final class Colt5Bench implements Callable<Integer> {
                 throw new CommandLine.ParameterException(spec.commandLine(), "unknown model " + m);
             }
         }
-        List<String> timed = new ArrayList<>(models);
-        if (noDense) {
-            timed.remove("dense");
-        }
-        if (timed.isEmpty()) {
+        if (timedModels().isEmpty()) {
             throw new CommandLine.ParameterException(spec.commandLine(), "no model left to time");
         }
         threads.apply();
         Device dev = device.device();
+        if (!tf32) {
+            return run(dev);
+        }
+        String reason = MatrixProducts.tf32UnavailableReason();
+        if (!reason.isEmpty()) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--tf32: " + reason);
+        }
+        boolean before = MatrixProducts.tf32();
+        MatrixProducts.setTf32(true);
+        try {
+            return run(dev);
+        } finally {
+            MatrixProducts.setTf32(before);
+        }
+    }
+
+    private int run(Device dev) throws IOException {
+        List<String> timed = timedModels();
+        String matrixProducts = matrixProducts();
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "condjl bench colt5 on %s (threads %s, OMP_WAIT_POLICY %s): batch %d, dim %d, %d heads,"
-                        + " light window %d, n/%d routed tokens per heavy branch, routed attention in %s;"
-                        + " forward+backward ms, median of %d after %d warm-up runs, each ending with a device"
-                        + " synchronisation%n%n",
+                        + " light window %d, n/%d routed tokens per heavy branch, routed attention in %s, matrix"
+                        + " products in %s; forward+backward ms, median of %d after %d warm-up runs, each ending with"
+                        + " a device synchronisation%n%n",
                 dev, threads.describe(), System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"), batch, dim,
-                heads, window, heavyFraction, attentionPrecision, repeats.reps, repeats.warmup);
+                heads, window, heavyFraction, attentionPrecision, matrixProducts, repeats.reps, repeats.warmup);
         out.println(tableHeader(timed));
         out.flush();
         Gson gson = new Gson();
@@ -151,7 +171,7 @@ public final class Colt5Bench implements Callable<Integer> {
                 int heavy = Math.max(1, n / heavyFraction);
                 Double ms = measure(dev, model, n, heavy);
                 millis.put(model, ms);
-                jsonLines.add(gson.toJson(jsonLine(dev, model, n, heavy, ms)));
+                jsonLines.add(gson.toJson(jsonLine(dev, model, n, heavy, ms, matrixProducts)));
             }
             Double ratio = ratio(millis);
             if (millis.size() == 2) {
@@ -178,7 +198,24 @@ public final class Colt5Bench implements Callable<Integer> {
         return 0;
     }
 
-    private Map<String, Object> jsonLine(Device dev, String model, int n, int heavy, Double ms) {
+    private List<String> timedModels() {
+        List<String> timed = new ArrayList<>(models);
+        if (noDense) {
+            timed.remove("dense");
+        }
+        return timed;
+    }
+
+    /** "TF32" or "float32" as libtorch has it now, "float32 (TF32 switch unknown)" where it cannot say. */
+    private static String matrixProducts() {
+        if (!MatrixProducts.tf32UnavailableReason().isEmpty()) {
+            return "float32 (TF32 switch unknown)";
+        }
+        return MatrixProducts.tf32() ? "TF32" : "float32";
+    }
+
+    private Map<String, Object> jsonLine(Device dev, String model, int n, int heavy, Double ms,
+            String matrixProducts) {
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("model", MODEL_NAMES.get(model));
         line.put("device", dev.toString());
@@ -194,6 +231,7 @@ public final class Colt5Bench implements Callable<Integer> {
             line.put("light_window", window);
             line.put("attention_precision", attentionPrecision.toString());
         }
+        line.put("matrix_products", matrixProducts);
         line.put("warmup", repeats.warmup);
         line.put("reps", repeats.reps);
         if (ms == null) {

@@ -10,6 +10,8 @@ import ai.djl.engine.EngineException;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 
+import dev.condjl.cuda.MatrixProducts;
+
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -71,6 +73,7 @@ class Colt5BenchTest {
         assertEquals("cpu()", routed.get("device").getAsString());
         assertEquals(4, routed.get("heavy_tokens").getAsInt());
         assertEquals("INPUT", routed.get("attention_precision").getAsString());
+        assertEquals("float32", routed.get("matrix_products").getAsString());
         assertEquals(2, routed.get("reps").getAsInt());
         assertTrue(routed.get("fwdbwd_ms").getAsDouble() > 0);
         assertEquals("TransformerEncoderBlock", lines.get(1).get("model").getAsString());
@@ -89,6 +92,16 @@ class Colt5BenchTest {
         assertEquals(1, rows.size(), out);
         assertEquals("48", rows.get(0).get(0));
         assertTrue(Double.parseDouble(rows.get(0).get(1)) > 0, out);
+    }
+
+    @Test
+    void tf32IsAllowedForTheRunAndRestoredAfterIt() {
+        assertFalse(MatrixProducts.tf32());
+        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
+                "--seq", "48", "--warmup", "0", "--reps", "1", "--no-dense", "--tf32");
+        assertTrue(out.contains("matrix products in TF32"), out);
+        assertEquals(1, rows(out).size(), out);
+        assertFalse(MatrixProducts.tf32());
     }
 
     @Test
