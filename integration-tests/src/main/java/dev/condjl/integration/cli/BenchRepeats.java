@@ -73,4 +73,14 @@ final class BenchRepeats {
         Arrays.sort(millis);
         return reps % 2 == 1 ? millis[reps / 2] : (millis[reps / 2 - 1] + millis[reps / 2]) / 2;
     }
+
+    /**
+     * Milliseconds rounded to whole microseconds, for the JSON lines.
+     *
+     * @param millis a time in milliseconds
+     * @return it rounded to 3 decimals
+     */
+    static double roundToMicros(double millis) {
+        return Math.round(millis * 1000) / 1000.0;
+    }
 }

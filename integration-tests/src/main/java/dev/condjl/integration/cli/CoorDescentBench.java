@@ -156,12 +156,8 @@ public final class CoorDescentBench implements Callable<Integer> {
                 }
                 s.getGradient().sum().getFloat();
             });
-            return new double[] {round(forward), round(backward)};
+            return new double[] {BenchRepeats.roundToMicros(forward), BenchRepeats.roundToMicros(backward)};
         }
-    }
-
-    private static double round(double millis) {
-        return Math.round(millis * 1000) / 1000.0;
     }
 
     /**

@@ -80,8 +80,9 @@ public final class TopKBench implements Callable<Integer> {
                     line.put("rows", rows);
                     line.put("n", n);
                     line.put("k", k);
-                    line.put("ms", round(repeats.medianMillis(scores, step -> impl.call().getLong(0, 0))));
-                    line.put("host_ms", round(hostMillis(scores, impl)));
+                    double ms = repeats.medianMillis(scores, step -> impl.call().getLong(0, 0));
+                    line.put("ms", BenchRepeats.roundToMicros(ms));
+                    line.put("host_ms", BenchRepeats.roundToMicros(hostMillis(scores, impl)));
                     spec.commandLine().getOut().println(gson.toJson(line));
                     spec.commandLine().getOut().flush();
                 }
@@ -103,10 +104,6 @@ public final class TopKBench implements Callable<Integer> {
             last.getLong(0, 0);
             return millis;
         }
-    }
-
-    private static double round(double millis) {
-        return Math.round(millis * 1000) / 1000.0;
     }
 
     /** One timed implementation: a call returns the (rows, k) indices. */
