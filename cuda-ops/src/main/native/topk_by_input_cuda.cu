@@ -11,6 +11,12 @@
 //    entries equal to it the wanted number of lowest positions, found by a scan in position order (they tie on the
 //    whole (score, second), or all of them are wanted). At most 9 reads of the row. The k selected keys go to
 //    scratch (rows * k * 24 bytes, from libtorch's caching allocator: jni_ops.cpp), in no particular order.
+//    Where few long rows would leave most SMs idle, select_wide_kernel does the same with a block per segment of
+//    kWideSegment or more entries, in one cooperative launch (every block of the grid resident at once): the blocks
+//    add their segments' histograms into their row's in global memory and wait for each other at a grid-wide
+//    barrier, the row's first block fixes the digit, and the entries equal to the prefix are ranked in position
+//    order from the counts of the segments before. It runs only where the whole grid fits on the GPU; else, or where
+//    the cooperative launch fails, select_kernel does.
 // 2. chunk_kernel orders each chunk of kChunk selected keys in place, each key ranked by counting within its chunk.
 // 3. merge_kernel gives each key its rank among all k: its rank in its chunk plus, for every other chunk, the number
 //    of that chunk's keys before it (a binary search). O(k^2 / kChunk * log kChunk) work per row, over k threads.
@@ -27,6 +33,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cooperative_groups.h>
 #include <cub/device/device_radix_sort.cuh>
 #include <cuda/std/tuple>
 #include <string>
@@ -57,6 +65,9 @@ constexpr int64_t kSortEntries = int64_t{1} << 21;
 constexpr int64_t kMaxGridX = 0x7fffffff;
 constexpr int64_t kMaxRow = 0x7fffffff;  // 32-bit counts and positions
 constexpr int64_t kAlign = 256;
+// select_wide_kernel's segment: rows of fewer than two segments stay with select_kernel.
+constexpr int64_t kWideSegment = 4096;
+constexpr int kMaxDevices = 64;
 
 // A row's keys, read where needed.
 template <typename T>
@@ -122,7 +133,100 @@ struct Prefix {
         if (sec != second) return sec > second ? 1 : -1;
         return 0;
     }
+
+    // Fixes the digit d of a pass.
+    __device__ void fix(bool in_second, int shift, uint32_t digit_mask, uint32_t d) {
+        if (in_second) {
+            second |= static_cast<uint64_t>(d) << shift;
+            second_bits |= static_cast<uint64_t>(digit_mask) << shift;
+        } else {
+            score |= d << shift;
+            score_bits |= digit_mask << shift;
+        }
+    }
 };
+
+// One pass of the radix select: which digit of the key it reads.
+struct Pass {
+    bool in_second;
+    int shift;
+    uint32_t digit_mask;
+
+    __device__ explicit Pass(int pass)
+        : in_second(pass >= 4), shift(24 - 8 * (pass % 4)), digit_mask(pass == 4 ? 0x1ffu : 0xffu) {}
+};
+
+// Adds to the block's shared hist the digit of every entry of [begin, end) that matches the prefix f. All threads of
+// the block call it.
+template <typename T>
+__device__ void add_histogram(const RowKeys<T>& keys, const Prefix& f, const Pass& pass, int64_t begin, int64_t end,
+                              uint32_t* hist) {
+    const int lane = threadIdx.x % 32;
+    for (int64_t t = begin; t < end; t += kSelectThreads) {
+        const int64_t j = t + threadIdx.x;
+        uint32_t digit = kNoDigit;
+        if (j < end) {
+            const uint32_t s = keys.score(j);
+            if ((s & f.score_bits) == f.score) {
+                if (!pass.in_second) {
+                    digit = (s >> pass.shift) & pass.digit_mask;
+                } else {
+                    const uint64_t sec = keys.second(j);
+                    if ((sec & f.second_bits) == f.second) {
+                        digit = static_cast<uint32_t>(sec >> pass.shift) & pass.digit_mask;
+                    }
+                }
+            }
+        }
+        // one atomic per distinct digit of the warp: a row of ties (all zeros, say) would serialise on one bin
+        const unsigned peers = __match_any_sync(kFull, digit);
+        if (digit != kNoDigit && lane == __ffs(peers) - 1) atomicAdd(&hist[digit], __popc(peers));
+    }
+}
+
+template <bool kGlobal>
+__device__ uint32_t bin(const uint32_t* hist, int d) {
+    if constexpr (kGlobal) {
+        return __ldcg(hist + d);  // written by other blocks: past this SM's L1
+    } else {
+        return hist[d];
+    }
+}
+
+// Warp 0 of a block: the bin of the want-th best matching key, best (highest digit) first. Returns true on the one
+// lane that finds it, with that digit and how many entries are still wanted from its bin. Each lane sums a run of
+// bins, and a scan across the lanes finds the run.
+template <bool kGlobal>
+__device__ bool find_digit(const uint32_t* hist, const Pass& pass, uint32_t want, uint32_t& digit, uint32_t& rest,
+                           uint32_t& in_bin) {
+    const int lane = threadIdx.x % 32;
+    const int per_lane = static_cast<int>(pass.digit_mask + 1) / 32;
+    const int top = static_cast<int>(pass.digit_mask) - lane * per_lane;
+    uint32_t sum = 0;
+    for (int b = 0; b < per_lane; ++b) sum += bin<kGlobal>(hist, top - b);
+    uint32_t before = sum;
+    for (int o = 1; o < 32; o <<= 1) {
+        const uint32_t v = __shfl_up_sync(kFull, before, o);
+        if (lane >= o) before += v;
+    }
+    before -= sum;
+    if (!(before < want && want <= before + sum)) return false;
+    rest = want - before;
+    int d = top;
+    while (bin<kGlobal>(hist, d) < rest) rest -= bin<kGlobal>(hist, d--);
+    digit = static_cast<uint32_t>(d);
+    in_bin = bin<kGlobal>(hist, d);
+    return true;
+}
+
+// Where entry j stands against the prefix f (1 above, 0 equal, -1 below), with its key parts.
+template <typename T>
+__device__ int place_of(const RowKeys<T>& keys, const Prefix& f, int64_t j, uint32_t& s, uint64_t& sec) {
+    s = keys.score(j);
+    if ((s & f.score_bits) < f.score) return -1;
+    sec = keys.second(j);
+    return f.place(s, sec);
+}
 
 template <typename T>
 __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInput p, TieKey* selected) {
@@ -144,58 +248,16 @@ __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInpu
     }
     __syncthreads();
     for (int pass = 0; pass < kPasses && !settled; ++pass) {
-        const bool in_second = pass >= 4;
-        const int shift = 24 - 8 * (pass % 4);
-        const uint32_t digit_mask = pass == 4 ? 0x1ffu : 0xffu;
+        const Pass digit_of(pass);
         for (int b = threadIdx.x; b < kMaxBins; b += kSelectThreads) hist[b] = 0;
         __syncthreads();
-        const Prefix f = prefix;
-        for (int64_t t = 0; t < p.n; t += kSelectThreads) {
-            const int64_t j = t + threadIdx.x;
-            uint32_t digit = kNoDigit;
-            if (j < p.n) {
-                const uint32_t s = keys.score(j);
-                if ((s & f.score_bits) == f.score) {
-                    if (!in_second) {
-                        digit = (s >> shift) & digit_mask;
-                    } else {
-                        const uint64_t sec = keys.second(j);
-                        if ((sec & f.second_bits) == f.second) digit = static_cast<uint32_t>(sec >> shift) & digit_mask;
-                    }
-                }
-            }
-            // one atomic per distinct digit of the warp: a row of ties (all zeros, say) would serialise on one bin
-            const unsigned peers = __match_any_sync(kFull, digit);
-            if (digit != kNoDigit && lane == __ffs(peers) - 1) atomicAdd(&hist[digit], __popc(peers));
-        }
+        add_histogram(keys, prefix, digit_of, 0, p.n, hist);
         __syncthreads();
-        if (warp == 0) {
-            // the bin of the wanted-th best matching key; each lane sums a run of bins, best (highest) first
-            const int per_lane = static_cast<int>(digit_mask + 1) / 32;
-            const int top = static_cast<int>(digit_mask) - lane * per_lane;
-            const uint32_t want = wanted;
-            uint32_t sum = 0;
-            for (int b = 0; b < per_lane; ++b) sum += hist[top - b];
-            uint32_t before = sum;
-            for (int o = 1; o < 32; o <<= 1) {
-                const uint32_t v = __shfl_up_sync(kFull, before, o);
-                if (lane >= o) before += v;
-            }
-            before -= sum;
-            if (before < want && want <= before + sum) {
-                uint32_t rest = want - before;
-                int d = top;
-                while (hist[d] < rest) rest -= hist[d--];
-                if (in_second) {
-                    prefix.second |= static_cast<uint64_t>(d) << shift;
-                    prefix.second_bits |= static_cast<uint64_t>(digit_mask) << shift;
-                } else {
-                    prefix.score |= static_cast<uint32_t>(d) << shift;
-                    prefix.score_bits |= digit_mask << shift;
-                }
-                wanted = rest;
-                settled = hist[d] == rest;
-            }
+        uint32_t d = 0, rest = 0, in_bin = 0;
+        if (warp == 0 && find_digit<false>(hist, digit_of, wanted, d, rest, in_bin)) {
+            prefix.fix(digit_of.in_second, digit_of.shift, digit_of.digit_mask, d);
+            wanted = rest;
+            settled = in_bin == rest;
         }
         __syncthreads();
     }
@@ -207,16 +269,9 @@ __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInpu
     uint32_t ties_before = 0;
     for (int64_t t = 0; t < p.n; t += kSelectThreads) {
         const int64_t j = t + threadIdx.x;
-        int place = -1;
         uint32_t s = 0;
         uint64_t sec = 0;
-        if (j < p.n) {
-            s = keys.score(j);
-            if ((s & f.score_bits) >= f.score) {
-                sec = keys.second(j);
-                place = f.place(s, sec);
-            }
-        }
+        const int place = j < p.n ? place_of(keys, f, j, s, sec) : -1;
         const unsigned ties = __ballot_sync(kFull, place == 0);
         if (lane == 0) warp_ties[warp] = __popc(ties);
         if (place > 0) out[atomicAdd(&above, 1u)] = TieKey{s, sec, j};
@@ -225,6 +280,147 @@ __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInpu
         for (int w = 0; w < kSelectWarps; ++w) {
             if (w < warp) rank += warp_ties[w];
             ties_before += warp_ties[w];
+        }
+        if (place == 0 && rank < take) out[first_tie + rank] = TieKey{s, sec, j};
+        __syncthreads();
+    }
+}
+
+// select_wide_kernel's state of one row, in global memory.
+struct WideRow {
+    uint32_t hist[kMaxBins];
+    Prefix prefix;
+    uint32_t wanted;
+    uint32_t settled;
+    uint32_t above;
+};
+
+// What select_wide_kernel keeps in global memory: a WideRow per row, a tie count per block, the settled rows.
+struct WideScratch {
+    WideRow* rows;
+    uint32_t* ties;
+    uint32_t* settled_rows;
+};
+
+__device__ Prefix load_prefix(const Prefix* p) {
+    return Prefix{__ldcg(&p->score), __ldcg(&p->score_bits), __ldcg(&p->second), __ldcg(&p->second_bits)};
+}
+
+// select_kernel with `segments` blocks per row (block b: row b / segments, segment b % segments), launched
+// cooperatively so that every block runs at once and grid.sync() can wait for all of them.
+template <typename T>
+__global__ void __launch_bounds__(kSelectThreads)
+    select_wide_kernel(const TopKByInput p, TieKey* selected, WideScratch w, int segments) {
+    namespace cg = cooperative_groups;
+    cg::grid_group grid = cg::this_grid();
+    __shared__ uint32_t hist[kMaxBins];
+    __shared__ uint32_t warp_ties[kSelectWarps];
+    __shared__ Prefix prefix;
+    __shared__ uint32_t shared_word;  // a value thread 0 reads for the block
+    const int64_t row = blockIdx.x / segments;
+    const int segment = static_cast<int>(blockIdx.x % segments);
+    const int64_t per_segment = (p.n + segments - 1) / segments;
+    const int64_t begin = segment * per_segment < p.n ? segment * per_segment : p.n;
+    const int64_t end = begin + per_segment < p.n ? begin + per_segment : p.n;
+    const RowKeys<T> keys = row_keys<T>(p, row);
+    WideRow& state = w.rows[row];
+    TieKey* out = selected + row * p.k;
+    const int lane = threadIdx.x % 32;
+    const int warp = threadIdx.x / 32;
+    if (segment == 0) {
+        for (int b = threadIdx.x; b < kMaxBins; b += kSelectThreads) state.hist[b] = 0;
+        if (threadIdx.x == 0) {
+            state.prefix = Prefix{0, 0, 0, 0};
+            state.wanted = static_cast<uint32_t>(p.k);
+            state.settled = 0;
+            state.above = 0;
+        }
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) *w.settled_rows = 0;
+    grid.sync();
+    for (int pass = 0; pass < kPasses; ++pass) {
+        const Pass digit_of(pass);
+        if (threadIdx.x == 0) {
+            prefix = load_prefix(&state.prefix);
+            shared_word = __ldcg(&state.settled);
+        }
+        for (int b = threadIdx.x; b < kMaxBins; b += kSelectThreads) hist[b] = 0;
+        __syncthreads();
+        const bool settled = shared_word != 0;
+        if (!settled) {
+            add_histogram(keys, prefix, digit_of, begin, end, hist);
+            __syncthreads();
+            for (int b = threadIdx.x; b <= static_cast<int>(digit_of.digit_mask); b += kSelectThreads) {
+                if (hist[b] != 0) atomicAdd(&state.hist[b], hist[b]);
+            }
+        }
+        grid.sync();
+        if (segment == 0 && !settled) {
+            uint32_t d = 0, rest = 0, in_bin = 0;
+            if (warp == 0 && find_digit<true>(state.hist, digit_of, __ldcg(&state.wanted), d, rest, in_bin)) {
+                Prefix fixed = prefix;
+                fixed.fix(digit_of.in_second, digit_of.shift, digit_of.digit_mask, d);
+                state.prefix = fixed;
+                state.wanted = rest;
+                if (in_bin == rest) {
+                    state.settled = 1;
+                    atomicAdd(w.settled_rows, 1u);
+                }
+            }
+            __syncthreads();
+            for (int b = threadIdx.x; b < kMaxBins; b += kSelectThreads) state.hist[b] = 0;
+        }
+        grid.sync();
+        if (threadIdx.x == 0) shared_word = __ldcg(w.settled_rows);
+        __syncthreads();
+        // the same value in every block: it changes only between the two barriers of a pass
+        if (shared_word == static_cast<uint32_t>(p.rows)) break;
+        __syncthreads();
+    }
+    // As in select_kernel; the ties equal to the prefix are ranked from the count in the segments before this one.
+    if (threadIdx.x == 0) {
+        prefix = load_prefix(&state.prefix);
+        shared_word = 0;
+    }
+    __syncthreads();
+    const Prefix f = prefix;
+    const uint32_t take = __ldcg(&state.wanted);
+    const int64_t first_tie = p.k - take;
+    for (int64_t t = begin; t < end; t += kSelectThreads) {
+        const int64_t j = t + threadIdx.x;
+        uint32_t s = 0;
+        uint64_t sec = 0;
+        const int place = j < end ? place_of(keys, f, j, s, sec) : -1;
+        const unsigned ties = __ballot_sync(kFull, place == 0);
+        if (lane == 0 && ties != 0) atomicAdd(&shared_word, __popc(ties));
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) w.ties[blockIdx.x] = shared_word;
+    grid.sync();
+    if (threadIdx.x == 0) {
+        uint32_t before = 0;
+        for (int u = 0; u < segment; ++u) before += __ldcg(&w.ties[row * segments + u]);
+        shared_word = before;
+    }
+    __syncthreads();
+    uint32_t ties_before = shared_word;
+    for (int64_t t = begin; t < end; t += kSelectThreads) {
+        const int64_t j = t + threadIdx.x;
+        uint32_t s = 0;
+        uint64_t sec = 0;
+        const int place = j < end ? place_of(keys, f, j, s, sec) : -1;
+        const unsigned ties = __ballot_sync(kFull, place == 0);
+        const unsigned higher = __ballot_sync(kFull, place > 0);
+        if (lane == 0) warp_ties[warp] = __popc(ties);
+        uint32_t base = 0;
+        if (lane == 0 && higher != 0) base = atomicAdd(&state.above, __popc(higher));
+        base = __shfl_sync(kFull, base, 0);
+        if (place > 0) out[base + __popc(higher & ((1u << lane) - 1u))] = TieKey{s, sec, j};
+        __syncthreads();
+        uint32_t rank = ties_before + __popc(ties & ((1u << lane) - 1u));
+        for (int u = 0; u < kSelectWarps; ++u) {
+            if (u < warp) rank += warp_ties[u];
+            ties_before += warp_ties[u];
         }
         if (place == 0 && rank < take) out[first_tie + rank] = TieKey{s, sec, j};
         __syncthreads();
@@ -407,9 +603,75 @@ Path path_for(int64_t n, int64_t k) {
     return k <= kMaxMergeK ? Path::kSelect : Path::kSort;
 }
 
+// The most blocks of select_wide_kernel that can run at once on the device: 0 where it cannot launch cooperatively.
+int cooperative_blocks(int device) {
+    static std::atomic<int> cached[kMaxDevices];  // blocks + 1; 0 before the first query
+    if (device < 0 || device >= kMaxDevices) return 0;
+    const int known = cached[device].load();
+    if (known > 0) return known - 1;
+    DeviceGuard guard(device);
+    int cooperative = 0, sms = 0, per_sm_f32 = 0, per_sm_f16 = 0;
+    check(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device), "top-k by input: attributes");
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "top-k by input: attributes");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_f32, select_wide_kernel<float>, kSelectThreads, 0),
+          "top-k by input: occupancy");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_f16, select_wide_kernel<__half>, kSelectThreads, 0),
+          "top-k by input: occupancy");
+    const int blocks = cooperative != 0 ? sms * std::min(per_sm_f32, per_sm_f16) : 0;
+    cached[device].store(blocks + 1);
+    return blocks;
+}
+
+// The selection's scratch: the selected keys, then select_wide_kernel's state where it runs (segments >= 2).
+struct SelectPlan {
+    int64_t segments = 1;
+    int64_t rows_at = 0;
+    int64_t ties_at = 0;
+    int64_t settled_at = 0;
+    int64_t bytes = 0;
+};
+
+SelectPlan select_plan(int64_t rows, int64_t n, int64_t k, int device) {
+    SelectPlan plan;
+    plan.bytes = rows * k * static_cast<int64_t>(sizeof(TieKey));
+    const int64_t wanted = n / kWideSegment;
+    if (wanted < 2) return plan;
+    plan.segments = std::min(wanted, cooperative_blocks(device) / rows);
+    if (plan.segments < 2) {
+        plan.segments = 1;
+        return plan;
+    }
+    plan.rows_at = aligned(plan.bytes);
+    plan.ties_at = plan.rows_at + aligned(rows * static_cast<int64_t>(sizeof(WideRow)));
+    plan.settled_at = plan.ties_at + aligned(rows * plan.segments * static_cast<int64_t>(sizeof(uint32_t)));
+    plan.bytes = plan.settled_at + static_cast<int64_t>(sizeof(uint32_t));
+    return plan;
+}
+
+// Whether select_wide_kernel ran; false where the cooperative launch failed (the error is cleared).
 template <typename T>
-void select_rows(const TopKByInput& p, TieKey* selected, cudaStream_t stream) {
-    select_kernel<T><<<static_cast<unsigned>(p.rows), kSelectThreads, 0, stream>>>(p, selected);
+bool select_wide(const TopKByInput& p, const SelectPlan& plan, char* scratch, cudaStream_t stream) {
+    TieKey* selected = reinterpret_cast<TieKey*>(scratch);
+    WideScratch wide{reinterpret_cast<WideRow*>(scratch + plan.rows_at), reinterpret_cast<uint32_t*>(scratch + plan.ties_at),
+                     reinterpret_cast<uint32_t*>(scratch + plan.settled_at)};
+    int segments = static_cast<int>(plan.segments);
+    TopKByInput args = p;
+    void* params[] = {&args, &selected, &wide, &segments};
+    const dim3 grid(static_cast<unsigned>(p.rows * plan.segments));
+    if (cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(select_wide_kernel<T>), grid, dim3(kSelectThreads),
+                                    params, 0, stream) == cudaSuccess) {
+        return true;
+    }
+    cudaGetLastError();
+    return false;
+}
+
+template <typename T>
+void select_rows(const TopKByInput& p, const SelectPlan& plan, char* scratch, cudaStream_t stream) {
+    TieKey* selected = reinterpret_cast<TieKey*>(scratch);
+    if (plan.segments < 2 || !select_wide<T>(p, plan, scratch, stream)) {
+        select_kernel<T><<<static_cast<unsigned>(p.rows), kSelectThreads, 0, stream>>>(p, selected);
+    }
     const dim3 grid(static_cast<unsigned>(p.rows), static_cast<unsigned>((p.k + kChunk - 1) / kChunk));
     chunk_kernel<T><<<grid, kChunk, 0, stream>>>(p, selected);
     if (p.k > kChunk) merge_kernel<T><<<grid, kChunk, 0, stream>>>(p, selected);
@@ -422,7 +684,7 @@ void launch(const TopKByInput& p, void* scratch, int device, cudaStream_t stream
             rank_kernel<T><<<static_cast<unsigned>(p.rows), kRankThreads, 0, stream>>>(p);
             break;
         case Path::kSelect:
-            select_rows<T>(p, static_cast<TieKey*>(scratch), stream);
+            select_rows<T>(p, select_plan(p.rows, p.n, p.k, device), static_cast<char*>(scratch), stream);
             break;
         case Path::kSort:
             sort_rows<T>(p, sort_plan(p.rows, p.n, device), static_cast<char*>(scratch), stream);
@@ -437,7 +699,7 @@ int64_t topk_by_input_scratch(int64_t rows, int64_t n, int64_t k, int device) {
     if (rows == 0) return 0;
     switch (path_for(n, k)) {
         case Path::kSelect:
-            return rows * k * static_cast<int64_t>(sizeof(TieKey));
+            return select_plan(rows, n, k, device).bytes;
         case Path::kSort:
             return sort_plan(rows, n, device).bytes;
         default:

@@ -233,8 +233,9 @@ public final class CondjlOps {
      * <p>On the CPU, per row, the {@code k} best by a selection and then sorted. On a GPU, rows of at most 256
      * entries are ranked whole, each entry by counting the entries before it (O(n²) work per row, one launch). For
      * longer rows and {@code k <= 65,536}: a radix select of the {@code k} best (a block per row, at most 9 reads of
-     * the row), then those {@code k} ordered by ranks within chunks of 256 and binary searches among the chunks (three
-     * launches, two for {@code k <= 256}; 24 bytes of scratch per selected entry). A larger {@code k} sorts whole
+     * the row; where few rows of 8,192 or more entries would leave SMs idle, a block per segment of at least 4,096
+     * entries in one cooperative launch), then those {@code k} ordered by ranks within chunks of 256 and binary
+     * searches among the chunks (three launches, two for {@code k <= 256}; 24 bytes of scratch per selected entry). A larger {@code k} sorts whole
      * rows, about 2²¹ entries at a time, with a stable radix sort (about 25 API calls; 20 bytes of scratch an entry).
      * Limits there: at most 2³¹ − 1 rows of at most 2³¹ − 1 entries.
      *

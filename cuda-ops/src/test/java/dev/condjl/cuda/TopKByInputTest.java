@@ -69,8 +69,9 @@ class TopKByInputTest {
         Assumptions.assumeTrue(CondjlOps.cudaAvailable(), () -> "no usable GPU: " + CondjlOps.cudaUnavailableReason());
         Assumptions.assumeTrue(Engine.getInstance().getGpuCount() > 0, "DJL sees no GPU");
         int[] checked = {0};
-        // 256 is the longest row the GPU ranks whole, 257 the shortest it selects from
-        int[] lengths = {256, 257, 4096, 20_000, 70_000};
+        // 256 is the longest row the GPU ranks whole, 257 the shortest it selects from; from 8,192 on a row is split
+        // between blocks where the rows leave SMs idle (8,193: two segments)
+        int[] lengths = {256, 257, 4096, 8_193, 20_000, 70_000};
         forEachRowSet(lengths, Device.gpu(), 13, (what, scores, raw, mask) -> {
             assertTrue(CondjlOps.supportsTopKByInput(scores));
             NDArray cpuScores = scores.toDevice(Device.cpu(), true);
