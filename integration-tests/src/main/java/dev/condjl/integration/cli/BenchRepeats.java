@@ -9,6 +9,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.util.Arrays;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 
 /**
@@ -59,19 +60,50 @@ final class BenchRepeats {
      * @return the median in milliseconds, not rounded
      */
     double medianMillis(NDArray input, Consumer<NDManager> run) {
+        return medians(input, (step, queued) -> run.accept(step)).millis();
+    }
+
+    /**
+     * {@link #medianMillis} and the median of each run's host part: the time until the run calls its second
+     * argument, which it does once its work is queued and before it reads a result (on a GPU, what the run costs
+     * the host; all of it where the run never calls it).
+     *
+     * @param input the array every run reads
+     * @param run one run, given its sub-manager and the mark to call when its work is queued
+     * @return both medians in milliseconds, not rounded; the host one is at most the wall one
+     */
+    Medians medians(NDArray input, BiConsumer<NDManager, Runnable> run) {
         double[] millis = new double[reps];
+        double[] host = new double[reps];
         for (int i = -warmup; i < reps; i++) {
             try (NDManager step = input.getManager().newSubManager()) {
                 input.tempAttach(step);
                 long start = System.nanoTime();
-                run.accept(step);
+                long[] queued = {-1};
+                run.accept(step, () -> queued[0] = System.nanoTime());
+                long end = System.nanoTime();
                 if (i >= 0) {
-                    millis[i] = (System.nanoTime() - start) / 1e6;
+                    millis[i] = (end - start) / 1e6;
+                    host[i] = ((queued[0] < 0 ? end : queued[0]) - start) / 1e6;
                 }
             }
         }
-        Arrays.sort(millis);
-        return reps % 2 == 1 ? millis[reps / 2] : (millis[reps / 2 - 1] + millis[reps / 2]) / 2;
+        return new Medians(median(millis), median(host));
+    }
+
+    /**
+     * The medians of {@link #medians}.
+     *
+     * @param millis wall milliseconds per run
+     * @param hostMillis host milliseconds per run, until its work was queued
+     */
+    record Medians(double millis, double hostMillis) {}
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
     /**

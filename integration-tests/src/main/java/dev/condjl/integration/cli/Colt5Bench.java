@@ -42,7 +42,8 @@ import java.util.concurrent.Callable;
  * n/8 for queries, keys/values and the feed-forward, light window 128) against DJL's dense
  * {@link TransformerEncoderBlock} of the same width, heads and feed-forward size (4·dim): the median of
  * {@code --reps} runs after {@code --warmup}, as a table with one row per sequence length, and with {@code --json}
- * one JSON line per (model, n) plus one with the ratio.
+ * one JSON line per (model, n) plus one with the ratio. A JSON line also has {@code host_ms}, the median time until
+ * the backward returned (what the run costs the host; near {@code fwdbwd_ms} where the host sets the pace).
  *
  * <p>Every run ends by reading one value of a parameter's gradient, which waits for the device, so GPU times
  * include all the queued work. A model that runs out of memory (dense attention at long n) is shown as such.
@@ -169,9 +170,9 @@ public final class Colt5Bench implements Callable<Integer> {
             Map<String, Double> millis = new LinkedHashMap<>();
             for (String model : timed) {
                 int heavy = Math.max(1, n / heavyFraction);
-                Double ms = measure(dev, model, n, heavy);
-                millis.put(model, ms);
-                jsonLines.add(gson.toJson(jsonLine(dev, model, n, heavy, ms, matrixProducts)));
+                BenchRepeats.Medians medians = measure(dev, model, n, heavy);
+                millis.put(model, medians == null ? null : Math.round(medians.millis() * 100) / 100.0);
+                jsonLines.add(gson.toJson(jsonLine(dev, model, n, heavy, medians, matrixProducts)));
             }
             Double ratio = ratio(millis);
             if (millis.size() == 2) {
@@ -214,7 +215,7 @@ public final class Colt5Bench implements Callable<Integer> {
         return MatrixProducts.tf32() ? "TF32" : "float32";
     }
 
-    private Map<String, Object> jsonLine(Device dev, String model, int n, int heavy, Double ms,
+    private Map<String, Object> jsonLine(Device dev, String model, int n, int heavy, BenchRepeats.Medians medians,
             String matrixProducts) {
         Map<String, Object> line = new LinkedHashMap<>();
         line.put("model", MODEL_NAMES.get(model));
@@ -234,10 +235,12 @@ public final class Colt5Bench implements Callable<Integer> {
         line.put("matrix_products", matrixProducts);
         line.put("warmup", repeats.warmup);
         line.put("reps", repeats.reps);
-        if (ms == null) {
+        if (medians == null) {
             line.put("error", OUT_OF_MEMORY);
         } else {
-            line.put("fwdbwd_ms", ms);
+            line.put("fwdbwd_ms", Math.round(medians.millis() * 100) / 100.0);
+            // until the backward returned: close to fwdbwd_ms where the host, not the device, sets the time
+            line.put("host_ms", Math.round(medians.hostMillis() * 100) / 100.0);
         }
         return line;
     }
@@ -306,8 +309,11 @@ public final class Colt5Bench implements Callable<Integer> {
                 .build();
     }
 
-    /** Median forward+backward milliseconds (0.01 ms), or null if the model ran out of memory. */
-    private Double measure(Device dev, String model, int n, int heavy) {
+    /**
+     * Median forward+backward milliseconds and its host part (until the backward returned, before the read that
+     * waits for the device), or null if the model ran out of memory.
+     */
+    private BenchRepeats.Medians measure(Device dev, String model, int n, int heavy) {
         try (NDManager manager = NDManager.newBaseManager(dev)) {
             Block block = build(model, heavy);
             Shape shape = new Shape(batch, n, dim);
@@ -315,17 +321,17 @@ public final class Colt5Bench implements Callable<Integer> {
             ParameterStore ps = new ParameterStore(manager, false);
             NDArray weight = block.getParameters().valueAt(0).getArray();
             NDArray x = manager.randomNormal(shape);
-            double median = repeats.medianMillis(x, step -> {
+            return repeats.medians(x, (step, queued) -> {
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     NDArray out = block.forward(ps, new NDList(x), true).head();
                     gc.backward(out.mean());
+                    queued.run();
                     // reading a gradient value waits for the device to finish the backward
                     NDArray grad = weight.getGradient();
                     grad.tempAttach(step);
                     grad.flatten().getFloat(0);
                 }
             });
-            return Math.round(median * 100) / 100.0;
         } catch (RuntimeException | OutOfMemoryError e) {
             if (!isOutOfMemory(e)) {
                 throw e;

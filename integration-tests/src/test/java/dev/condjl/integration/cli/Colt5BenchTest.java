@@ -76,6 +76,9 @@ class Colt5BenchTest {
         assertEquals("float32", routed.get("matrix_products").getAsString());
         assertEquals(2, routed.get("reps").getAsInt());
         assertTrue(routed.get("fwdbwd_ms").getAsDouble() > 0);
+        // every run's host part ends before its end, so the median does too
+        double host = routed.get("host_ms").getAsDouble();
+        assertTrue(host > 0 && host <= routed.get("fwdbwd_ms").getAsDouble(), routed.toString());
         assertEquals("TransformerEncoderBlock", lines.get(1).get("model").getAsString());
         assertTrue(lines.get(2).get("routed_over_dense").getAsDouble() > 0);
         assertEquals(64, lines.get(5).get("n").getAsInt());
