@@ -519,8 +519,9 @@ TensorHandle finite_below(TensorHandle x, double lowest) {
 
 // Attention in the operands' dtype (precision 0), or from float16 (1) or bfloat16 (2) copies of q, k, v and bias
 // with the result converted back to q's dtype: four more ops that autograd records (two more for a bias), and the
-// reduced-precision kernels (flash attention on a GPU). The bias's -inf (what -FLT_MAX rounds to) becomes the reduced dtype's lowest
-// finite value, so a masked logit stays finite as in float32. Shapes, dtypes and devices are checked in Java;
+// reduced-precision kernels (flash attention on a GPU). The bias's -inf (what -FLT_MAX rounds to) becomes the reduced
+// dtype's lowest finite value, so a masked logit stays finite as in float32. k, v or a bias already in the reduced
+// dtype are taken as they are (such a bias must be finite). Shapes, dtypes and devices are checked in Java;
 // libtorch checks them again and fails with an error code, never touching bad memory.
 jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdouble scale, jint precision) {
     if (q == 0 || k == 0 || v == 0) throw ArgumentError("q, k and v must be non-null");
@@ -542,11 +543,14 @@ jlong scaled_dot_product_attention(jlong q, jlong k, jlong v, jlong bias, jdoubl
     }
     const Tensor tq(ptr<void>(q), "q");
     const Output like(tq, {0}, dtype);
+    // operands already in the reduced dtype come back as they are, without a copy
     const Output rq(type_as(ptr<void>(q), like.handle()));
     const Output rk(type_as(ptr<void>(k), like.handle()));
     const Output rv(type_as(ptr<void>(v), like.handle()));
     std::unique_ptr<Output> rbias;
-    if (bias != 0) {
+    if (bias != 0 && Tensor(ptr<void>(bias), "bias").dtype() == dtype) {
+        rbias = std::make_unique<Output>(type_as(ptr<void>(bias), like.handle()));
+    } else if (bias != 0) {
         const Output cast(type_as(ptr<void>(bias), like.handle()));
         rbias = std::make_unique<Output>(finite_below(cast.handle(), lowest));
     }
@@ -671,7 +675,23 @@ const TorchShim& tf32_switch() {
 
 }  // namespace
 
+// x as float32 (dtype 0) or float16 (1) by aten::type_as, which autograd records (its gradient converts back).
+jlong cast(jlong x, jint dtype) {
+    if (x == 0) throw ArgumentError("x must be non-null");
+    const TorchShim& shim = torch_shim();
+    if (dtype != 0 && dtype != 1) {
+        throw ArgumentError("dtype must be 0 (float32) or 1 (float16), got " + std::to_string(dtype));
+    }
+    const Tensor tx(ptr<void>(x), "x");
+    const Output like(tx, {0}, dtype == 0 ? shim.dtype_f32 : shim.dtype_f16);
+    return reinterpret_cast<jlong>(type_as(ptr<void>(x), like.handle()));
+}
+
 extern "C" {
+
+JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nCast(JNIEnv* env, jclass, jlong x, jint dtype) {
+    return guarded<jlong>(env, 0, [&] { return cast(x, dtype); });
+}
 
 JNIEXPORT jlong JNICALL Java_dev_condjl_cuda_CondjlOps_nScaledDotProductAttention(JNIEnv* env, jclass, jlong q,
                                                                                   jlong k, jlong v, jlong bias,

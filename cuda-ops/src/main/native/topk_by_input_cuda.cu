@@ -652,7 +652,8 @@ SelectPlan select_plan(int64_t rows, int64_t n, int64_t k, int device) {
 template <typename T>
 bool select_wide(const TopKByInput& p, const SelectPlan& plan, char* scratch, cudaStream_t stream) {
     TieKey* selected = reinterpret_cast<TieKey*>(scratch);
-    WideScratch wide{reinterpret_cast<WideRow*>(scratch + plan.rows_at), reinterpret_cast<uint32_t*>(scratch + plan.ties_at),
+    WideScratch wide{reinterpret_cast<WideRow*>(scratch + plan.rows_at),
+                     reinterpret_cast<uint32_t*>(scratch + plan.ties_at),
                      reinterpret_cast<uint32_t*>(scratch + plan.settled_at)};
     int segments = static_cast<int>(plan.segments);
     TopKByInput args = p;

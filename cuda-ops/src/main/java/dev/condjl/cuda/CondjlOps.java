@@ -235,8 +235,9 @@ public final class CondjlOps {
      * longer rows and {@code k <= 65,536}: a radix select of the {@code k} best (a block per row, at most 9 reads of
      * the row; where few rows of 8,192 or more entries would leave SMs idle, a block per segment of at least 4,096
      * entries in one cooperative launch), then those {@code k} ordered by ranks within chunks of 256 and binary
-     * searches among the chunks (three launches, two for {@code k <= 256}; 24 bytes of scratch per selected entry). A larger {@code k} sorts whole
-     * rows, about 2²¹ entries at a time, with a stable radix sort (about 25 API calls; 20 bytes of scratch an entry).
+     * searches among the chunks (three launches, two for {@code k <= 256}; 24 bytes of scratch per selected entry). A
+     * larger {@code k} sorts whole rows, about 2²¹ entries at a time, with a stable radix sort (about 25 API calls; 20
+     * bytes of scratch an entry).
      * Limits there: at most 2³¹ − 1 rows of at most 2³¹ − 1 entries.
      *
      * @param scores (..., n) float32 or float16 scores
@@ -359,10 +360,12 @@ public final class CondjlOps {
      * kernel, so callers must rule such queries out (or cut them from the result, as padded queries).
      *
      * @param q (..., i, dh) float32 queries, PyTorch engine
-     * @param k (..., j, dh) keys, j {@code >= 1}, with {@code q}'s leading dimensions, dtype and device
+     * @param k (..., j, dh) keys, j {@code >= 1}, with {@code q}'s leading dimensions, dtype and device; in
+     *     {@link AttentionPrecision#FLOAT16} also float16 (from {@link #cast}, so that a caller can convert before
+     *     it copies, and the gradient still flows), taken as it is
      * @param v (..., j, dv) values, likewise
      * @param bias null, or a float32 additive logit bias on {@code q}'s device broadcastable to (..., i, j), with at
-     *     least 2 dimensions
+     *     least 2 dimensions; in {@link AttentionPrecision#FLOAT16} also a finite float16 one, taken as it is
      * @param scale the logit scale, finite (usually {@code dh^-0.5})
      * @param precision the precision of the products and the softmax's inputs
      * @return (..., i, dv) float32, in {@code q}'s manager
@@ -372,7 +375,7 @@ public final class CondjlOps {
      */
     public static NDArray scaledDotProductAttention(
             NDArray q, NDArray k, NDArray v, NDArray bias, double scale, AttentionPrecision precision) {
-        String problem = attentionProblem(q, k, v, bias);
+        String problem = attentionProblem(q, k, v, bias, precision == AttentionPrecision.FLOAT16);
         if (problem == null && !Double.isFinite(scale)) {
             problem = "scale must be finite, got " + scale;
         }
@@ -384,6 +387,34 @@ public final class CondjlOps {
             throw new IllegalStateException("fused attention in " + precision + " is unavailable: " + reason);
         }
         return attention((PtNDArray) q, (PtNDArray) k, (PtNDArray) v, (PtNDArray) bias, scale, precision);
+    }
+
+    /**
+     * {@code x} converted to float32 or float16 by an op that autograd records (libtorch's {@code type_as}: the
+     * gradient converts back to {@code x}'s dtype), where DJL's {@code toType} cuts the gradient. A float16 result
+     * is rounded to nearest even, as {@code toType} rounds; {@code x} itself (a new handle) where it already has that
+     * dtype. Runs wherever the library loaded and this libtorch's dispatcher can be called (as for
+     * {@link #scaledDotProductAttention}).
+     *
+     * @param x a floating PyTorch-engine array (float32 or float16)
+     * @param type {@link DataType#FLOAT32} or {@link DataType#FLOAT16}
+     * @return {@code x} in {@code type}, in {@code x}'s manager
+     * @throws IllegalArgumentException for another dtype of {@code x} or {@code type}
+     * @throws IllegalStateException where the dispatcher is unavailable
+     */
+    public static NDArray cast(NDArray x, DataType type) {
+        PtNDArray px = pytorch(x, "x");
+        if (px.getDataType() != DataType.FLOAT32 && px.getDataType() != DataType.FLOAT16) {
+            throw new IllegalArgumentException("x must be float32 or float16, got " + px.getDataType());
+        }
+        if (type != DataType.FLOAT32 && type != DataType.FLOAT16) {
+            throw new IllegalArgumentException("cast goes to float32 or float16, got " + type);
+        }
+        String reason = dispatcherUnavailable();
+        if (!reason.isEmpty()) {
+            throw new IllegalStateException("cast is unavailable: " + reason);
+        }
+        return new PtNDArray(px.getManager(), nCast(px.getHandle(), type == DataType.FLOAT32 ? 0 : 1));
     }
 
     private static NDArray attention(
@@ -404,17 +435,22 @@ public final class CondjlOps {
         return probes;
     }
 
-    /** What is wrong with these attention arguments, or null. */
+    /** What is wrong with these float32 attention arguments, or null. */
     private static String attentionProblem(NDArray q, NDArray k, NDArray v, NDArray bias) {
-        String problem = operandProblem(q, "q", q);
+        return attentionProblem(q, k, v, bias, false);
+    }
+
+    /** What is wrong with these attention arguments, or null; {@code half}: k, v and bias may be float16. */
+    private static String attentionProblem(NDArray q, NDArray k, NDArray v, NDArray bias, boolean half) {
+        String problem = operandProblem(q, "q", q, false);
         if (problem == null) {
-            problem = operandProblem(k, "k", q);
+            problem = operandProblem(k, "k", q, half);
         }
         if (problem == null) {
-            problem = operandProblem(v, "v", q);
+            problem = operandProblem(v, "v", q, half);
         }
         if (problem == null && bias != null) {
-            problem = operandProblem(bias, "bias", q);
+            problem = operandProblem(bias, "bias", q, half);
         }
         if (problem != null) {
             return problem;
@@ -422,10 +458,10 @@ public final class CondjlOps {
         return attentionShapeProblem(q.getShape(), k.getShape(), v.getShape(), bias == null ? null : bias.getShape());
     }
 
-    private static String operandProblem(NDArray x, String name, NDArray q) {
+    private static String operandProblem(NDArray x, String name, NDArray q, boolean half) {
         String problem = notPytorch(x, name);
-        if (problem == null && x.getDataType() != DataType.FLOAT32) {
-            problem = name + " must be float32, got " + x.getDataType()
+        if (problem == null && x.getDataType() != DataType.FLOAT32 && !(half && x.getDataType() == DataType.FLOAT16)) {
+            problem = name + (half ? " must be float32 or float16" : " must be float32") + ", got " + x.getDataType()
                     + (x.getDataType() == DataType.BOOLEAN ? " (turn a keep mask into a bias of 0 and -Float.MAX_VALUE)"
                             : "");
         }
@@ -757,6 +793,8 @@ public final class CondjlOps {
             float epsFinal, long stream, int blocks, int threads, int mode);
 
     private static native long[] nTopKByInput(long scores, long raw, long mask, long k, boolean gates);
+
+    private static native long nCast(long x, int dtype);
 
     private static native long nScaledDotProductAttention(
             long q, long k, long v, long bias, double scale, int precision);

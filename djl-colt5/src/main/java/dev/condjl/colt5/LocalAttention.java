@@ -60,6 +60,9 @@ public final class LocalAttention {
      */
     static final boolean FUSED_WINDOWS = !"false".equals(System.getProperty("condjl.colt5.fusedLocalWindows"));
 
+    /** float16's lowest finite value, -65504. */
+    private static final float HALF_LOWEST = -65504f;
+
     /** The longest sequence for which {@link #attend} uses the banded form on a GPU (its bias: 16 MiB). */
     static final long BANDED_MAX_N = 2048;
 
@@ -242,16 +245,32 @@ public final class LocalAttention {
         long windows = (n + w - 1) / w;
         long pad = windows * w - n;
         NDArray bq = Tensors.padAxis(q, 2, 0, pad, 0).reshape(rows, windows, w, s.get(3));
-        NDArray bk = lookAroundViews(k, window, pad, rows, windows);
-        NDArray bv = lookAroundViews(v, window, pad, rows, windows);
-        NDArray bias = ConstantCache.SHARED.get(q, new WindowsBiasKey(n, window),
-                m -> buildWindowBias(m, q.getDevice(), n, window).reshape(1, windows, w, bk.getShape().get(2)));
+        // in float16, keys and values are converted before the look-around copies them three times (the same
+        // values: conversion commutes with padding and unfolding), and the copies and their gradients take half
+        boolean half = precision == AttentionPrecision.FLOAT16;
+        DataType type = half ? DataType.FLOAT16 : DataType.FLOAT32;
+        NDArray bk = lookAroundViews(half ? CondjlOps.cast(k, type) : k, window, pad, rows, windows);
+        NDArray bv = lookAroundViews(half ? CondjlOps.cast(v, type) : v, window, pad, rows, windows);
+        NDArray bias = ConstantCache.SHARED.get(q, new WindowsBiasKey(n, window, type),
+                m -> windowsBias(m, q.getDevice(), n, window, type).reshape(1, windows, w, bk.getShape().get(2)));
         NDArray out = CondjlOps.scaledDotProductAttention(bq, bk, bv, bias, Math.pow(s.get(3), -0.5), precision)
                 .reshape(s.get(0), s.get(1), windows * w, v.getShape().get(3));
         return pad == 0 ? out : Tensors.slice(out, 2, 0, n);
     }
 
-    private record WindowsBiasKey(long n, Window window) {}
+    private record WindowsBiasKey(long n, Window window, DataType type) {}
+
+    /**
+     * {@link #buildWindowBias} in {@code type}: float32, or float16 with {@link Tensors#MASK_VALUE} as float16's
+     * lowest finite value (what the fused attention makes of a float32 bias in float16).
+     */
+    private static NDArray windowsBias(NDManager manager, Device device, long n, Window window, DataType type) {
+        NDArray bias = buildWindowBias(manager, device, n, window);
+        if (type == DataType.FLOAT32) {
+            return bias;
+        }
+        return bias.maximum(HALF_LOWEST).toType(type, false);
+    }
 
     /**
      * Each window's look-around of {@code x} as a view: x padded by {@code lookBackward} windows before and
