@@ -228,6 +228,38 @@ __device__ int place_of(const RowKeys<T>& keys, const Prefix& f, int64_t j, uint
     return f.place(s, sec);
 }
 
+// Writes the entries of [begin, end) that a selection with prefix f takes: those above it at slots counted by
+// *above (shared or global memory; in any order), and those equal to it whose rank in position order, counting on
+// from ties_before, is below take, at first_tie + rank. All threads of the block call it; warp_ties is shared.
+template <typename T>
+__device__ void write_taken(const RowKeys<T>& keys, const Prefix& f, int64_t begin, int64_t end, uint32_t ties_before,
+                            uint32_t take, int64_t first_tie, uint32_t* above, uint32_t* warp_ties, TieKey* out) {
+    const int lane = threadIdx.x % 32;
+    const int warp = threadIdx.x / 32;
+    const unsigned lower_lanes = (1u << lane) - 1u;
+    for (int64_t t = begin; t < end; t += kSelectThreads) {
+        const int64_t j = t + threadIdx.x;
+        uint32_t s = 0;
+        uint64_t sec = 0;
+        const int place = j < end ? place_of(keys, f, j, s, sec) : -1;
+        const unsigned ties = __ballot_sync(kFull, place == 0);
+        const unsigned higher = __ballot_sync(kFull, place > 0);
+        if (lane == 0) warp_ties[warp] = __popc(ties);
+        uint32_t base = 0;
+        if (lane == 0 && higher != 0) base = atomicAdd(above, __popc(higher));
+        base = __shfl_sync(kFull, base, 0);
+        if (place > 0) out[base + __popc(higher & lower_lanes)] = TieKey{s, sec, j};
+        __syncthreads();
+        uint32_t rank = ties_before + __popc(ties & lower_lanes);
+        for (int u = 0; u < kSelectWarps; ++u) {
+            if (u < warp) rank += warp_ties[u];
+            ties_before += warp_ties[u];
+        }
+        if (place == 0 && rank < take) out[first_tie + rank] = TieKey{s, sec, j};
+        __syncthreads();
+    }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInput p, TieKey* selected) {
     __shared__ uint32_t hist[kMaxBins];
@@ -238,7 +270,6 @@ __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInpu
     __shared__ uint32_t above;   // entries above the prefix written so far
     const RowKeys<T> keys = row_keys<T>(p, blockIdx.x);
     TieKey* out = selected + static_cast<int64_t>(blockIdx.x) * p.k;
-    const int lane = threadIdx.x % 32;
     const int warp = threadIdx.x / 32;
     if (threadIdx.x == 0) {
         prefix = Prefix{0, 0, 0, 0};
@@ -263,27 +294,7 @@ __global__ void __launch_bounds__(kSelectThreads) select_kernel(const TopKByInpu
     }
     // The k - wanted entries above the prefix take the first slots in any order, the wanted ones equal to it (the
     // lowest positions) the rest; the ranks of the equal entries come from a running count over tiles in order.
-    const Prefix f = prefix;
-    const uint32_t take = wanted;
-    const int64_t first_tie = p.k - take;
-    uint32_t ties_before = 0;
-    for (int64_t t = 0; t < p.n; t += kSelectThreads) {
-        const int64_t j = t + threadIdx.x;
-        uint32_t s = 0;
-        uint64_t sec = 0;
-        const int place = j < p.n ? place_of(keys, f, j, s, sec) : -1;
-        const unsigned ties = __ballot_sync(kFull, place == 0);
-        if (lane == 0) warp_ties[warp] = __popc(ties);
-        if (place > 0) out[atomicAdd(&above, 1u)] = TieKey{s, sec, j};
-        __syncthreads();
-        uint32_t rank = ties_before + __popc(ties & ((1u << lane) - 1u));
-        for (int w = 0; w < kSelectWarps; ++w) {
-            if (w < warp) rank += warp_ties[w];
-            ties_before += warp_ties[w];
-        }
-        if (place == 0 && rank < take) out[first_tie + rank] = TieKey{s, sec, j};
-        __syncthreads();
-    }
+    write_taken(keys, prefix, 0, p.n, 0, wanted, p.k - wanted, &above, warp_ties, out);
 }
 
 // select_wide_kernel's state of one row, in global memory.
@@ -403,28 +414,7 @@ __global__ void __launch_bounds__(kSelectThreads)
         shared_word = before;
     }
     __syncthreads();
-    uint32_t ties_before = shared_word;
-    for (int64_t t = begin; t < end; t += kSelectThreads) {
-        const int64_t j = t + threadIdx.x;
-        uint32_t s = 0;
-        uint64_t sec = 0;
-        const int place = j < end ? place_of(keys, f, j, s, sec) : -1;
-        const unsigned ties = __ballot_sync(kFull, place == 0);
-        const unsigned higher = __ballot_sync(kFull, place > 0);
-        if (lane == 0) warp_ties[warp] = __popc(ties);
-        uint32_t base = 0;
-        if (lane == 0 && higher != 0) base = atomicAdd(&state.above, __popc(higher));
-        base = __shfl_sync(kFull, base, 0);
-        if (place > 0) out[base + __popc(higher & ((1u << lane) - 1u))] = TieKey{s, sec, j};
-        __syncthreads();
-        uint32_t rank = ties_before + __popc(ties & ((1u << lane) - 1u));
-        for (int u = 0; u < kSelectWarps; ++u) {
-            if (u < warp) rank += warp_ties[u];
-            ties_before += warp_ties[u];
-        }
-        if (place == 0 && rank < take) out[first_tie + rank] = TieKey{s, sec, j};
-        __syncthreads();
-    }
+    write_taken(keys, f, begin, end, shared_word, take, first_tie, &state.above, warp_ties, out);
 }
 
 // Orders each chunk of kChunk selected keys in place: each key's rank within its chunk, by counting. Where the k
