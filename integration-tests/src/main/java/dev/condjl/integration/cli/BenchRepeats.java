@@ -94,8 +94,8 @@ final class BenchRepeats {
     /**
      * The medians of {@link #medians}.
      *
-     * @param millis wall milliseconds per run
-     * @param hostMillis host milliseconds per run, until its work was queued
+     * @param millis the median wall time of a run, ms
+     * @param hostMillis the median time until a run's work was queued, ms
      */
     record Medians(double millis, double hostMillis) {}
 
