@@ -41,7 +41,8 @@ import java.util.concurrent.Callable;
  * {@code condjl bench colt5}: forward+backward time of a {@link ConditionalRoutedTransformerBlock} (heavy tokens
  * n/8 for queries, keys/values and the feed-forward, light window 128) against DJL's dense
  * {@link TransformerEncoderBlock} of the same width, heads and feed-forward size (4·dim): the median of
- * {@code --reps} runs after {@code --warmup}, as a table with one row per sequence length, and with {@code --json}
+ * {@code --reps} runs after {@code --warmup} runs and at least {@code --warmup-seconds} (5 s by default: the block's
+ * Java code is then compiled, as in a training run past its first steps), as a table with one row per sequence length, and with {@code --json}
  * one JSON line per (model, n) plus one with the ratio. A JSON line also has {@code host_ms}, the median time until
  * the backward returned (what the run costs the host; near {@code fwdbwd_ms} where the host sets the pace).
  *
@@ -116,7 +117,7 @@ public final class Colt5Bench implements Callable<Integer> {
 
     @Mixin BenchThreads threads = new BenchThreads();
 
-    @Mixin BenchRepeats repeats = new BenchRepeats(2, 5);
+    @Mixin BenchRepeats repeats = new BenchRepeats(2, 5, 5);
 
     /** {@inheritDoc} */
     @Override
@@ -158,10 +159,11 @@ public final class Colt5Bench implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "condjl bench colt5 on %s (threads %s, OMP_WAIT_POLICY %s): batch %d, dim %d, %d heads,"
                         + " light window %d, n/%d routed tokens per heavy branch, routed attention in %s, matrix"
-                        + " products in %s; forward+backward ms, median of %d after %d warm-up runs, each ending with"
-                        + " a device synchronisation%n%n",
+                        + " products in %s; forward+backward ms, median of %d after at least %d warm-up runs and %s s,"
+                        + " each run ending with a device synchronisation%n%n",
                 dev, threads.describe(), System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"), batch, dim,
-                heads, window, heavyFraction, attentionPrecision, matrixProducts, repeats.reps, repeats.warmup);
+                heads, window, heavyFraction, attentionPrecision, matrixProducts, repeats.reps, repeats.warmup,
+                repeats.warmupSeconds);
         out.println(tableHeader(timed));
         out.flush();
         Gson gson = new Gson();
@@ -234,10 +236,12 @@ public final class Colt5Bench implements Callable<Integer> {
         }
         line.put("matrix_products", matrixProducts);
         line.put("warmup", repeats.warmup);
+        line.put("warmup_seconds", repeats.warmupSeconds);
         line.put("reps", repeats.reps);
         if (medians == null) {
             line.put("error", OUT_OF_MEMORY);
         } else {
+            line.put("warmup_runs", medians.warmupRuns());
             line.put("fwdbwd_ms", Math.round(medians.millis() * 100) / 100.0);
             // until the backward returned: close to fwdbwd_ms where the host, not the device, sets the time
             line.put("host_ms", Math.round(medians.hostMillis() * 100) / 100.0);
@@ -321,17 +325,7 @@ public final class Colt5Bench implements Callable<Integer> {
             ParameterStore ps = new ParameterStore(manager, false);
             NDArray weight = block.getParameters().valueAt(0).getArray();
             NDArray x = manager.randomNormal(shape);
-            return repeats.medians(x, (step, queued) -> {
-                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                    NDArray out = block.forward(ps, new NDList(x), true).head();
-                    gc.backward(out.mean());
-                    queued.run();
-                    // reading a gradient value waits for the device to finish the backward
-                    NDArray grad = weight.getGradient();
-                    grad.tempAttach(step);
-                    grad.flatten().getFloat(0);
-                }
-            });
+            return repeats.medians(x, (step, queued) -> forwardBackward(block, ps, x, weight, step, queued));
         } catch (RuntimeException | OutOfMemoryError e) {
             if (!isOutOfMemory(e)) {
                 throw e;
@@ -340,7 +334,7 @@ public final class Colt5Bench implements Callable<Integer> {
         }
     }
 
-    /** One profiled forward+backward of the routed block after a warm-up run. */
+    /** One profiled forward+backward of the routed block after the warm-up of the timed runs. */
     private OpProfile profileRouted(Device dev, int n, int heavy, Path file) throws IOException {
         try (NDManager manager = NDManager.newBaseManager(dev)) {
             Block block = build("routed", heavy);
@@ -349,19 +343,29 @@ public final class Colt5Bench implements Callable<Integer> {
             ParameterStore ps = new ParameterStore(manager, false);
             NDArray weight = block.getParameters().valueAt(0).getArray();
             NDArray x = manager.randomNormal(shape);
-            Runnable step = () -> {
-                try (NDManager sub = manager.newSubManager();
-                        GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                    x.tempAttach(sub);
-                    NDArray out = block.forward(ps, new NDList(x), true).head();
-                    gc.backward(out.mean());
-                    NDArray grad = weight.getGradient();
-                    grad.tempAttach(sub);
-                    grad.flatten().getFloat(0);
+            repeats.warmUp(x, step -> forwardBackward(block, ps, x, weight, step, () -> { }));
+            return OpProfile.record(file, () -> {
+                try (NDManager step = manager.newSubManager()) {
+                    x.tempAttach(step);
+                    forwardBackward(block, ps, x, weight, step, () -> { });
                 }
-            };
-            step.run();
-            return OpProfile.record(file, step);
+            });
+        }
+    }
+
+    /**
+     * One forward+backward of the mean output, {@code queued} called once the backward returned, then a read of one
+     * value of {@code weight}'s gradient, which waits for the device to finish the backward.
+     */
+    private static void forwardBackward(Block block, ParameterStore ps, NDArray x, NDArray weight, NDManager step,
+            Runnable queued) {
+        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+            NDArray out = block.forward(ps, new NDList(x), true).head();
+            gc.backward(out.mean());
+            queued.run();
+            NDArray grad = weight.getGradient();
+            grad.tempAttach(step);
+            grad.flatten().getFloat(0);
         }
     }
 

@@ -79,7 +79,7 @@ public final class CoorDescentBench implements Callable<Integer> {
 
     @Mixin BenchThreads threads = new BenchThreads();
 
-    @Mixin BenchRepeats repeats = new BenchRepeats(5, 10);
+    @Mixin BenchRepeats repeats = new BenchRepeats(5, 0, 10);
 
     /** {@inheritDoc} */
     @Override

@@ -50,7 +50,7 @@ public final class TopKBench implements Callable<Integer> {
 
     @Mixin BenchThreads threads = new BenchThreads();
 
-    @Mixin BenchRepeats repeats = new BenchRepeats(5, 20);
+    @Mixin BenchRepeats repeats = new BenchRepeats(5, 0, 20);
 
     /** {@inheritDoc} */
     @Override

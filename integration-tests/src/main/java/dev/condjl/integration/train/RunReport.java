@@ -23,6 +23,8 @@ import java.util.Map;
  * @param seqLen tokens per sequence
  * @param trainSeconds wall time of the training steps (validation points excluded)
  * @param msPerStep mean wall time per step
+ * @param steadyMsPerStep median wall time of a step in the run's second half (the JIT has compiled the step's Java
+ *     code by then; the first hundreds of steps are slower)
  * @param cpuMsPerStep mean CPU time per step, all threads of the process (on a shared machine the wall time
  *     grows with the load, this does not)
  * @param tokensPerSecond training throughput
@@ -52,6 +54,7 @@ public record RunReport(
         int seqLen,
         double trainSeconds,
         double msPerStep,
+        double steadyMsPerStep,
         double cpuMsPerStep,
         double tokensPerSecond,
         double trainLoss,
@@ -90,8 +93,9 @@ public record RunReport(
         sb.append(String.format(Locale.ROOT, "task        %s%n", task));
         sb.append(String.format(Locale.ROOT, "model       %,d parameters on %s%n", parameters, devices));
         sb.append(String.format(Locale.ROOT, "training    steps %d..%d, batch %d x %d tokens, %s (%.0f ms/step, "
-                + "%,.0f tokens/s; CPU %.0f ms/step)%n", firstStep, steps, batchSize, seqLen,
-                ProgressLine.duration(trainSeconds), msPerStep, tokensPerSecond, cpuMsPerStep));
+                + "median %.1f in the second half; %,.0f tokens/s; CPU %.0f ms/step)%n", firstStep, steps, batchSize,
+                seqLen, ProgressLine.duration(trainSeconds), msPerStep, steadyMsPerStep, tokensPerSecond,
+                cpuMsPerStep));
         sb.append(String.format(Locale.ROOT, "loss        train %.4f, validation %.4f%s%n", trainLoss, validLoss,
                 skippedSteps == 0 ? "" : " (" + skippedSteps + " updates skipped: non-finite gradients)"));
         sb.append(String.format(Locale.ROOT, "accuracy    %.1f%% on %d validation sequences (chance %.1f%%)%n",

@@ -127,6 +127,7 @@ public final class TrainingRun {
         private final RunCharts.Curve curve = new RunCharts.Curve();
         private double smooth = Double.NaN;
         private long trainNanos;
+        private final List<double[]> stepMillis = new ArrayList<>();
         private long cpuNanos;
         private int skipped;
         private final List<long[]> gpuMemory = new ArrayList<>();
@@ -170,6 +171,7 @@ public final class TrainingRun {
                         : profiledStep(step, batch);
                 long dt = System.nanoTime() - t0;
                 trainNanos += dt;
+                stepMillis.add(new double[] {dt / 1e6});
                 cpuNanos += processCpuNanos() - cpu0;
                 double tps = tokensPerStep / (dt / 1e9);
                 tokensPerSecond = step == first ? tps : 0.9 * tokensPerSecond + 0.1 * tps;
@@ -206,6 +208,15 @@ public final class TrainingRun {
             }
             tracedStep = step;
             return stats[0];
+        }
+
+        /**
+         * The median wall time of the run's second half of steps, ms: the steady state, after the JIT has compiled
+         * the step's Java code (the first hundreds of steps run slower, mostly on a GPU, where the host sets the
+         * pace). Every step ends with a read of its loss, so the time includes the device's work.
+         */
+        private double secondHalfMedian() {
+            return median(stepMillis.subList(stepMillis.size() / 2, stepMillis.size()), 0);
         }
 
         /** The profile with the phases' medians, or null without {@code --profile}. */
@@ -269,7 +280,7 @@ public final class TrainingRun {
             RunReport report = new RunReport(task.describe(),
                     Arrays.stream(s.devices()).map(Device::toString).collect(Collectors.joining(",")),
                     parameterCount(block), first, s.steps(), s.batchSize(), config.seqLen(), seconds,
-                    seconds * 1e3 / done, cpuNanos / 1e6 / done,
+                    seconds * 1e3 / done, secondHalfMedian(), cpuNanos / 1e6 / done,
                     (double) done * s.batchSize() * config.seqLen() / seconds, smooth, skipped, result.loss(),
                     result.accuracy(), 1.0 / config.numClasses(), result.sequences(), result.routing(),
                     curve.valid(), ResidentMemory.peakBytesIfKnown(), checkpoint.toString(),

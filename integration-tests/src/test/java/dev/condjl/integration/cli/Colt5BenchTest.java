@@ -52,7 +52,7 @@ class Colt5BenchTest {
     void printsTheDeviceAndOneRowPerLengthWithPositiveTimes(@TempDir Path dir) throws IOException {
         Path json = dir.resolve("colt5.jsonl");
         String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "32,64", "--warmup", "1", "--reps", "2", "--json", json.toString());
+                "--seq", "32,64", "--warmup", "1", "--warmup-seconds", "0.5", "--reps", "2", "--json", json.toString());
         assertTrue(out.startsWith("condjl bench colt5 on cpu()"), out);
         assertTrue(out.contains("| n | condjl routed | DJL dense TransformerEncoderBlock | routed / dense |"), out);
         List<List<String>> rows = rows(out);
@@ -75,6 +75,9 @@ class Colt5BenchTest {
         assertEquals("INPUT", routed.get("attention_precision").getAsString());
         assertEquals("float32", routed.get("matrix_products").getAsString());
         assertEquals(2, routed.get("reps").getAsInt());
+        assertEquals(0.5, routed.get("warmup_seconds").getAsDouble());
+        // half a second of runs of a 16-wide block of 32 tokens is many runs, not the one --warmup asks for
+        assertTrue(routed.get("warmup_runs").getAsInt() > 1, routed.toString());
         assertTrue(routed.get("fwdbwd_ms").getAsDouble() > 0);
         // every run's host part ends before its end, so the median does too
         double host = routed.get("host_ms").getAsDouble();
@@ -87,7 +90,8 @@ class Colt5BenchTest {
     @Test
     void noDenseTimesOnlyTheRoutedBlockInTheAttentionPrecisionAsked() {
         String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "48", "--warmup", "0", "--reps", "1", "--no-dense", "--attention-precision", "BFLOAT16");
+                "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "1", "--no-dense",
+                "--attention-precision", "BFLOAT16");
         assertTrue(out.contains("routed attention in BFLOAT16"), out);
         assertTrue(out.contains("| n | condjl routed |" + System.lineSeparator()), out);
         assertFalse(out.contains("TransformerEncoderBlock"), out);
@@ -101,7 +105,7 @@ class Colt5BenchTest {
     void tf32IsAllowedForTheRunAndRestoredAfterIt() {
         assertFalse(MatrixProducts.tf32());
         String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "48", "--warmup", "0", "--reps", "1", "--no-dense", "--tf32");
+                "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "1", "--no-dense", "--tf32");
         assertTrue(out.contains("matrix products in TF32"), out);
         assertEquals(1, rows(out).size(), out);
         assertFalse(MatrixProducts.tf32());
@@ -126,10 +130,21 @@ class Colt5BenchTest {
         String coorDescent = run("bench", "coor-descent", "--help");
         assertTrue(colt5.contains("Timed runs (default: 5)."), colt5);
         assertTrue(colt5.contains("Untimed runs first (default: 2)."), colt5);
+        assertTrue(colt5.replaceAll("\\s+", " ").contains("call (default: 5.0)."), colt5);
+        assertTrue(coorDescent.replaceAll("\\s+", " ").contains("call (default: 0.0)."), coorDescent);
         assertTrue(coorDescent.contains("Timed runs (default: 10)."), coorDescent);
         assertTrue(coorDescent.contains("Untimed runs first (default: 5)."), coorDescent);
         assertTrue(colt5.contains("--device=DEVICE") && coorDescent.contains("--device=DEVICE"), colt5);
         assertNotEquals(-1, colt5.indexOf("--threads"));
+    }
+
+    @Test
+    void rejectsANegativeWarmUpTime() {
+        StringWriter err = new StringWriter();
+        CommandLine cli = new CommandLine(new Condjl());
+        cli.setErr(new PrintWriter(err, true));
+        assertEquals(2, cli.execute("bench", "colt5", "--warmup-seconds", "-1", "--seq", "32"));
+        assertTrue(err.toString().contains("--warmup-seconds (-1.0) in [0, 3600]"), err.toString());
     }
 
     @Test

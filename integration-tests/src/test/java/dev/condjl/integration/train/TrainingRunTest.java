@@ -20,6 +20,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.Map;
 import java.util.stream.Collectors;
@@ -67,6 +68,11 @@ class TrainingRunTest {
         assertTrue(profile.forwardOps() > 20 && profile.backwardNodes() > 20, profile.toString());
         assertTrue(Files.size(trace) > 0);
         assertTrue(report.toText().contains("profile     median of 12 steps"), report.toText());
+        // one step of the second half: more than nothing, less than all 13 steps together
+        double steady = report.steadyMsPerStep();
+        assertTrue(steady > 0 && steady < report.trainSeconds() * 1e3, report.toText());
+        assertTrue(report.toText().contains(String.format(Locale.ROOT, "median %.1f in the second half",
+                steady)), report.toText());
     }
 
     @Test
