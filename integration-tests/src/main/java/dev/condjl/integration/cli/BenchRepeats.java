@@ -88,9 +88,10 @@ final class BenchRepeats {
     }
 
     /**
-     * Median wall time of {@code reps} runs after the untimed ones of {@link #warmUp}. Each run gets a fresh sub-manager of
-     * the input's manager, with the input attached to it for the run, so that every run's arrays are freed. A run
-     * on an asynchronous device must read a value of its result before it returns, or the clock stops too early.
+     * Median wall time of {@code reps} runs after the untimed ones of {@link #warmUp}. Each run gets a fresh
+     * sub-manager of the input's manager, with the input attached to it for the run, so that every run's arrays are
+     * freed. A run on an asynchronous device must read a value of its result before it returns, or the clock stops
+     * too early.
      *
      * @param input the array every run reads
      * @param run one run, given its sub-manager

@@ -19,6 +19,7 @@ import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
 import dev.condjl.cuda.AttentionPrecision;
 import dev.condjl.cuda.MatrixProducts;
 import dev.condjl.integration.profile.OpProfile;
+import dev.condjl.integration.profile.StackSamples;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -42,9 +43,10 @@ import java.util.concurrent.Callable;
  * n/8 for queries, keys/values and the feed-forward, light window 128) against DJL's dense
  * {@link TransformerEncoderBlock} of the same width, heads and feed-forward size (4·dim): the median of
  * {@code --reps} runs after {@code --warmup} runs and at least {@code --warmup-seconds} (5 s by default: the block's
- * Java code is then compiled, as in a training run past its first steps), as a table with one row per sequence length, and with {@code --json}
- * one JSON line per (model, n) plus one with the ratio. A JSON line also has {@code host_ms}, the median time until
- * the backward returned (what the run costs the host; near {@code fwdbwd_ms} where the host sets the pace).
+ * Java code is then compiled, as in a training run past its first steps), as a table with one row per sequence
+ * length, and with {@code --json} one JSON line per (model, n) plus one with the ratio. A JSON line also has
+ * {@code host_ms}, the median time until the backward returned (what the run costs the host; near {@code fwdbwd_ms}
+ * where the host sets the pace), and {@code warmup_runs}.
  *
  * <p>Every run ends by reading one value of a parameter's gradient, which waits for the device, so GPU times
  * include all the queued work. A model that runs out of memory (dense attention at long n) is shown as such.
@@ -63,6 +65,10 @@ import java.util.concurrent.Callable;
 public final class Colt5Bench implements Callable<Integer> {
 
     static final String OUT_OF_MEMORY = "out of memory";
+
+    /** The library's packages, whose methods {@code --sample-stacks} counts inclusively. */
+    private static final List<String> LIBRARY_PACKAGES = List.of("dev.condjl.colt5.", "dev.condjl.topk.",
+            "dev.condjl.cuda.");
 
     private static final Map<String, String> MODEL_NAMES = Map.of(
             "routed", "ConditionalRoutedTransformerBlock", "dense", "TransformerEncoderBlock");
@@ -112,6 +118,11 @@ public final class Colt5Bench implements Callable<Integer> {
             description = "After timing, profile one routed forward+backward per n: chrome trace FILE (FILE-n.json"
                 + " with several n) and a line of top-level op and autograd node counts.")
     Path profile;
+
+    @Option(names = "--sample-stacks", description = "After timing, run the routed block --reps more times per n"
+            + " (after the same warm-up) while sampling this thread's stack every 200 µs, and print where the host's"
+            + " time went: the most frequent top frames (a JNI call is a libtorch or condjl op) and condjl methods.")
+    boolean sampleStacks;
 
     @Mixin BenchDevice device = new BenchDevice();
 
@@ -192,6 +203,13 @@ public final class Colt5Bench implements Callable<Integer> {
                         profile.getFileName().toString().replaceFirst("(\\.json)?$", "-" + n + ".json"));
                 OpProfile counts = profileRouted(dev, n, Math.max(1, n / heavyFraction), file);
                 out.printf(Locale.ROOT, "profile n=%d (%s): %s%n", n, file, counts.describe(12));
+                out.flush();
+            }
+        }
+        if (sampleStacks) {
+            for (int n : seq) {
+                StackSamples samples = sampleRouted(dev, n, Math.max(1, n / heavyFraction));
+                out.printf(Locale.ROOT, "stack samples n=%d: %s", n, samples.describe(25));
                 out.flush();
             }
         }
@@ -337,20 +355,43 @@ public final class Colt5Bench implements Callable<Integer> {
     /** One profiled forward+backward of the routed block after the warm-up of the timed runs. */
     private OpProfile profileRouted(Device dev, int n, int heavy, Path file) throws IOException {
         try (NDManager manager = NDManager.newBaseManager(dev)) {
-            Block block = build("routed", heavy);
-            Shape shape = new Shape(batch, n, dim);
-            block.initialize(manager, DataType.FLOAT32, shape);
-            ParameterStore ps = new ParameterStore(manager, false);
-            NDArray weight = block.getParameters().valueAt(0).getArray();
-            NDArray x = manager.randomNormal(shape);
-            repeats.warmUp(x, step -> forwardBackward(block, ps, x, weight, step, () -> { }));
-            return OpProfile.record(file, () -> {
-                try (NDManager step = manager.newSubManager()) {
-                    x.tempAttach(step);
-                    forwardBackward(block, ps, x, weight, step, () -> { });
-                }
-            });
+            Runnable run = warmRouted(manager, n, heavy);
+            return OpProfile.record(file, run);
         }
+    }
+
+    /** {@code reps} routed forward+backward runs after the warm-up, with this thread's stack sampled. */
+    private StackSamples sampleRouted(Device dev, int n, int heavy) {
+        try (NDManager manager = NDManager.newBaseManager(dev)) {
+            Runnable run = warmRouted(manager, n, heavy);
+            try (StackSamples samples = StackSamples.start(Thread.currentThread(), LIBRARY_PACKAGES, 200)) {
+                for (int i = 0; i < repeats.reps; i++) {
+                    run.run();
+                }
+                return samples;
+            }
+        }
+    }
+
+    /**
+     * A routed block and its input in {@code manager}, after the warm-up of the timed runs.
+     *
+     * @return one more forward+backward, in a sub-manager of its own
+     */
+    private Runnable warmRouted(NDManager manager, int n, int heavy) {
+        Block block = build("routed", heavy);
+        Shape shape = new Shape(batch, n, dim);
+        block.initialize(manager, DataType.FLOAT32, shape);
+        ParameterStore ps = new ParameterStore(manager, false);
+        NDArray weight = block.getParameters().valueAt(0).getArray();
+        NDArray x = manager.randomNormal(shape);
+        repeats.warmUp(x, step -> forwardBackward(block, ps, x, weight, step, () -> { }));
+        return () -> {
+            try (NDManager step = manager.newSubManager()) {
+                x.tempAttach(step);
+                forwardBackward(block, ps, x, weight, step, () -> { });
+            }
+        };
     }
 
     /**

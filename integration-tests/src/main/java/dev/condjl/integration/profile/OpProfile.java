@@ -114,7 +114,8 @@ public record OpProfile(Map<String, Integer> forwardOps, Map<String, Integer> ba
 
     private record Event(String name, String thread, double ts, double dur) {}
 
-    private static Map<String, Integer> sorted(Map<String, Integer> counts) {
+    /** The counts, most frequent first, then by name. */
+    static Map<String, Integer> sorted(Map<String, Integer> counts) {
         return counts.entrySet().stream()
                 .sorted(Map.Entry.<String, Integer>comparingByValue().reversed()
                         .thenComparing(Map.Entry.comparingByKey()))

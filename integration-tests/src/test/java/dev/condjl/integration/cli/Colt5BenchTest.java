@@ -22,6 +22,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -102,6 +103,17 @@ class Colt5BenchTest {
     }
 
     @Test
+    void sampleStacksPrintsWhereTheRoutedRunsSpentTheirTime() {
+        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
+                "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "20", "--no-dense",
+                "--sample-stacks");
+        assertTrue(out.contains("stack samples n=48: "), out);
+        assertTrue(out.contains("top frames:") && out.contains(" (native)"), out);
+        // twenty forward+backward runs of the block are under its forward, whatever else the samples saw
+        assertTrue(out.contains("dev.condjl.colt5.ConditionalRoutedTransformerBlock.forwardInternal"), out);
+    }
+
+    @Test
     void tf32IsAllowedForTheRunAndRestoredAfterIt() {
         assertFalse(MatrixProducts.tf32());
         String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
@@ -140,19 +152,22 @@ class Colt5BenchTest {
 
     @Test
     void rejectsANegativeWarmUpTime() {
-        StringWriter err = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setErr(new PrintWriter(err, true));
-        assertEquals(2, cli.execute("bench", "colt5", "--warmup-seconds", "-1", "--seq", "32"));
-        assertTrue(err.toString().contains("--warmup-seconds (-1.0) in [0, 3600]"), err.toString());
+        assertUsageError("--warmup-seconds (-1.0) in [0, 3600]", "--warmup-seconds", "-1");
     }
 
     @Test
     void rejectsAnUnknownDevice() {
+        assertUsageError("--device (tpu) must be cpu, gpu or gpu:N", "--device", "tpu");
+    }
+
+    /** {@code bench colt5 --seq 32} with {@code options} exits with picocli's usage code and {@code message}. */
+    private static void assertUsageError(String message, String... options) {
         StringWriter err = new StringWriter();
         CommandLine cli = new CommandLine(new Condjl());
         cli.setErr(new PrintWriter(err, true));
-        assertEquals(2, cli.execute("bench", "colt5", "--device", "tpu", "--seq", "32"));
-        assertTrue(err.toString().contains("--device (tpu) must be cpu, gpu or gpu:N"), err.toString());
+        List<String> args = new ArrayList<>(List.of("bench", "colt5", "--seq", "32"));
+        args.addAll(List.of(options));
+        assertEquals(2, cli.execute(args.toArray(String[]::new)));
+        assertTrue(err.toString().contains(message), err.toString());
     }
 }
