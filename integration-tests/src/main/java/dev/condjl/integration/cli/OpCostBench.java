@@ -29,7 +29,10 @@ import java.util.function.Function;
  * with autograd recording as in training: per op, the median over {@code --reps} runs of {@code --calls} calls of the
  * time per call until the calls returned ({@code host}) and until a read of the input that waits for the device
  * ({@code to the sync}). On a GPU, where the two are close the op is host-bound; where the second is larger, its
- * kernel takes longer than its launch.
+ * kernel takes longer than its launch. The ops: a linear layer to {@code 3·dim} (condjl's {@link FusedLinear} where
+ * it runs, and DJL's transpose and product), a matrix-vector product (a router's scores), elementwise, reduction,
+ * gather and view ops on x, and the fused attention of a heavy branch ({@code (1, 8, n/8 + 1, dim/8)} queries, keys
+ * and values).
  */
 @Command(
         name = "op-costs",
