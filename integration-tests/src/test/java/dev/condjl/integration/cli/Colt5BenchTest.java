@@ -15,11 +15,7 @@ import dev.condjl.cuda.MatrixProducts;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import picocli.CommandLine;
-
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -32,15 +28,6 @@ import java.util.stream.Collectors;
 /** {@code condjl bench colt5} at tiny sizes on the CPU: the table, the JSON lines, out-of-memory rows, defaults. */
 class Colt5BenchTest {
 
-    private static String run(String... args) {
-        StringWriter out = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setOut(new PrintWriter(out, true));
-        int code = cli.execute(args);
-        assertEquals(0, code, out.toString());
-        return out.toString();
-    }
-
     /** The table's data rows, each split into its cells. */
     private static List<List<String>> rows(String out) {
         return out.lines().filter(l -> l.startsWith("| ") && !l.startsWith("| n |") && !l.startsWith("| --- |"))
@@ -52,8 +39,9 @@ class Colt5BenchTest {
     @Test
     void printsTheDeviceAndOneRowPerLengthWithPositiveTimes(@TempDir Path dir) throws IOException {
         Path json = dir.resolve("colt5.jsonl");
-        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "32,64", "--warmup", "1", "--warmup-seconds", "0.5", "--reps", "2", "--json", json.toString());
+        String out = CliOutput.success("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window",
+                "8", "--seq", "32,64", "--warmup", "1", "--warmup-seconds", "0.5", "--reps", "2", "--json",
+                json.toString());
         assertTrue(out.startsWith("condjl bench colt5 on cpu()"), out);
         assertTrue(out.contains("| n | condjl routed | DJL dense TransformerEncoderBlock | routed / dense |"), out);
         List<List<String>> rows = rows(out);
@@ -90,8 +78,8 @@ class Colt5BenchTest {
 
     @Test
     void noDenseTimesOnlyTheRoutedBlockInTheAttentionPrecisionAsked() {
-        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "1", "--no-dense",
+        String out = CliOutput.success("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window",
+                "8", "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "1", "--no-dense",
                 "--attention-precision", "BFLOAT16");
         assertTrue(out.contains("routed attention in BFLOAT16"), out);
         assertTrue(out.contains("| n | condjl routed |" + System.lineSeparator()), out);
@@ -104,8 +92,8 @@ class Colt5BenchTest {
 
     @Test
     void sampleStacksPrintsWhereTheRoutedRunsSpentTheirTime() {
-        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "20", "--no-dense",
+        String out = CliOutput.success("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window",
+                "8", "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "20", "--no-dense",
                 "--sample-stacks");
         assertTrue(out.contains("stack samples n=48: "), out);
         assertTrue(out.contains("top frames:") && out.contains(" (native)"), out);
@@ -116,8 +104,8 @@ class Colt5BenchTest {
     @Test
     void tf32IsAllowedForTheRunAndRestoredAfterIt() {
         assertFalse(MatrixProducts.tf32());
-        String out = run("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window", "8",
-                "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "1", "--no-dense", "--tf32");
+        String out = CliOutput.success("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window",
+                "8", "--seq", "48", "--warmup", "0", "--warmup-seconds", "0", "--reps", "1", "--no-dense", "--tf32");
         assertTrue(out.contains("matrix products in TF32"), out);
         assertEquals(1, rows(out).size(), out);
         assertFalse(MatrixProducts.tf32());
@@ -138,8 +126,8 @@ class Colt5BenchTest {
 
     @Test
     void eachBenchKeepsItsOwnRepetitionDefaults() {
-        String colt5 = run("bench", "colt5", "--help");
-        String coorDescent = run("bench", "coor-descent", "--help");
+        String colt5 = CliOutput.success("bench", "colt5", "--help");
+        String coorDescent = CliOutput.success("bench", "coor-descent", "--help");
         assertTrue(colt5.contains("Timed runs (default: 5)."), colt5);
         assertTrue(colt5.contains("Untimed runs first (default: 2)."), colt5);
         assertTrue(colt5.replaceAll("\\s+", " ").contains("call (default: 5.0)."), colt5);
@@ -162,12 +150,9 @@ class Colt5BenchTest {
 
     /** {@code bench colt5 --seq 32} with {@code options} exits with picocli's usage code and {@code message}. */
     private static void assertUsageError(String message, String... options) {
-        StringWriter err = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setErr(new PrintWriter(err, true));
         List<String> args = new ArrayList<>(List.of("bench", "colt5", "--seq", "32"));
         args.addAll(List.of(options));
-        assertEquals(2, cli.execute(args.toArray(String[]::new)));
-        assertTrue(err.toString().contains(message), err.toString());
+        String err = CliOutput.usageError(args.toArray(String[]::new));
+        assertTrue(err.contains(message), err);
     }
 }

@@ -8,10 +8,6 @@ import com.google.gson.JsonParser;
 
 import org.junit.jupiter.api.Test;
 
-import picocli.CommandLine;
-
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.util.List;
 import java.util.stream.Collectors;
 
@@ -20,15 +16,11 @@ class CoorDescentBenchTest {
 
     @Test
     void printsOneJsonLinePerImpl() {
-        StringWriter out = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setOut(new PrintWriter(out, true));
-        int code = cli.execute("bench", "coor-descent", "--rows", "3", "--n", "16", "--k", "4", "--iters", "2",
-                "--warmup", "0", "--reps", "1", "--impl", "unrolled,auto");
-        assertEquals(0, code);
-        List<JsonObject> lines = out.toString().lines().map(l -> JsonParser.parseString(l).getAsJsonObject())
+        String out = CliOutput.success("bench", "coor-descent", "--rows", "3", "--n", "16", "--k", "4", "--iters",
+                "2", "--warmup", "0", "--reps", "1", "--impl", "unrolled,auto");
+        List<JsonObject> lines = out.lines().map(l -> JsonParser.parseString(l).getAsJsonObject())
                 .collect(Collectors.toList());
-        assertEquals(2, lines.size(), out.toString());
+        assertEquals(2, lines.size(), out);
         assertEquals("unrolled", lines.get(0).get("impl").getAsString());
         assertEquals("auto", lines.get(1).get("impl").getAsString());
         for (JsonObject line : lines) {

@@ -7,10 +7,6 @@ import dev.condjl.cuda.FusedLinear;
 
 import org.junit.jupiter.api.Test;
 
-import picocli.CommandLine;
-
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.util.List;
 import java.util.stream.Collectors;
 
@@ -19,12 +15,8 @@ class OpCostBenchTest {
 
     @Test
     void printsOneRowPerOpWithTheSyncTimeAtLeastTheHostTime() {
-        StringWriter out = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setOut(new PrintWriter(out, true));
-        assertEquals(0, cli.execute("bench", "op-costs", "--device", "cpu", "--seq", "64", "--dim", "16",
-                "--calls", "5", "--warmup", "1", "--warmup-seconds", "0", "--reps", "3"));
-        String text = out.toString();
+        String text = CliOutput.success("bench", "op-costs", "--device", "cpu", "--seq", "64", "--dim", "16",
+                "--calls", "5", "--warmup", "1", "--warmup-seconds", "0", "--reps", "3");
         assertTrue(text.startsWith("condjl bench op-costs on cpu(): x (1, 64, 16)"), text);
         List<String[]> rows = text.lines()
                 .filter(l -> l.startsWith("| ") && !l.startsWith("| op |") && !l.startsWith("| --- |"))
@@ -45,10 +37,7 @@ class OpCostBenchTest {
 
     @Test
     void rejectsADimThatTheAttentionHeadsDoNotDivide() {
-        StringWriter err = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setErr(new PrintWriter(err, true));
-        assertEquals(2, cli.execute("bench", "op-costs", "--dim", "12"));
-        assertTrue(err.toString().contains("--dim (12) a positive multiple of 8"), err.toString());
+        String err = CliOutput.usageError("bench", "op-costs", "--dim", "12");
+        assertTrue(err.contains("--dim (12) a positive multiple of 8"), err);
     }
 }

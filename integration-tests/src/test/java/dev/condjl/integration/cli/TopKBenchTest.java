@@ -1,7 +1,6 @@
 package dev.condjl.integration.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
@@ -11,10 +10,6 @@ import dev.condjl.cuda.CondjlOps;
 
 import org.junit.jupiter.api.Test;
 
-import picocli.CommandLine;
-
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.util.List;
 import java.util.stream.Collectors;
 
@@ -23,17 +18,13 @@ class TopKBenchTest {
 
     @Test
     void printsOneJsonLinePerLengthAndImpl() {
-        StringWriter out = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setOut(new PrintWriter(out, true));
-        int code = cli.execute("bench", "top-k", "--device", "cpu", "--rows", "2", "--seq", "64,300", "--k-share", "4",
-                "--warmup", "0", "--reps", "2");
-        assertEquals(0, code);
-        List<JsonObject> lines = out.toString().lines().map(l -> JsonParser.parseString(l).getAsJsonObject())
+        String out = CliOutput.success("bench", "top-k", "--device", "cpu", "--rows", "2", "--seq", "64,300",
+                "--k-share", "4", "--warmup", "0", "--reps", "2");
+        List<JsonObject> lines = out.lines().map(l -> JsonParser.parseString(l).getAsJsonObject())
                 .collect(Collectors.toList());
         // condjl's line where its native library loaded (not on the class path of the SLF4J run)
         List<String> impls = CondjlOps.isAvailable() ? List.of("condjl", "djl-topK") : List.of("djl-topK");
-        assertEquals(2 * impls.size(), lines.size(), out.toString());
+        assertEquals(2 * impls.size(), lines.size(), out);
         for (int i = 0; i < lines.size(); i++) {
             JsonObject line = lines.get(i);
             assertEquals(impls.get(i % impls.size()), line.get("impl").getAsString());
@@ -48,10 +39,7 @@ class TopKBenchTest {
 
     @Test
     void refusesASequenceShorterThanItsShare() {
-        StringWriter err = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setErr(new PrintWriter(err, true));
-        assertNotEquals(0, cli.execute("bench", "top-k", "--device", "cpu", "--seq", "4", "--k-share", "8"));
-        assertTrue(err.toString().contains("--k-share"), err.toString());
+        String err = CliOutput.usageError("bench", "top-k", "--device", "cpu", "--seq", "4", "--k-share", "8");
+        assertTrue(err.contains("--k-share"), err);
     }
 }
