@@ -19,11 +19,7 @@ final class CliOutput {
      * @return its standard output
      */
     static String success(String... args) {
-        StringWriter out = new StringWriter();
-        CommandLine cli = new CommandLine(new Condjl());
-        cli.setOut(new PrintWriter(out, true));
-        assertEquals(0, cli.execute(args), out.toString());
-        return out.toString();
+        return run(0, false, args);
     }
 
     /**
@@ -33,10 +29,18 @@ final class CliOutput {
      * @return its standard error
      */
     static String usageError(String... args) {
-        StringWriter err = new StringWriter();
+        return run(2, true, args);
+    }
+
+    private static String run(int exitCode, boolean stderr, String... args) {
+        StringWriter text = new StringWriter();
         CommandLine cli = new CommandLine(new Condjl());
-        cli.setErr(new PrintWriter(err, true));
-        assertEquals(2, cli.execute(args), err.toString());
-        return err.toString();
+        if (stderr) {
+            cli.setErr(new PrintWriter(text, true));
+        } else {
+            cli.setOut(new PrintWriter(text, true));
+        }
+        assertEquals(exitCode, cli.execute(args), text.toString());
+        return text.toString();
     }
 }
