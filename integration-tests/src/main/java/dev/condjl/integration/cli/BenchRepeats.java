@@ -78,13 +78,24 @@ final class BenchRepeats {
         long until = start + (long) (warmupSeconds * 1e9);
         int runs = 0;
         while (runs < warmup || System.nanoTime() < until) {
-            try (NDManager step = input.getManager().newSubManager()) {
-                input.tempAttach(step);
-                run.accept(step);
-            }
+            inStep(input, run);
             runs++;
         }
         return runs;
+    }
+
+    /**
+     * One run in a fresh sub-manager of the input's manager, with the input attached to it for the run, so that
+     * the run's arrays are freed when it ends.
+     *
+     * @param input the array the run reads
+     * @param run the run, given its sub-manager
+     */
+    static void inStep(NDArray input, Consumer<NDManager> run) {
+        try (NDManager step = input.getManager().newSubManager()) {
+            input.tempAttach(step);
+            run.accept(step);
+        }
     }
 
     /**

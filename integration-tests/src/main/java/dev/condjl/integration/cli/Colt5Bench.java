@@ -337,13 +337,8 @@ public final class Colt5Bench implements Callable<Integer> {
      */
     private BenchRepeats.Medians measure(Device dev, String model, int n, int heavy) {
         try (NDManager manager = NDManager.newBaseManager(dev)) {
-            Block block = build(model, heavy);
-            Shape shape = new Shape(batch, n, dim);
-            block.initialize(manager, DataType.FLOAT32, shape);
-            ParameterStore ps = new ParameterStore(manager, false);
-            NDArray weight = block.getParameters().valueAt(0).getArray();
-            NDArray x = manager.randomNormal(shape);
-            return repeats.medians(x, (step, queued) -> forwardBackward(block, ps, x, weight, step, queued));
+            Setup setup = setUp(manager, model, n, heavy);
+            return repeats.medians(setup.x(), setup::forwardBackward);
         } catch (RuntimeException | OutOfMemoryError e) {
             if (!isOutOfMemory(e)) {
                 throw e;
@@ -355,8 +350,7 @@ public final class Colt5Bench implements Callable<Integer> {
     /** One profiled forward+backward of the routed block after the warm-up of the timed runs. */
     private OpProfile profileRouted(Device dev, int n, int heavy, Path file) throws IOException {
         try (NDManager manager = NDManager.newBaseManager(dev)) {
-            Runnable run = warmRouted(manager, n, heavy);
-            return OpProfile.record(file, run);
+            return OpProfile.record(file, warmRouted(manager, n, heavy));
         }
     }
 
@@ -374,39 +368,48 @@ public final class Colt5Bench implements Callable<Integer> {
     }
 
     /**
-     * A routed block and its input in {@code manager}, after the warm-up of the timed runs.
+     * The routed block and its input in {@code manager}, after the warm-up of the timed runs.
      *
      * @return one more forward+backward, in a sub-manager of its own
      */
     private Runnable warmRouted(NDManager manager, int n, int heavy) {
-        Block block = build("routed", heavy);
+        Setup setup = setUp(manager, "routed", n, heavy);
+        repeats.warmUp(setup.x(), step -> setup.forwardBackward(step, () -> { }));
+        return () -> BenchRepeats.inStep(setup.x(), step -> setup.forwardBackward(step, () -> { }));
+    }
+
+    /** A model initialised in {@code manager} for (batch, n, dim) inputs, with a random input. */
+    private Setup setUp(NDManager manager, String model, int n, int heavy) {
+        Block block = build(model, heavy);
         Shape shape = new Shape(batch, n, dim);
         block.initialize(manager, DataType.FLOAT32, shape);
-        ParameterStore ps = new ParameterStore(manager, false);
-        NDArray weight = block.getParameters().valueAt(0).getArray();
-        NDArray x = manager.randomNormal(shape);
-        repeats.warmUp(x, step -> forwardBackward(block, ps, x, weight, step, () -> { }));
-        return () -> {
-            try (NDManager step = manager.newSubManager()) {
-                x.tempAttach(step);
-                forwardBackward(block, ps, x, weight, step, () -> { });
-            }
-        };
+        return new Setup(block, new ParameterStore(manager, false), block.getParameters().valueAt(0).getArray(),
+                manager.randomNormal(shape));
     }
 
     /**
-     * One forward+backward of the mean output, {@code queued} called once the backward returned, then a read of one
-     * value of {@code weight}'s gradient, which waits for the device to finish the backward.
+     * A model, its parameter store, the parameter whose gradient a run reads, and the input.
+     *
+     * @param block the model
+     * @param ps its parameter store
+     * @param weight its first parameter
+     * @param x the input
      */
-    private static void forwardBackward(Block block, ParameterStore ps, NDArray x, NDArray weight, NDManager step,
-            Runnable queued) {
-        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-            NDArray out = block.forward(ps, new NDList(x), true).head();
-            gc.backward(out.mean());
-            queued.run();
-            NDArray grad = weight.getGradient();
-            grad.tempAttach(step);
-            grad.flatten().getFloat(0);
+    private record Setup(Block block, ParameterStore ps, NDArray weight, NDArray x) {
+
+        /**
+         * One forward+backward of the mean output, {@code queued} called once the backward returned, then a read of
+         * one value of {@code weight}'s gradient, which waits for the device to finish the backward.
+         */
+        void forwardBackward(NDManager step, Runnable queued) {
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray out = block.forward(ps, new NDList(x), true).head();
+                gc.backward(out.mean());
+                queued.run();
+                NDArray grad = weight.getGradient();
+                grad.tempAttach(step);
+                grad.flatten().getFloat(0);
+            }
         }
     }
 

@@ -102,6 +102,16 @@ class Colt5BenchTest {
     }
 
     @Test
+    void profileTracesOneWarmRoutedRunAndCountsItsOps(@TempDir Path dir) throws IOException {
+        Path trace = dir.resolve("routed.json");
+        String out = CliOutput.success("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window",
+                "8", "--seq", "48", "--warmup", "1", "--warmup-seconds", "0", "--reps", "1", "--no-dense",
+                "--profile", trace.toString());
+        assertTrue(out.contains("profile n=48 (" + trace + "): forward "), out);
+        assertTrue(Files.size(trace) > 0, trace.toString());
+    }
+
+    @Test
     void tf32IsAllowedForTheRunAndRestoredAfterIt() {
         assertFalse(MatrixProducts.tf32());
         String out = CliOutput.success("bench", "colt5", "--device", "cpu", "--dim", "16", "--heads", "2", "--window",
