@@ -52,13 +52,13 @@ compile() {  # compile <object> <command...>, in the background when stale
   fi
 }
 
-sources=(coor_descent_cpu.cpp topk_by_input_cpu.cpp optim_cpu.cpp torch_shim.cpp jni_ops.cpp)
+sources=(coor_descent_cpu.cpp topk_by_input_cpu.cpp optim_cpu.cpp torch_shim.cpp cuda_graph.cpp jni_ops.cpp jni_graph.cpp)
 if [ -n "$nvcc" ]; then
   log "building libcondjl_ops with $("$nvcc" --version | tail -n 2 | head -n 1) (sm_80, sm_90a, compute_90 PTX)"
   # No -use_fast_math or -ftz=true: the output scores keep their subnormals as torch.exp does (coor_descent_cuda.cu).
   nvcc_flags=(-std=c++17 -O3 -t 0 -Xcompiler -fPIC,-fvisibility=hidden -gencode arch=compute_80,code=sm_80
               -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90)
-  for s in coor_descent_cuda.cu topk_by_input_cuda.cu optim_cuda.cu; do
+  for s in coor_descent_cuda.cu topk_by_input_cuda.cu optim_cuda.cu stream_cuda.cu; do
     compile "$build/$flavor/${s%.cu}.o" "$nvcc" "${nvcc_flags[@]}" -c "$src/$s"
   done
 else

@@ -161,4 +161,12 @@ std::string cuda_device_name();
 // Bytes of the current device in use by every process (total minus free, cudaMemGetInfo).
 int64_t cuda_memory_used();
 
+// Streams for CapturedGraph (cuda_graph.h): a non-blocking stream of `device`; its destruction; `waiter` waits for the
+// work queued so far on `signaller` (either may be null, the legacy default stream); the end of whatever capture the
+// stream is in, its graph dropped and the error cleared.
+void* cuda_stream_create(int device);
+void cuda_stream_destroy(void* stream, int device);
+void cuda_stream_wait(void* waiter, void* signaller, int device);
+void cuda_stream_end_capture(void* stream, int device);
+
 }  // namespace condjl

@@ -32,5 +32,9 @@ float cuda_event_elapsed_ms(void*, void*) { unavailable(); }
 void cuda_event_destroy(void*) { unavailable(); }
 std::string cuda_device_name() { unavailable(); }
 int64_t cuda_memory_used() { unavailable(); }
+void* cuda_stream_create(int) { unavailable(); }
+void cuda_stream_destroy(void*, int) {}
+void cuda_stream_wait(void*, void*, int) { unavailable(); }
+void cuda_stream_end_capture(void*, int) {}
 
 }  // namespace condjl

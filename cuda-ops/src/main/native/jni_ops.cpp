@@ -10,31 +10,12 @@
 #include <vector>
 
 #include "condjl_ops.h"
+#include "jni_guard.h"
 #include "torch_shim.h"
 
 using namespace condjl;
 
 namespace {
-
-void throw_java(JNIEnv* env, const char* cls, const char* msg) {
-    if (env->ExceptionCheck()) return;
-    jclass c = env->FindClass(cls);
-    if (c != nullptr) env->ThrowNew(c, msg);
-}
-
-template <typename R, typename F>
-R guarded(JNIEnv* env, R fallback, F body) {
-    try {
-        return body();
-    } catch (const ArgumentError& e) {
-        throw_java(env, "java/lang/IllegalArgumentException", e.what());
-    } catch (const std::exception& e) {
-        throw_java(env, "java/lang/IllegalStateException", e.what());
-    } catch (...) {
-        throw_java(env, "java/lang/IllegalStateException", "unknown native error in libcondjl_ops");
-    }
-    return fallback;
-}
 
 template <typename T>
 T* ptr(jlong address) {

@@ -17,6 +17,8 @@ import com.google.gson.Gson;
 
 import dev.condjl.colt5.ConditionalRoutedTransformerBlock;
 import dev.condjl.cuda.AttentionPrecision;
+import dev.condjl.cuda.CudaGraph;
+import dev.condjl.cuda.GraphCaptureException;
 import dev.condjl.cuda.MatrixProducts;
 import dev.condjl.integration.profile.OpProfile;
 import dev.condjl.integration.profile.StackSamples;
@@ -75,6 +77,9 @@ public final class Colt5Bench implements Callable<Integer> {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+    /** With {@code --cuda-graph}: the models whose capture failed (timed eagerly), with the first line of why. */
+    private final Map<String, String> uncapturable = new LinkedHashMap<>();
+
     @Option(names = "--dim", defaultValue = "256", description = "Model width (default: ${DEFAULT-VALUE}).")
     int dim;
 
@@ -111,6 +116,10 @@ public final class Colt5Bench implements Callable<Integer> {
             + " (MatrixProducts.setTf32; restored afterwards).")
     boolean tf32;
 
+    @Option(names = "--cuda-graph", description = "Capture each model's forward+backward once in a CUDA graph"
+            + " (CudaGraph, after 3 eager runs) and time its replays: the GPU's time without the host's cost per op.")
+    boolean cudaGraph;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON line per model and n here.")
     Path json;
 
@@ -143,11 +152,19 @@ public final class Colt5Bench implements Callable<Integer> {
                 throw new CommandLine.ParameterException(spec.commandLine(), "unknown model " + m);
             }
         }
+        if (cudaGraph && (profile != null || sampleStacks)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--profile and --sample-stacks time eager"
+                    + " runs; leave out --cuda-graph");
+        }
         if (timedModels().isEmpty()) {
             throw new CommandLine.ParameterException(spec.commandLine(), "no model left to time");
         }
         threads.apply();
         Device dev = device.device();
+        if (cudaGraph && !CudaGraph.unavailableReason(dev).isEmpty()) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--cuda-graph: "
+                    + CudaGraph.unavailableReason(dev));
+        }
         if (!tf32) {
             return run(dev);
         }
@@ -170,11 +187,11 @@ public final class Colt5Bench implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "condjl bench colt5 on %s (threads %s, OMP_WAIT_POLICY %s): batch %d, dim %d, %d heads,"
                         + " light window %d, n/%d routed tokens per heavy branch, routed attention in %s, matrix"
-                        + " products in %s; forward+backward ms, median of %d after at least %d warm-up runs and %s s,"
-                        + " each run ending with a device synchronisation%n%n",
+                        + " products in %s; forward+backward ms%s, median of %d after at least %d warm-up runs and %s"
+                        + " s, each run ending with a device synchronisation%n%n",
                 dev, threads.describe(), System.getenv().getOrDefault("OMP_WAIT_POLICY", "default"), batch, dim,
-                heads, window, heavyFraction, attentionPrecision, matrixProducts, repeats.reps, repeats.warmup,
-                repeats.warmupSeconds);
+                heads, window, heavyFraction, attentionPrecision, matrixProducts,
+                cudaGraph ? " (replays of a CUDA graph)" : "", repeats.reps, repeats.warmup, repeats.warmupSeconds);
         out.println(tableHeader(timed));
         out.flush();
         Gson gson = new Gson();
@@ -213,6 +230,8 @@ public final class Colt5Bench implements Callable<Integer> {
                 out.flush();
             }
         }
+        uncapturable.forEach((model, why) -> out.printf(Locale.ROOT, "%s: not capturable in a CUDA graph (%s); timed"
+                + " eagerly%n", MODEL_NAMES.get(model), why));
         if (json != null) {
             Files.write(json, jsonLines, StandardCharsets.UTF_8);
         }
@@ -253,6 +272,10 @@ public final class Colt5Bench implements Callable<Integer> {
             line.put("attention_precision", attentionPrecision.toString());
         }
         line.put("matrix_products", matrixProducts);
+        line.put("cuda_graph", cudaGraph && !uncapturable.containsKey(model));
+        if (uncapturable.containsKey(model)) {
+            line.put("cuda_graph_error", uncapturable.get(model));
+        }
         line.put("warmup", repeats.warmup);
         line.put("warmup_seconds", repeats.warmupSeconds);
         line.put("reps", repeats.reps);
@@ -333,11 +356,24 @@ public final class Colt5Bench implements Callable<Integer> {
 
     /**
      * Median forward+backward milliseconds and its host part (until the backward returned, before the read that
-     * waits for the device), or null if the model ran out of memory.
+     * waits for the device), or null if the model ran out of memory. With {@code --cuda-graph}, of the replays of a
+     * graph of one forward+backward; a model that cannot be captured is timed eagerly and its reason kept in
+     * {@link #uncapturable}.
      */
     private BenchRepeats.Medians measure(Device dev, String model, int n, int heavy) {
         try (NDManager manager = NDManager.newBaseManager(dev)) {
             Setup setup = setUp(manager, model, n, heavy);
+            if (cudaGraph && !uncapturable.containsKey(model)) {
+                try (CudaGraph graph = CudaGraph.capture(dev, 3,
+                        () -> BenchRepeats.inStep(setup.x(), step -> setup.queueForwardBackward()))) {
+                    return repeats.medians(setup.x(), (step, queued) -> setup.replay(graph, step, queued));
+                } catch (GraphCaptureException e) {
+                    if (isOutOfMemory(e)) {
+                        throw e;
+                    }
+                    uncapturable.put(model, e.getCause().getMessage().lines().findFirst().orElse(""));
+                }
+            }
             return repeats.medians(setup.x(), setup::forwardBackward);
         } catch (RuntimeException | OutOfMemoryError e) {
             if (!isOutOfMemory(e)) {
@@ -402,14 +438,30 @@ public final class Colt5Bench implements Callable<Integer> {
          * one value of {@code weight}'s gradient, which waits for the device to finish the backward.
          */
         void forwardBackward(NDManager step, Runnable queued) {
+            queueForwardBackward();
+            queued.run();
+            readGradient(step);
+        }
+
+        /** One forward+backward of the mean output, queued and not waited for (what a CUDA graph captures). */
+        void queueForwardBackward() {
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 NDArray out = block.forward(ps, new NDList(x), true).head();
                 gc.backward(out.mean());
-                queued.run();
-                NDArray grad = weight.getGradient();
-                grad.tempAttach(step);
-                grad.flatten().getFloat(0);
             }
+        }
+
+        /** {@link #forwardBackward} as a replay of {@code graph}, a capture of {@link #queueForwardBackward}. */
+        void replay(CudaGraph graph, NDManager step, Runnable queued) {
+            graph.replay();
+            queued.run();
+            readGradient(step);
+        }
+
+        private void readGradient(NDManager step) {
+            NDArray grad = weight.getGradient();
+            grad.tempAttach(step);
+            grad.flatten().getFloat(0);
         }
     }
 

@@ -43,6 +43,8 @@ import java.util.Map;
  * @param gpuMemory {step, bytes} samples of the GPU memory in use after emptying the CUDA cache (empty unless
  *     asked for with {@code --gpu-memory-every})
  * @param profile what {@code --profile} measured, null without it
+ * @param stepMode how the steps ran: {@code eager}, {@code CUDA graph} (replays of one captured forward+backward), or
+ *     {@code eager (...)} with the reason a requested graph could not be captured
  */
 public record RunReport(
         String task,
@@ -69,7 +71,8 @@ public record RunReport(
         String checkpoint,
         String picture,
         List<long[]> gpuMemory,
-        StepProfile profile) {
+        StepProfile profile,
+        String stepMode) {
 
     private static final Gson GSON = new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create();
 
@@ -93,9 +96,9 @@ public record RunReport(
         sb.append(String.format(Locale.ROOT, "task        %s%n", task));
         sb.append(String.format(Locale.ROOT, "model       %,d parameters on %s%n", parameters, devices));
         sb.append(String.format(Locale.ROOT, "training    steps %d..%d, batch %d x %d tokens, %s (%.0f ms/step, "
-                + "median %.1f in the second half; %,.0f tokens/s; CPU %.0f ms/step)%n", firstStep, steps, batchSize,
-                seqLen, ProgressLine.duration(trainSeconds), msPerStep, steadyMsPerStep, tokensPerSecond,
-                cpuMsPerStep));
+                + "median %.1f in the second half; %,.0f tokens/s; CPU %.0f ms/step; %s steps)%n", firstStep, steps,
+                batchSize, seqLen, ProgressLine.duration(trainSeconds), msPerStep, steadyMsPerStep, tokensPerSecond,
+                cpuMsPerStep, stepMode));
         sb.append(String.format(Locale.ROOT, "loss        train %.4f, validation %.4f%s%n", trainLoss, validLoss,
                 skippedSteps == 0 ? "" : " (" + skippedSteps + " updates skipped: non-finite gradients)"));
         sb.append(String.format(Locale.ROOT, "accuracy    %.1f%% on %d validation sequences (chance %.1f%%)%n",

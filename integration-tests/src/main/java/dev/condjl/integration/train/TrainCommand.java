@@ -183,6 +183,12 @@ public final class TrainCommand implements Callable<Integer> {
                 + " trace; the report adds the medians and the traced step's op and autograd-node counts")
     Path profile;
 
+    @Option(names = "--cuda-graph", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "on one GPU, capture the step's forward+backward once as a CUDA graph and replay it every"
+                + " step (eager steps, after one warning, where the model cannot be captured; not with --profile)"
+                + " (default: ${DEFAULT-VALUE})")
+    boolean cudaGraph;
+
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     /** {@inheritDoc} */
@@ -200,7 +206,7 @@ public final class TrainCommand implements Callable<Integer> {
             Device[] deviceList = DeviceList.parse(devices);
             Path dir = runDir != null ? runDir : TrainingRun.newRunDir(out);
             TrainSettings settings = new TrainSettings(steps, batch, lr, warmup, weightDecay, optimizer, clip, seed,
-                    deviceList, evalEvery, evalSize, dir, resume, progress, gpuMemoryEvery, profile);
+                    deviceList, evalEvery, evalSize, dir, resume, progress, gpuMemoryEvery, profile, cudaGraph);
             RunReport report = TrainingRun.train(config, task, settings, System.err);
             spec.commandLine().getOut().print(report.toText());
             spec.commandLine().getOut().flush();

@@ -25,6 +25,8 @@ import java.nio.file.Path;
  *     PyTorch's CUDA cache, so it reads what live tensors hold
  * @param profile null, or where {@code --profile} writes one step's chrome trace; the phases of every other step
  *     are then timed, each ended by a device synchronisation
+ * @param cudaGraph whether a run on one GPU without {@code --profile} captures the step's forward+backward once in a
+ *     CUDA graph ({@link dev.condjl.cuda.GraphedBackward}) and replays it; eager steps where it cannot
  */
 public record TrainSettings(
         int steps,
@@ -42,7 +44,8 @@ public record TrainSettings(
         Path resumeFrom,
         boolean progress,
         int memoryEvery,
-        Path profile) {
+        Path profile,
+        boolean cudaGraph) {
 
     /**
      * Checks the values a user can get wrong.
@@ -69,5 +72,14 @@ public record TrainSettings(
         if (evalEvery < 1 || evalSize < 1) {
             throw new IllegalArgumentException("--eval-every and --eval-size must be >= 1");
         }
+    }
+
+    /**
+     * Whether the steps replay a CUDA graph: asked for, one GPU, and no profile (which traces eager steps).
+     *
+     * @return true to capture the step
+     */
+    public boolean graphedSteps() {
+        return cudaGraph && devices.length == 1 && devices[0].isGpu() && profile == null;
     }
 }

@@ -18,6 +18,8 @@ import ai.djl.training.loss.Loss;
 import ai.djl.training.tracker.Tracker;
 import dev.condjl.cuda.CondjlOps;
 import dev.condjl.cuda.FusedAdam;
+import dev.condjl.cuda.GraphCaptureException;
+import dev.condjl.cuda.GraphedBackward;
 import dev.condjl.dropout.GradientClipping;
 import dev.condjl.dropout.PenalizedLoss;
 import dev.condjl.dropout.PenaltyCoefficient;
@@ -102,8 +104,12 @@ public final class TrainingRun {
                 // one device: the optimizer steps the parameters itself, without the parameter server's copies
                 Loop loop = new Loop(model, trainer, block, task, s, first,
                         s.devices().length == 1 ? optimizer : null);
-                loop.run(err);
-                return loop.finish();
+                try {
+                    loop.run(err);
+                    return loop.finish();
+                } finally {
+                    loop.closeGraph();
+                }
             }
         }
     }
@@ -134,6 +140,10 @@ public final class TrainingRun {
         private final List<double[]> phaseMillis = new ArrayList<>();
         private OpProfile traced;
         private int tracedStep;
+        /** The captured forward+backward of the steps, once the first step has made it. */
+        private GraphedBackward graphed;
+        /** Why the steps could not be captured, or null. */
+        private String uncapturable;
 
         Loop(Model model, Trainer trainer, RoutedModel block, TrainingTask task, TrainSettings s, int first,
                 FusedAdam direct) {
@@ -167,8 +177,9 @@ public final class TrainingRun {
                 }
                 long cpu0 = processCpuNanos();
                 long t0 = System.nanoTime();
-                double[] stats = s.profile() == null ? step(trainer, block, batch, s.clipNorm(), direct, null)
-                        : profiledStep(step, batch);
+                double[] stats = s.profile() != null ? profiledStep(step, batch)
+                        : useGraph() ? graphedStep(batch)
+                        : step(trainer, block, batch, s.clipNorm(), direct, null);
                 long dt = System.nanoTime() - t0;
                 trainNanos += dt;
                 stepMillis.add(new double[] {dt / 1e6});
@@ -185,6 +196,52 @@ public final class TrainingRun {
                 if (progress != null) {
                     progress.update(step + 1, smooth, tokensPerSecond);
                 }
+            }
+        }
+
+        /** Whether this step replays the graph: asked for, and not found uncapturable. */
+        private boolean useGraph() {
+            return s.graphedSteps() && direct != null && uncapturable == null;
+        }
+
+        /**
+         * A step as a replay of the captured forward+backward (captured in the first such step, from its batch),
+         * then {@link #clipAndUpdate}. Where the capture fails, one warning and this and later steps run eagerly.
+         */
+        private double[] graphedStep(Sample batch) {
+            try (NDManager m = trainer.getManager().newSubManager()) {
+                NDList inputs = new NDList(batch.tokenArray(m), batch.labelArray(m));
+                if (graphed == null) {
+                    try {
+                        graphed = GraphedBackward.capture(inputs,
+                                in -> lossOf(trainer.getLoss(), trainer.forward(new NDList(in.get(0))), in.get(1)),
+                                block.getParameters().values(), 3);
+                    } catch (IllegalStateException e) {  // not capturable, or no graphs on this libtorch
+                        Throwable why = e instanceof GraphCaptureException ? e.getCause() : e;
+                        uncapturable = String.valueOf(why.getMessage()).lines().findFirst().orElse("");
+                        LOG.warn("the training step cannot be captured in a CUDA graph ({}); it runs eagerly",
+                                uncapturable);
+                        return step(trainer, block, batch, s.clipNorm(), direct, null);
+                    }
+                }
+                double lossValue = graphed.step(inputs).getFloat();
+                return new double[] {lossValue, clipAndUpdate(trainer, block, s.clipNorm(), direct)};
+            }
+        }
+
+        /** How the steps ran, for the report. */
+        private String stepMode() {
+            if (graphed != null) {
+                return "CUDA graph";
+            }
+            return uncapturable == null ? "eager" : "eager (not capturable: " + uncapturable + ")";
+        }
+
+        /** Frees the captured step, if any. */
+        void closeGraph() {
+            if (graphed != null) {
+                graphed.close();
+                graphed = null;
             }
         }
 
@@ -284,7 +341,7 @@ public final class TrainingRun {
                     (double) done * s.batchSize() * config.seqLen() / seconds, smooth, skipped, result.loss(),
                     result.accuracy(), 1.0 / config.numClasses(), result.sequences(), result.routing(),
                     curve.valid(), ResidentMemory.peakBytesIfKnown(), checkpoint.toString(),
-                    drawn ? picture.toString() : null, gpuMemory, finishedProfile());
+                    drawn ? picture.toString() : null, gpuMemory, finishedProfile(), stepMode());
             Path reportFile = s.runDir().resolve("report.json");
             bestEffort("the report " + reportFile, () -> report.save(reportFile));
             return report;

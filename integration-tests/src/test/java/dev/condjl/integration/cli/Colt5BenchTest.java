@@ -154,6 +154,13 @@ class Colt5BenchTest {
     }
 
     @Test
+    void rejectsACudaGraphOnTheCpuAndBesideAProfile() {
+        assertUsageError("--cuda-graph: CUDA graphs need a GPU device, got cpu()", "--device", "cpu",
+                "--cuda-graph");
+        assertUsageError("--profile and --sample-stacks time eager runs", "--cuda-graph", "--sample-stacks");
+    }
+
+    @Test
     void rejectsAnUnknownDevice() {
         assertUsageError("--device (tpu) must be cpu, gpu or gpu:N", "--device", "tpu");
     }

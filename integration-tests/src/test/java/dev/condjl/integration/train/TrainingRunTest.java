@@ -50,7 +50,7 @@ class TrainingRunTest {
 
     static TrainSettings settings(int steps, Path runDir, Path resume) {
         return new TrainSettings(steps, 8, 3e-3, 5, 0.01, "adamw", 1.0, 1, new Device[] {Device.cpu()}, 10, 16,
-                runDir, resume, false, 0, null);
+                runDir, resume, false, 0, null, true);
     }
 
     /** {@code --profile}: every step but the traced middle one is timed by phase, and the trace counts its ops. */
@@ -59,7 +59,7 @@ class TrainingRunTest {
         ModelConfig config = smallConfig("none", 0, 0, "BATCH_SUBSET");
         Path trace = dir.resolve("step.json");
         TrainSettings s = new TrainSettings(13, 8, 3e-3, 5, 0.01, "adamw", 1.0, 1, new Device[] {Device.cpu()}, 100,
-                16, dir.resolve("profiled"), null, false, 0, trace);
+                16, dir.resolve("profiled"), null, false, 0, trace, true);
         RunReport report = TrainingRun.train(config, config.task(null), s, System.err);
         StepProfile profile = report.profile();
         assertEquals(12, profile.timedSteps());
@@ -86,6 +86,8 @@ class TrainingRunTest {
         assertTrue(curve.get(3)[1] < curve.get(0)[1],
                 "validation loss must fall: " + curve.get(0)[1] + " -> " + curve.get(3)[1]);
         assertEquals(report.validLoss(), curve.get(3)[1], 1e-6, "the curve set is the validation set");
+        assertEquals("eager", report.stepMode(), "CUDA graphs need a GPU");
+        assertTrue(report.toText().contains("; eager steps)"), report.toText());
 
         Path checkpoint = Path.of(report.checkpoint());
         try (Model model = RunCheckpoint.open(checkpoint, Device.cpu())) {
