@@ -5,7 +5,7 @@
 #
 # Here, from the project root:   mvn -B install -DskipTests && ../shared/gpu/stage.sh
 # There (device tool, carry .gpu): bash integration-tests/gpu/run.sh [PHASE...]
-# Phases: tests, seeds, speed, memory, bench (default: all). Each call fits the device tool's 10 minutes when given
+# Phases: tests, seeds, speed, memory, bench (eager, then replays of a CUDA graph) (default: all). Each call fits the device tool's 10 minutes when given
 # two phases at most; results of several calls are merged by concatenating their h200.md sections.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -72,9 +72,15 @@ memory() {
 }
 
 bench() {
-  echo "## condjl bench colt5 (forward+backward, batch 1, dim 256, 8 heads, window 128, n/8 routed)" >> "$RESULTS"
-  { echo '```'; .gpu/java dev.condjl.integration.cli.Condjl bench colt5 --device gpu \
-      --seq "${BENCH_SEQ:-1024,2048,4096,16384,65536}" --reps 10 2>&1 | tee "$OUT/logs/bench-colt5.log" | grep -v " INFO "; echo '```'; } >> "$RESULTS"
+  local mode
+  for mode in eager cuda-graph; do
+    local flag=
+    [ "$mode" = cuda-graph ] && flag=--cuda-graph
+    echo "## condjl bench colt5 $flag (forward+backward, batch 1, dim 256, 8 heads, window 128, n/8 routed)" >> "$RESULTS"
+    { echo '```'; .gpu/java dev.condjl.integration.cli.Condjl bench colt5 --device gpu $flag \
+        --seq "${BENCH_SEQ:-1024,2048,4096,16384,65536}" --reps 10 2>&1 | tee "$OUT/logs/bench-colt5-$mode.log" \
+        | grep -v " INFO "; echo '```'; } >> "$RESULTS"
+  done
 }
 
 { echo "# condjl on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), torch $(python3 -c 'import torch;print(torch.__version__)')"; echo; } >> "$RESULTS"
