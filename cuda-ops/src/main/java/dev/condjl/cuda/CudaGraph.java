@@ -38,6 +38,9 @@ import ai.djl.pytorch.engine.PtNDArray;
  */
 public final class CudaGraph implements AutoCloseable {
 
+    /** Whether this thread is inside {@link #capture}'s work: its warm-up runs or the captured run. */
+    private static final ThreadLocal<Boolean> IN_CAPTURE = ThreadLocal.withInitial(() -> false);
+
     private final Device device;
     private long handle;
 
@@ -96,6 +99,7 @@ public final class CudaGraph implements AutoCloseable {
         CudaGraph graph = new CudaGraph(device, nCreate(device.getDeviceId()));
         try {
             nEnterStream(graph.handle);
+            IN_CAPTURE.set(true);
             try {
                 for (int i = 0; i < warmupRuns; i++) {
                     work.run();
@@ -109,6 +113,7 @@ public final class CudaGraph implements AutoCloseable {
                 }
                 nEndCapture(graph.handle);
             } finally {
+                IN_CAPTURE.set(false);
                 nLeaveStream(graph.handle);
             }
             return graph;
@@ -116,6 +121,17 @@ public final class CudaGraph implements AutoCloseable {
             graph.close();
             throw e;
         }
+    }
+
+    /**
+     * Whether the calling thread runs {@link #capture}'s work now (a warm-up run or the captured one, which take the
+     * same paths). Blocks that choose between equivalent forms by what they cost the host can ask it: a replay costs
+     * the host nothing per op, so there the form with less GPU work wins.
+     *
+     * @return true inside the work given to {@code capture}
+     */
+    public static boolean isCapturing() {
+        return IN_CAPTURE.get();
     }
 
     /**

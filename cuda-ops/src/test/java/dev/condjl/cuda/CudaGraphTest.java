@@ -2,6 +2,7 @@ package dev.condjl.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -17,6 +18,9 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * {@link CudaGraph}: a replay recomputes the captured forward and backward on the input's new contents, as eager mode
  * computes them; work that reads a device value while captured fails with a message that says so and leaves the
@@ -27,6 +31,7 @@ class CudaGraphTest {
     @Test
     void theCpuIsRefusedUpFront() {
         assertTrue(CudaGraph.unavailableReason(Device.cpu()).contains("need a GPU"));
+        assertFalse(CudaGraph.isCapturing());
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> CudaGraph.capture(Device.cpu(), 1, () -> { }));
         assertTrue(e.getMessage().contains("need a GPU"), e.getMessage());
@@ -121,7 +126,13 @@ class CudaGraphTest {
         try (NDManager m = NDManager.newBaseManager(Device.gpu())) {
             NDArray x = m.ones(new Shape(4));
             NDArray two = m.full(new Shape(4), 2f);
-            CudaGraph graph = CudaGraph.capture(Device.gpu(), 1, () -> x.muli(two));
+            List<Boolean> capturing = new ArrayList<>();
+            CudaGraph graph = CudaGraph.capture(Device.gpu(), 1, () -> {
+                capturing.add(CudaGraph.isCapturing());
+                x.muli(two);
+            });
+            assertEquals(List.of(true, true), capturing, "the warm-up run and the captured run see it");
+            assertFalse(CudaGraph.isCapturing(), "after the capture");
             graph.replay();
             graph.close();
             graph.close();
