@@ -53,6 +53,11 @@ import java.util.concurrent.Callable;
  * <p>Every run ends by reading one value of a parameter's gradient, which waits for the device, so GPU times
  * include all the queued work. A model that runs out of memory (dense attention at long n) is shown as such.
  *
+ * <p>With {@code --cuda-graph} (a GPU) each model's forward+backward is captured once in a {@link CudaGraph} and the
+ * timed runs are its replays, which cost the host microseconds: the times are then the GPU's. A model that cannot be
+ * captured (DJL's dense block multiplies by a Java number, which DJL copies to the device) is timed eagerly and named
+ * under the table.
+ *
  * <p>On a shared machine run it with {@code OMP_WAIT_POLICY=PASSIVE}: with libtorch's default busy-waiting OpenMP
  * threads, a machine loaded beyond its cores makes every small op wait for a descheduled thread, which slows the
  * routed block (many small ops) far more than the dense one (few large ones).

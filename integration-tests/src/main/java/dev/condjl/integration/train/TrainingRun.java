@@ -54,6 +54,11 @@ import java.util.stream.Collectors;
  * gradients to the global norm; update the parameters ({@link FusedAdam#step} on one device, {@code trainer.step()}
  * on several). No {@code NDScope} is used: parameters and optimizer state are created before or in the first step
  * and must outlive it.
+ *
+ * <p>On one GPU (without {@code --profile} or {@code --no-cuda-graph}) the first step captures the forward and
+ * backward in a CUDA graph ({@link GraphedBackward}) and every step replays it on its batch, then clips and updates
+ * as above; a model that cannot be captured gets one warning and eager steps. The report's {@code stepMode} says
+ * which ran.
  */
 public final class TrainingRun {
 
