@@ -89,13 +89,18 @@ CapturedGraph::CapturedGraph(int device) : device_(device) {
     if (!reason.empty()) throw RuntimeError("CUDA graphs are unavailable: " + reason);
     const GraphSymbols& s = graph_symbols();
     stream_ = cuda_stream_create(device);
-    torch_call("at::cuda::CUDAGraph()", [&] {
-        if (s.construct_keep != nullptr) {
-            s.construct_keep(graph_, false);
-        } else {
-            s.construct(graph_);
-        }
-    });
+    try {
+        torch_call("at::cuda::CUDAGraph()", [&] {
+            if (s.construct_keep != nullptr) {
+                s.construct_keep(graph_, false);
+            } else {
+                s.construct(graph_);
+            }
+        });
+    } catch (...) {  // the destructor does not run for an object whose constructor threw
+        cuda_stream_destroy(stream_, device_);
+        throw;
+    }
     constructed_ = true;
 }
 
