@@ -32,7 +32,6 @@ class CapturedGraph {
     void leave_stream();
     // Launches the graph on libtorch's current stream of this thread.
     void replay();
-    bool captured() const { return captured_; }
 
    private:
     int device_;

@@ -30,9 +30,9 @@ import ai.djl.pytorch.engine.PtNDArray;
  * failure and leaves the device usable. DJL 0.35.1's arithmetic with a Java number ({@code x.mul(2)},
  * {@code x.add(1)}, ...) copies the number to the device, so it cannot be captured; use an array made before the
  * capture. Arrays of an eager forward that are still open keep its autograd graph, whose gradient accumulators
- * remember the stream they ran on: close them (run eager steps in a sub-manager) before capturing a backward. The warm-up runs before the capture (on the graph's stream, as PyTorch
- * recommends) let libtorch and the JIT make their one-time allocations and decisions outside the graph; the work runs
- * {@code warmupRuns + 1} times in all.
+ * remember the stream they ran on: close them (run eager steps in a sub-manager) before capturing a backward. The
+ * warm-up runs before the capture (on the graph's stream, as PyTorch recommends) let libtorch and the JIT make their
+ * one-time allocations and decisions outside the graph; the work runs {@code warmupRuns + 1} times in all.
  *
  * <p>Not thread-safe: capture on one thread; a replay runs on the calling thread's current stream (DJL's default).
  */
@@ -41,11 +41,9 @@ public final class CudaGraph implements AutoCloseable {
     /** Whether this thread is inside {@link #capture}'s work: its warm-up runs or the captured run. */
     private static final ThreadLocal<Boolean> IN_CAPTURE = ThreadLocal.withInitial(() -> false);
 
-    private final Device device;
     private long handle;
 
-    private CudaGraph(Device device, long handle) {
-        this.device = device;
+    private CudaGraph(long handle) {
         this.handle = handle;
     }
 
@@ -96,7 +94,7 @@ public final class CudaGraph implements AutoCloseable {
         if (!reason.isEmpty()) {
             throw new IllegalStateException("cannot capture a CUDA graph: " + reason);
         }
-        CudaGraph graph = new CudaGraph(device, nCreate(device.getDeviceId()));
+        CudaGraph graph = new CudaGraph(nCreate(device.getDeviceId()));
         try {
             nEnterStream(graph.handle);
             IN_CAPTURE.set(true);
@@ -164,15 +162,6 @@ public final class CudaGraph implements AutoCloseable {
             throw new IllegalStateException("libcondjl_ops is unavailable: " + CondjlOps.unavailableReason());
         }
         nCopyInPlace(t.getHandle(), s.getHandle());
-    }
-
-    /**
-     * The device the graph runs on.
-     *
-     * @return the capture's device
-     */
-    public Device getDevice() {
-        return device;
     }
 
     /** Frees the graph and hands its memory pool back to libtorch (arrays still open keep their blocks). Idempotent. */

@@ -18,4 +18,14 @@ public final class GraphCaptureException extends IllegalStateException {
         super("the work could not be captured in a CUDA graph (while capturing, it must not read device values, copy"
                 + " from host memory or synchronise): " + cause.getMessage(), cause);
     }
+
+    /**
+     * The first line of the work's own failure message (libtorch's messages go on with a C++ trace), for a warning
+     * or a report.
+     *
+     * @return the reason, "" where the failure had no message
+     */
+    public String reason() {
+        return String.valueOf(getCause().getMessage()).lines().findFirst().orElse("");
+    }
 }

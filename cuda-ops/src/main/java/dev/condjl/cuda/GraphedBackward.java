@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 
 import java.util.function.Function;
@@ -100,7 +102,7 @@ public final class GraphedBackward implements AutoCloseable {
                     }
                 });
             } finally {
-                zeroGradients(parameters, manager);
+                zeroGradients(parameters);
             }
             return new GraphedBackward(manager, inputs, loss[0], graph);
         } catch (RuntimeException | Error e) {
@@ -135,17 +137,11 @@ public final class GraphedBackward implements AutoCloseable {
         manager.close();
     }
 
-    /** Sets every defined gradient of the parameters to 0 in place (NaN and infinities included). */
-    private static void zeroGradients(Iterable<Parameter> parameters, NDManager manager) {
-        try (NDManager scope = manager.newSubManager()) {
-            for (Parameter p : parameters) {
-                if (p.requiresGradient() && p.isInitialized() && p.getArray().hasGradient()) {
-                    NDArray g = p.getArray().getGradient();
-                    g.attach(scope);
-                    NDArray zeros = g.zerosLike();
-                    zeros.attach(scope);
-                    CudaGraph.copyInPlace(g, zeros);
-                }
+    /** Sets every defined gradient of the parameters to 0 in place (DJL's {@code zeroGrad}: a fill, NaN-proof). */
+    private static void zeroGradients(Iterable<Parameter> parameters) {
+        for (Parameter p : parameters) {
+            if (p.requiresGradient() && p.isInitialized() && p.getArray() instanceof PtNDArray array) {
+                JniUtils.zeroGrad(array);
             }
         }
     }

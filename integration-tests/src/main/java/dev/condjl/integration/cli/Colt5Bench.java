@@ -376,7 +376,7 @@ public final class Colt5Bench implements Callable<Integer> {
                     if (isOutOfMemory(e)) {
                         throw e;
                     }
-                    uncapturable.put(model, e.getCause().getMessage().lines().findFirst().orElse(""));
+                    uncapturable.put(model, e.reason());
                 }
             }
             return repeats.medians(setup.x(), setup::forwardBackward);

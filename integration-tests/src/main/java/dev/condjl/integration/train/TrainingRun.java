@@ -206,7 +206,7 @@ public final class TrainingRun {
 
         /** Whether this step replays the graph: asked for, and not found uncapturable. */
         private boolean useGraph() {
-            return s.graphedSteps() && direct != null && uncapturable == null;
+            return s.graphedSteps() && uncapturable == null;
         }
 
         /**
@@ -222,8 +222,7 @@ public final class TrainingRun {
                                 in -> lossOf(trainer.getLoss(), trainer.forward(new NDList(in.get(0))), in.get(1)),
                                 block.getParameters().values(), 3);
                     } catch (IllegalStateException e) {  // not capturable, or no graphs on this libtorch
-                        Throwable why = e instanceof GraphCaptureException ? e.getCause() : e;
-                        uncapturable = String.valueOf(why.getMessage()).lines().findFirst().orElse("");
+                        uncapturable = e instanceof GraphCaptureException g ? g.reason() : e.getMessage();
                         LOG.warn("the training step cannot be captured in a CUDA graph ({}); it runs eagerly",
                                 uncapturable);
                         return step(trainer, block, batch, s.clipNorm(), direct, null);
